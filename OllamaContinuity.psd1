@@ -1,0 +1,27 @@
+@{
+    RootModule           = 'OllamaContinuity.dll'
+    ModuleVersion        = '0.1.0'
+    GUID                 = '5b0f3c8e-7c1e-4d0a-9a55-2f1f0c6a7e41'
+    Author               = 'OllamaContinuity'
+    CompanyName          = 'OllamaContinuity'
+    Copyright            = '(c) OllamaContinuity contributors. MIT License.'
+    Description          = 'Keeps AI workflows running when the cloud AI provider fails: failover from OpenAI/Anthropic to local Ollama, contingency mode, firewall rules and hardening for the Ollama host, exposure audits and failover drills.'
+    PowerShellVersion    = '7.4'
+    CompatiblePSEditions = @('Core')
+    FormatsToProcess     = @(
+        'Formats/Failover.Format.ps1xml'
+    )
+    CmdletsToExport      = @(
+        'Invoke-AiRequest'
+    )
+    FunctionsToExport    = @()
+    VariablesToExport    = @()
+    AliasesToExport      = @()
+    PrivateData          = @{
+        PSData = @{
+            Tags         = @('AI', 'Ollama', 'OpenAI', 'Anthropic', 'Failover', 'Continuity', 'Firewall', 'Security', 'Linux', 'Windows', 'macOS')
+            LicenseUri   = 'https://opensource.org/licenses/MIT'
+            ReleaseNotes = 'See README.md.'
+        }
+    }
+}

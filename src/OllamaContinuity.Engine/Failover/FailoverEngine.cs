@@ -1,0 +1,482 @@
+using System.Collections.Immutable;
+using System.Diagnostics;
+using System.Text;
+using OllamaContinuity.Failover.Protocols;
+using OllamaContinuity.Http;
+using OllamaContinuity.Internal;
+using Polly;
+using Polly.CircuitBreaker;
+
+namespace OllamaContinuity.Failover;
+
+/// <summary>The backends of one request, in order: the cloud (optional), then Ollama endpoints by priority.</summary>
+public sealed record BackendPlan(BackendEndpoint? Cloud, IReadOnlyList<BackendEndpoint> Ollama)
+{
+    /// <summary>Where the request log goes; see <see cref="RequestLog.ResolvePath"/>. Null: the environment or the default.</summary>
+    public string? LogPath { get; init; }
+
+    /// <summary>Write no request log at all (benchmarks).</summary>
+    public bool DisableLog { get; init; }
+}
+
+/// <summary>Settings shared by every request of an engine.</summary>
+public sealed record FailoverEngineOptions
+{
+    /// <summary>The clock for timeouts, circuits and timestamps. The default value is <see cref="TimeProvider.System"/>.</summary>
+    public TimeProvider TimeProvider { get; init; } = TimeProvider.System;
+
+    public CircuitOptions Circuit { get; init; } = new();
+
+    /// <summary>The largest non-streaming body read. The default value is 16 MiB.</summary>
+    public int MaxResponseBytes { get; init; } = 16 * 1024 * 1024;
+}
+
+/// <summary>
+/// The failover core: cloud first, then Ollama endpoints in priority order; circuits per cloud endpoint;
+/// contingency through <see cref="IContingencySource"/>; one log line per request. Thread-safe; one per session.
+/// </summary>
+public sealed class FailoverEngine : IDisposable
+{
+    /// <summary>The line the seed's drill looks for, written to the verbose stream on every failover.</summary>
+    public const string FailoverLine = "Cloud unavailable, falling back to Ollama";
+
+    /// <summary>The line written when contingency skips the cloud.</summary>
+    public const string ContingencyLine = "Contingency mode active, routing directly to Ollama";
+
+    private static readonly Lazy<FailoverEngine> LazyShared = new(() => new FailoverEngine(), LazyThreadSafetyMode.ExecutionAndPublication);
+    private readonly TimeProvider _time;
+    private readonly HttpClientPool _pool;
+    private readonly CircuitRegistry _circuits;
+    private readonly int _maxBody;
+    private ImmutableArray<IContingencySource> _contingency = [new EnvironmentContingencySource()];
+
+    public FailoverEngine(FailoverEngineOptions? options = null)
+    {
+        options ??= new();
+        _time = options.TimeProvider;
+        _maxBody = options.MaxResponseBytes;
+        _pool = new HttpClientPool(_time);
+        _circuits = new CircuitRegistry(_time, options.Circuit, Raise);
+    }
+
+    /// <summary>The engine every cmdlet of the session shares (one connection pool, one set of circuits).</summary>
+    public static FailoverEngine Shared => LazyShared.Value;
+
+    /// <summary>Raised on circuit and failure state changes (alerts hook in here). Handlers must not throw; if they do, it is ignored.</summary>
+    public event Action<ContinuityEvent>? StateChanged;
+
+    public TimeProvider TimeProvider => _time;
+
+    public HttpClientPool HttpPool => _pool;
+
+    /// <summary>Adds a contingency source (persisted, per-workflow contingency plugs in here).</summary>
+    public void AddContingencySource(IContingencySource source) => ImmutableInterlocked.Update(ref _contingency, a => a.Contains(source) ? a : a.Add(source));
+
+    public void RemoveContingencySource(IContingencySource source) => ImmutableInterlocked.Update(ref _contingency, a => a.Remove(source));
+
+    /// <summary>The first source that says contingency is on for <paramref name="workflow"/>, or null.</summary>
+    public ContingencyDecision? EvaluateContingency(string? workflow)
+    {
+        var now = _time.GetUtcNow();
+        foreach (var s in _contingency)
+        {
+            if (s.Evaluate(workflow, now) is { } d)
+            {
+                return d;
+            }
+        }
+
+        return null;
+    }
+
+    /// <summary>The cloud circuits this session knows, with their state.</summary>
+    public IReadOnlyList<CircuitSnapshot> GetCircuits() => _circuits.Snapshot();
+
+    /// <summary>Forgets every circuit (all closed).</summary>
+    public void ResetCircuits() => _circuits.Clear();
+
+    internal void Raise(ContinuityEvent e)
+    {
+        var handlers = StateChanged;
+        if (handlers is null)
+        {
+            return;
+        }
+
+        foreach (Action<ContinuityEvent> h in handlers.GetInvocationList())
+        {
+            try
+            {
+                h(e);
+            }
+            catch (Exception ex) when (ex is not OutOfMemoryException)
+            {
+                Debug.WriteLine("StateChanged handler failed: " + ex.GetType().Name);
+            }
+        }
+    }
+
+    /// <summary>Sends one request through the plan. Throws <see cref="AiRequestException"/> when nothing answered.</summary>
+    public async Task<AiResponse> SendAsync(AiRequest request, BackendPlan plan, IFailoverObserver? observer = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        ArgumentNullException.ThrowIfNull(plan);
+        if (request.Messages.Count == 0 || request.Messages.All(m => string.IsNullOrWhiteSpace(m.Content)))
+        {
+            throw new ArgumentException("The request has no prompt.", nameof(request));
+        }
+
+        var timestamp = _time.GetUtcNow();
+        var started = _time.GetTimestamp();
+        var attempts = new List<AiAttempt>(1 + plan.Ollama.Count);
+        var failoverReason = "";
+        var contingency = false;
+        string? contingencySource = null;
+        var secrets = plan.Cloud?.ApiKey;
+
+        try
+        {
+            if (plan.Cloud is { } cloud)
+            {
+                var decision = EvaluateContingency(request.Workflow);
+                AttemptResult result;
+                if (decision is not null)
+                {
+                    contingency = true;
+                    contingencySource = decision.Source;
+                    result = Skipped(cloud, FailureClass.Contingency, $"contingency ({decision.Source}){(decision.Reason is null ? "" : ": " + decision.Reason)}");
+                    observer?.OnVerbose(ContingencyLine);
+                }
+                else if (!cloud.HasApiKey)
+                {
+                    result = Skipped(cloud, FailureClass.NotConfigured, "no cloud API key (set -CloudApiKey or CLOUD_API_KEY)");
+                }
+                else
+                {
+                    result = await CloudAttemptAsync(cloud, request, observer, cancellationToken).ConfigureAwait(false);
+                }
+
+                attempts.Add(result.Attempt);
+                if (result.Succeeded)
+                {
+                    return Finish(request, plan, attempts, result, cloud, timestamp, started, "", false, null);
+                }
+
+                var d = result.Decision!;
+                failoverReason = d.Class.ToString();
+                if (d.Class == FailureClass.CircuitOpen)
+                {
+                    contingency = true;
+                    contingencySource = "Automatic";
+                }
+
+                if (d.Warn)
+                {
+                    observer?.OnWarning($"The cloud at {cloud.Display} rejected our credentials or account ({d.Detail}). This is a configuration problem, not an outage: fix the key or the account; requests are being served by Ollama meanwhile.");
+                }
+
+                if (!d.FailOver)
+                {
+                    throw NoFailover(request, attempts, d, result);
+                }
+
+                if (decision is null)
+                {
+                    observer?.OnVerbose($"{FailoverLine} ({d.Class}: {d.Detail})");
+                }
+
+                if ((request.RequireFailoverApproval || decision?.RequireApproval == true) && d.Class != FailureClass.Contingency)
+                {
+                    var target = plan.Ollama.Count > 0 ? plan.Ollama[0].Display : "Ollama";
+                    var ok = observer is not null && await observer.ApproveFailoverAsync(
+                        $"The cloud failed ({d.Class}: {d.Detail}). Send this request to the local Ollama server at {target}?", cancellationToken).ConfigureAwait(false);
+                    if (!ok)
+                    {
+                        attempts.Add(Skipped(plan.Ollama.Count > 0 ? plan.Ollama[0] : cloud, FailureClass.FailoverDeclined, "failover was not approved").Attempt);
+                        throw new AiRequestException(AiRequestFailure.FailoverNotApproved,
+                            $"The cloud failed ({d.Class}) and falling back to Ollama needs approval, which was not given.", request.RequestId, attempts);
+                    }
+                }
+            }
+            else
+            {
+                var decision = EvaluateContingency(request.Workflow);
+                if (decision is not null)
+                {
+                    contingency = true;
+                    contingencySource = decision.Source;
+                    failoverReason = FailureClass.Contingency.ToString();
+                }
+            }
+
+            foreach (var ollama in plan.Ollama)
+            {
+                var result = await AttemptAsync(ollama, request, observer, cancellationToken).ConfigureAwait(false);
+                attempts.Add(result.Attempt);
+                if (result.Succeeded)
+                {
+                    return Finish(request, plan, attempts, result, ollama, timestamp, started, failoverReason, contingency, contingencySource);
+                }
+
+                if (!result.Decision!.FailOver)
+                {
+                    throw NoFailover(request, attempts, result.Decision, result);
+                }
+
+                observer?.OnVerbose($"Ollama at {ollama.Display} failed ({result.Decision.Class}: {result.Decision.Detail})");
+            }
+
+            var summary = string.Join("; ", attempts.Select(a => $"{a.Backend} {a.Endpoint}: {a.FailureClass}{(a.Detail is null ? "" : " (" + a.Detail + ")")}"));
+            Raise(new(ContinuityEventKind.AllBackendsFailed, _time.GetUtcNow(), null, summary, Workflow: request.Workflow));
+            throw new AiRequestException(AiRequestFailure.AllBackendsFailed,
+                Redact.Scrub($"All backends failed for request {request.RequestId}: {summary}", secrets)!, request.RequestId, attempts);
+        }
+        catch (AiRequestException e)
+        {
+            await LogAsync(plan, RequestLog.Serialize(request, null, attempts, timestamp, ElapsedMs(started), failoverReason, contingency, contingencySource, e.Failure.ToString())).ConfigureAwait(false);
+            throw;
+        }
+    }
+
+    private AiResponse Finish(AiRequest request, BackendPlan plan, List<AiAttempt> attempts, AttemptResult result, BackendEndpoint served,
+        DateTimeOffset timestamp, long started, string failoverReason, bool contingency, string? contingencySource)
+    {
+        var response = new AiResponse
+        {
+            Backend = served.Role,
+            Text = result.Text ?? "",
+            Model = result.Model ?? served.Model,
+            RequestId = request.RequestId,
+            LatencyMs = ElapsedMs(started),
+            FailoverReason = failoverReason,
+            Attempts = attempts.ToArray(),
+            Workflow = request.Workflow,
+            Contingency = contingency,
+            ContingencySource = contingencySource,
+            Timestamp = timestamp,
+            Endpoint = served.Display,
+            InputTokens = result.InputTokens,
+            OutputTokens = result.OutputTokens,
+        };
+        // Fire and forget would lose lines on exit; the append is a single small write.
+        _ = LogAsync(plan, RequestLog.Serialize(request, response, attempts, timestamp, response.LatencyMs, failoverReason, contingency, contingencySource, null)).GetAwaiter().GetResult();
+        return response;
+    }
+
+    private async Task<string?> LogAsync(BackendPlan plan, byte[] line) =>
+        plan.DisableLog ? null : await RequestLog.AppendAsync(RequestLog.ResolvePath(plan.LogPath), line).ConfigureAwait(false);
+
+    private static AiRequestException NoFailover(AiRequest request, List<AiAttempt> attempts, FailureDecision d, AttemptResult result)
+    {
+        var failure = d.Class == FailureClass.ContentPolicy ? AiRequestFailure.ContentPolicyRefusal
+            : result.TextEmitted ? AiRequestFailure.StreamInterrupted
+            : AiRequestFailure.RequestRejected;
+        var last = attempts[^1];
+        var message = failure switch
+        {
+            AiRequestFailure.ContentPolicyRefusal => $"The {last.Backend} backend at {last.Endpoint} refused the request on content policy ({d.Detail}). It is not sent to another backend: routing around a refusal would bypass the provider's policy.",
+            AiRequestFailure.StreamInterrupted => $"The stream from {last.Backend} at {last.Endpoint} broke after text was shown ({d.Class}: {d.Detail}); the partial answer is kept and the request is not replayed.",
+            _ => $"The {last.Backend} backend at {last.Endpoint} rejected the request ({d.Class}: {d.Detail}). This is a problem with the request itself, so it is not sent to Ollama.",
+        };
+        return new AiRequestException(failure, message, request.RequestId, attempts, result.TextEmitted ? result.Text : null);
+    }
+
+    private async Task<AttemptResult> CloudAttemptAsync(BackendEndpoint cloud, AiRequest request, IFailoverObserver? observer, CancellationToken cancellationToken)
+    {
+        var circuit = _circuits.Get(cloud);
+        if (circuit.CoolingDownUntil(_time.GetUtcNow()) is { } until)
+        {
+            return Skipped(cloud, FailureClass.CoolingDown, $"the cloud asked us to wait until {until:u} (Retry-After)");
+        }
+
+        var context = ResilienceContextPool.Shared.Get(cancellationToken);
+        try
+        {
+            var outcome = await circuit.Pipeline.ExecuteOutcomeAsync(
+                static async (ctx, s) =>
+                {
+                    try
+                    {
+                        var r = await s.self.AttemptAsync(s.cloud, s.request, s.observer, ctx.CancellationToken).ConfigureAwait(false);
+                        if (r.Decision?.RetryAfter is { } ra)
+                        {
+                            ctx.Properties.Set(CircuitRegistry.RetryAfterKey, ra);
+                        }
+
+                        return Outcome.FromResult(r);
+                    }
+                    catch (OperationCanceledException e)
+                    {
+                        return Outcome.FromException<AttemptResult>(e);
+                    }
+                },
+                context,
+                (self: this, cloud, request, observer)).ConfigureAwait(false);
+
+            switch (outcome.Exception)
+            {
+                case null:
+                    break;
+                case BrokenCircuitException bce:
+                    var detail = bce.RetryAfter is { } left ? $"the circuit is open for another {left.TotalSeconds:0.#} s after repeated failures" : "the circuit is open after repeated failures";
+                    return Skipped(cloud, FailureClass.CircuitOpen, detail);
+                default:
+                    System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(outcome.Exception);
+                    break;
+            }
+
+            var result = outcome.Result!;
+            if (result.Decision?.RetryAfter is { } wait && wait > TimeSpan.Zero && result.Decision.Class is FailureClass.RateLimited or FailureClass.Overloaded or FailureClass.ServerError or FailureClass.QuotaExhausted)
+            {
+                circuit.CoolDown(_time.GetUtcNow() + wait);
+            }
+
+            return result;
+        }
+        finally
+        {
+            ResilienceContextPool.Shared.Return(context);
+        }
+    }
+
+    private AttemptResult Skipped(BackendEndpoint ep, FailureClass cls, string detail) =>
+        new(new AiAttempt { Backend = ep.Role, Endpoint = ep.Display, Model = ep.Model, Outcome = "Skipped", FailureClass = cls, Detail = detail },
+            new FailureDecision(cls, true, detail));
+
+    /// <summary>One attempt on one backend, with its connect, first-token, stall and total timeouts.</summary>
+    internal async Task<AttemptResult> AttemptAsync(BackendEndpoint ep, AiRequest request, IFailoverObserver? observer, CancellationToken cancellationToken)
+    {
+        var protocol = ChatProtocol.For(ep.Kind);
+        var t0 = _time.GetTimestamp();
+        var timeouts = ep.Timeouts;
+        using var total = new CancellationTokenSource(timeouts.Total, _time);
+        using var watchdog = new CancellationTokenSource(request.Stream ? timeouts.EffectiveFirstToken : timeouts.Total, _time);
+        using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, total.Token, watchdog.Token);
+        var phase = request.Stream ? TimeoutPhase.FirstToken : TimeoutPhase.Total;
+        var emitted = false;
+        var text = new StringBuilder();
+        string? model = null;
+        int? inTokens = null, outTokens = null;
+        int? status = null;
+
+        AttemptResult Fail(FailureDecision d) =>
+            new(new AiAttempt
+            {
+                Backend = ep.Role, Endpoint = ep.Display, Model = ep.Model, Outcome = "Failed", FailureClass = d.Class,
+                StatusCode = d.StatusCode ?? status, LatencyMs = Since(t0), Detail = Redact.Scrub(d.Detail, ep.ApiKey),
+            }, d with { Detail = Redact.Scrub(d.Detail, ep.ApiKey)! }, text.ToString(), model, TextEmitted: emitted);
+
+        try
+        {
+            using var message = protocol.BuildRequest(ep, request);
+            message.Options.Set(HttpClientPool.ConnectTimeoutOption, timeouts.Connect);
+            using var response = await _pool.CreateClient().SendAsync(message, HttpCompletionOption.ResponseHeadersRead, linked.Token).ConfigureAwait(false);
+            status = (int)response.StatusCode;
+            if (status is < 200 or > 299)
+            {
+                var errorBody = Encoding.UTF8.GetString(await ReadBoundedAsync(response, 64 * 1024, linked.Token).ConfigureAwait(false));
+                var (code, msg) = ChatProtocol.ParseError(errorBody);
+                return Fail(FailoverClassifier.FromStatus(status.Value, response.Headers, code, msg));
+            }
+
+            if (!request.Stream)
+            {
+                var body = await ReadBoundedAsync(response, _maxBody, linked.Token).ConfigureAwait(false);
+                var chunk = protocol.ParseBody(body);
+                return chunk.Kind switch
+                {
+                    ChunkKind.Text when string.IsNullOrWhiteSpace(chunk.Text) => Fail(FailoverClassifier.FromBody(FailureClass.EmptyResponse, "the response has no text", false)),
+                    ChunkKind.Text => Success(chunk.Text!, chunk.Model, chunk.InputTokens, chunk.OutputTokens),
+                    ChunkKind.Refusal => Fail(FailoverClassifier.FromBody(FailureClass.ContentPolicy, chunk.Error!, false)),
+                    ChunkKind.Error => Fail(FailoverClassifier.FromBody(FailureClass.StreamError, "error in the response body: " + chunk.Error, false)),
+                    _ => Fail(FailoverClassifier.FromBody(FailureClass.MalformedResponse, chunk.Error ?? "unexpected response", false)),
+                };
+            }
+
+            await using var stream = await response.Content.ReadAsStreamAsync(linked.Token).ConfigureAwait(false);
+            using var reader = new StreamReader(stream, Encoding.UTF8);
+            string? sseEvent = null;
+            var done = false;
+            while (!done && await reader.ReadLineAsync(linked.Token).ConfigureAwait(false) is { } line)
+            {
+                var chunk = protocol.ParseStreamLine(line, ref sseEvent);
+                model ??= chunk.Model;
+                inTokens ??= chunk.InputTokens;
+                outTokens = chunk.OutputTokens ?? outTokens;
+                switch (chunk.Kind)
+                {
+                    case ChunkKind.Text:
+                    case ChunkKind.Done:
+                        if (!string.IsNullOrEmpty(chunk.Text))
+                        {
+                            if (!emitted)
+                            {
+                                emitted = true;
+                                phase = TimeoutPhase.Stall;
+                            }
+
+                            watchdog.CancelAfter(timeouts.EffectiveStall);
+                            text.Append(chunk.Text);
+                            observer?.OnToken(chunk.Text);
+                        }
+
+                        done = chunk.Kind == ChunkKind.Done;
+                        break;
+                    case ChunkKind.Error:
+                        return Fail(FailoverClassifier.FromBody(FailureClass.StreamError, "in-band stream error: " + chunk.Error, emitted));
+                    case ChunkKind.Refusal:
+                        return Fail(FailoverClassifier.FromBody(FailureClass.ContentPolicy, chunk.Error!, emitted));
+                    case ChunkKind.Malformed:
+                        return Fail(FailoverClassifier.FromBody(FailureClass.MalformedResponse, chunk.Error!, emitted));
+                }
+            }
+
+            if (!done)
+            {
+                return Fail(FailoverClassifier.FromBody(FailureClass.StreamTruncated, "the stream ended without its terminator", emitted));
+            }
+
+            return text.Length == 0
+                ? Fail(FailoverClassifier.FromBody(FailureClass.EmptyResponse, "the stream carried no text", false))
+                : Success(text.ToString(), model, inTokens, outTokens);
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            throw;
+        }
+        catch (Exception ex) when (ex is OperationCanceledException or HttpRequestException or IOException or ObjectDisposedException or InvalidOperationException or System.Text.Json.JsonException)
+        {
+            var p = total.IsCancellationRequested ? TimeoutPhase.Total : watchdog.IsCancellationRequested ? phase : TimeoutPhase.Total;
+            return Fail(FailoverClassifier.FromException(ex, p, emitted));
+        }
+
+        AttemptResult Success(string answer, string? m, int? inTok, int? outTok) =>
+            new(new AiAttempt { Backend = ep.Role, Endpoint = ep.Display, Model = m ?? ep.Model, Outcome = "Success", StatusCode = status, LatencyMs = Since(t0) },
+                null, answer, m, inTok, outTok, emitted);
+    }
+
+    private static async Task<byte[]> ReadBoundedAsync(HttpResponseMessage response, int max, CancellationToken ct)
+    {
+        await using var s = await response.Content.ReadAsStreamAsync(ct).ConfigureAwait(false);
+        using var ms = new MemoryStream();
+        var buffer = new byte[16 * 1024];
+        int n;
+        while ((n = await s.ReadAsync(buffer, ct).ConfigureAwait(false)) > 0)
+        {
+            if (ms.Length + n > max)
+            {
+                throw new InvalidDataException($"the response is larger than {max} bytes");
+            }
+
+            ms.Write(buffer, 0, n);
+        }
+
+        return ms.ToArray();
+    }
+
+    private double Since(long t0) => _time.GetElapsedTime(t0).TotalMilliseconds;
+
+    private double ElapsedMs(long t0) => Since(t0);
+
+    public void Dispose() => _pool.Dispose();
+}

@@ -1,0 +1,34 @@
+namespace OllamaContinuity.Failover;
+
+/// <summary>
+/// What the failover client tells its caller while a request runs. Called on the request's own thread (not the
+/// caller's): a cmdlet marshals these to its pipeline thread.
+/// </summary>
+public interface IFailoverObserver
+{
+    /// <summary>Progress lines for the verbose stream, among them <see cref="FailoverEngine.FailoverLine"/>.</summary>
+    void OnVerbose(string message);
+
+    /// <summary>Loud, actionable problems (a rejected key is configuration, not an outage).</summary>
+    void OnWarning(string message);
+
+    /// <summary>A piece of streamed text, in order.</summary>
+    void OnToken(string text);
+
+    /// <summary>Asked before falling back when the request requires approval. False declines.</summary>
+    ValueTask<bool> ApproveFailoverAsync(string question, CancellationToken cancellationToken);
+}
+
+/// <summary>A state change worth an alert.</summary>
+public enum ContinuityEventKind
+{
+    CircuitOpened,
+    CircuitHalfOpened,
+    CircuitClosed,
+    AllBackendsFailed,
+    ContingencyEnabled,
+    ContingencyDisabled,
+}
+
+/// <summary>An event raised by the engine (<see cref="FailoverEngine.StateChanged"/>); no secrets in it.</summary>
+public sealed record ContinuityEvent(ContinuityEventKind Kind, DateTimeOffset Timestamp, string? Endpoint, string? Reason, DateTimeOffset? Until = null, string? Workflow = null);

@@ -1,0 +1,218 @@
+using System.Collections.Concurrent;
+using System.Text.Json;
+
+namespace OllamaContinuity.Failover;
+
+/// <summary>
+/// Appends one JSON line per request. Location: <see cref="AiRequest"/>'s log path, else the
+/// <c>OLLAMACONTINUITY_LOG_PATH</c> environment variable, else <see cref="DefaultPath"/>. Files are created owner-only.
+/// A log that cannot be written never fails a request.
+/// </summary>
+public static class RequestLog
+{
+    public const string PathVariable = "OLLAMACONTINUITY_LOG_PATH";
+    private static readonly ConcurrentDictionary<string, SemaphoreSlim> Locks = new(StringComparer.Ordinal);
+
+    /// <summary>
+    /// Linux: <c>$XDG_STATE_HOME/OllamaContinuity/requests.jsonl</c> (default <c>~/.local/state</c>);
+    /// macOS: <c>~/Library/Logs/OllamaContinuity/requests.jsonl</c>; Windows: <c>%LOCALAPPDATA%\OllamaContinuity\requests.jsonl</c>.
+    /// </summary>
+    public static string DefaultPath => Path.Combine(StateDirectory(), "requests.jsonl");
+
+    /// <summary>The per-user state directory of the module (also used by later features).</summary>
+    public static string StateDirectory()
+    {
+        if (OperatingSystem.IsWindows())
+        {
+            return Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.LocalApplicationData), "OllamaContinuity");
+        }
+
+        var home = Environment.GetFolderPath(Environment.SpecialFolder.UserProfile);
+        if (OperatingSystem.IsMacOS())
+        {
+            return Path.Combine(home, "Library", "Logs", "OllamaContinuity");
+        }
+
+        var xdg = Environment.GetEnvironmentVariable("XDG_STATE_HOME");
+        return Path.Combine(string.IsNullOrEmpty(xdg) ? Path.Combine(home, ".local", "state") : xdg, "OllamaContinuity");
+    }
+
+    public static string ResolvePath(string? explicitPath) =>
+        !string.IsNullOrWhiteSpace(explicitPath) ? explicitPath
+        : Environment.GetEnvironmentVariable(PathVariable) is { Length: > 0 } env ? env
+        : DefaultPath;
+
+    /// <summary>Serialises one entry (no secrets: endpoints are already redacted, prompts only when asked).</summary>
+    internal static byte[] Serialize(AiRequest request, AiResponse? response, IReadOnlyList<AiAttempt> attempts, DateTimeOffset timestamp,
+        double latencyMs, string failoverReason, bool contingency, string? contingencySource, string? error)
+    {
+        var buffer = new MemoryStream(512);
+        using (var w = new Utf8JsonWriter(buffer))
+        {
+            w.WriteStartObject();
+            w.WriteString("requestId", request.RequestId);
+            w.WriteString("timestamp", timestamp);
+            w.WriteString("workflow", request.Workflow);
+            w.WriteString("backend", response?.Backend.ToString() ?? "None");
+            w.WriteString("endpoint", response?.Endpoint);
+            w.WriteString("model", response?.Model);
+            w.WriteNumber("latencyMs", Math.Round(latencyMs, 3));
+            w.WriteString("failoverReason", failoverReason);
+            w.WriteBoolean("contingency", contingency);
+            if (contingencySource is not null)
+            {
+                w.WriteString("contingencySource", contingencySource);
+            }
+
+            w.WriteBoolean("stream", request.Stream);
+            if (error is not null)
+            {
+                w.WriteString("error", error);
+            }
+
+            w.WriteStartArray("attempts");
+            foreach (var a in attempts)
+            {
+                w.WriteStartObject();
+                w.WriteString("backend", a.Backend.ToString());
+                w.WriteString("endpoint", a.Endpoint);
+                w.WriteString("outcome", a.Outcome);
+                w.WriteString("failureClass", a.FailureClass == FailureClass.None ? null : a.FailureClass.ToString());
+                if (a.StatusCode is int s)
+                {
+                    w.WriteNumber("statusCode", s);
+                }
+                else
+                {
+                    w.WriteNull("statusCode");
+                }
+
+                w.WriteNumber("latencyMs", Math.Round(a.LatencyMs, 3));
+                w.WriteEndObject();
+            }
+
+            w.WriteEndArray();
+            if (request.LogContent)
+            {
+                w.WriteString("systemPrompt", request.SystemPrompt);
+                w.WriteStartArray("messages");
+                foreach (var m in request.Messages)
+                {
+                    w.WriteStartObject();
+                    w.WriteString("role", m.Role);
+                    w.WriteString("content", m.Content);
+                    w.WriteEndObject();
+                }
+
+                w.WriteEndArray();
+                w.WriteString("output", response?.Text);
+            }
+
+            w.WriteEndObject();
+        }
+
+        buffer.WriteByte((byte)'\n');
+        return buffer.ToArray();
+    }
+
+    /// <summary>Appends one line to <paramref name="path"/>; returns the error text instead of throwing.</summary>
+    public static async Task<string?> AppendAsync(string path, byte[] line, CancellationToken cancellationToken = default)
+    {
+        var full = Path.GetFullPath(path);
+        var gate = Locks.GetOrAdd(full, static _ => new SemaphoreSlim(1, 1));
+        try
+        {
+            await gate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+            return "cancelled";
+        }
+
+        try
+        {
+            OwnerOnlyFile.AppendAllBytes(full, line);
+            return null;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or NotSupportedException or ArgumentException)
+        {
+            return e.Message;
+        }
+        finally
+        {
+            gate.Release();
+        }
+    }
+}
+
+/// <summary>Files and folders this module creates for its state and logs: owner-only on Unix.</summary>
+public static class OwnerOnlyFile
+{
+    private const UnixFileMode DirMode = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute;
+    private const UnixFileMode FileMode600 = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+
+    public static void EnsureDirectory(string directory)
+    {
+        if (string.IsNullOrEmpty(directory) || Directory.Exists(directory))
+        {
+            return;
+        }
+
+        if (OperatingSystem.IsWindows())
+        {
+            Directory.CreateDirectory(directory);
+        }
+        else
+        {
+            Directory.CreateDirectory(directory, DirMode);
+        }
+    }
+
+    /// <summary>One write with O_APPEND, so lines from several processes do not interleave.</summary>
+    public static void AppendAllBytes(string path, ReadOnlySpan<byte> bytes)
+    {
+        EnsureDirectory(Path.GetDirectoryName(path)!);
+        var options = new FileStreamOptions
+        {
+            Mode = FileMode.Append,
+            Access = FileAccess.Write,
+            Share = FileShare.ReadWrite | FileShare.Delete,
+        };
+        if (!OperatingSystem.IsWindows())
+        {
+            options.UnixCreateMode = FileMode600;
+        }
+
+        using var fs = new FileStream(path, options);
+        fs.Write(bytes);
+    }
+
+    /// <summary>Writes a whole file atomically (temp file in the same folder, then rename), owner-only.</summary>
+    public static void WriteAllBytesAtomic(string path, ReadOnlySpan<byte> bytes)
+    {
+        var dir = Path.GetDirectoryName(Path.GetFullPath(path))!;
+        EnsureDirectory(dir);
+        var temp = Path.Combine(dir, "." + Path.GetFileName(path) + "." + Guid.NewGuid().ToString("n")[..8] + ".tmp");
+        var options = new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write };
+        if (!OperatingSystem.IsWindows())
+        {
+            options.UnixCreateMode = FileMode600;
+        }
+
+        try
+        {
+            using (var fs = new FileStream(temp, options))
+            {
+                fs.Write(bytes);
+                fs.Flush(flushToDisk: true);
+            }
+
+            File.Move(temp, path, overwrite: true);
+        }
+        catch
+        {
+            try { File.Delete(temp); } catch (IOException) { }
+            throw;
+        }
+    }
+}

@@ -1,0 +1,347 @@
+using System.Collections;
+using System.Globalization;
+using System.Management.Automation;
+using System.Management.Automation.Host;
+using System.Net;
+using System.Security;
+using OllamaContinuity.Failover;
+using OllamaContinuity.Internal;
+
+namespace OllamaContinuity.Commands;
+
+/// <summary>
+/// <para type="synopsis">Sends a chat request to the cloud AI provider and fails over to local Ollama when the cloud fails.</para>
+/// </summary>
+[Cmdlet(VerbsLifecycle.Invoke, "AiRequest", DefaultParameterSetName = PromptSet, SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Low)]
+[OutputType(typeof(AiResponse))]
+public sealed class InvokeAiRequestCommand : AsyncCmdlet, IFailoverObserver
+{
+    private const string PromptSet = "Prompt";
+    private const string MessagesSet = "Messages";
+
+    private BackendPlan? _plan;
+    private string? _approvalProblem;
+
+    [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, ParameterSetName = PromptSet)]
+    [ValidateNotNullOrEmpty]
+    public string Prompt { get; set; } = "";
+
+    [Parameter(Mandatory = true, ParameterSetName = MessagesSet)]
+    [ValidateNotNullOrEmpty]
+    public object[] Messages { get; set; } = [];
+
+    [Parameter]
+    public string? SystemPrompt { get; set; }
+
+    [Parameter]
+    [ValidateSet("OpenAI", "Anthropic")]
+    public string? CloudProvider { get; set; }
+
+    [Parameter]
+    [ValidateNotNullOrEmpty]
+    public string? CloudUri { get; set; }
+
+    [Parameter]
+    [ValidateNotNullOrEmpty]
+    public string? CloudModel { get; set; }
+
+    [Parameter]
+    public SecureString? CloudApiKey { get; set; }
+
+    [Parameter]
+    [ValidateRange(0.1, 3600)]
+    public double CloudTimeoutSec { get; set; }
+
+    [Parameter]
+    [ValidateNotNullOrEmpty]
+    public string[]? OllamaUri { get; set; }
+
+    [Parameter]
+    [ValidateNotNullOrEmpty]
+    public string? OllamaModel { get; set; }
+
+    [Parameter]
+    [ValidateRange(0.1, 3600)]
+    public double OllamaTimeoutSec { get; set; }
+
+    [Parameter]
+    [ValidateRange(0.1, 600)]
+    public double ConnectTimeoutSec { get; set; }
+
+    [Parameter]
+    [ValidateRange(0.1, 3600)]
+    public double FirstTokenTimeoutSec { get; set; }
+
+    [Parameter]
+    [ValidateNotNullOrEmpty]
+    public string? Workflow { get; set; }
+
+    [Parameter]
+    public SwitchParameter Stream { get; set; }
+
+    [Parameter]
+    public SwitchParameter ConfirmFailover { get; set; }
+
+    [Parameter]
+    public SwitchParameter Force { get; set; }
+
+    [Parameter]
+    [ValidateRange(1, 1_000_000)]
+    public int MaxTokens { get; set; }
+
+    [Parameter]
+    [ValidateRange(0.0, 2.0)]
+    public double Temperature { get; set; } = double.NaN;
+
+    [Parameter]
+    [ValidateNotNullOrEmpty]
+    public string? LogPath { get; set; }
+
+    [Parameter]
+    public SwitchParameter LogContent { get; set; }
+
+    protected override void BeginProcessing()
+    {
+        try
+        {
+            _plan = InvokeAiRequestSettings.BuildPlan(this);
+        }
+        catch (ArgumentException e)
+        {
+            ThrowTerminatingError(new ErrorRecord(e, e.ParamName ?? "InvalidArgument", ErrorCategory.InvalidArgument, null)
+            {
+                ErrorDetails = new ErrorDetails(e.Message) { RecommendedAction = "Correct the parameter or the environment variable named in the message." },
+            });
+        }
+    }
+
+    protected override void ProcessRecord()
+    {
+        IReadOnlyList<ChatMessage> messages;
+        try
+        {
+            messages = ParameterSetName == MessagesSet ? InvokeAiRequestSettings.ToMessages(Messages) : [new ChatMessage("user", Prompt)];
+            if (messages.All(m => string.IsNullOrWhiteSpace(m.Content)))
+            {
+                throw new ArgumentException("The prompt is empty or white space.") { Data = { ["id"] = "EmptyPrompt" } };
+            }
+        }
+        catch (ArgumentException e)
+        {
+            WriteError(new ErrorRecord(e, e.Data["id"] as string ?? "InvalidMessages", ErrorCategory.InvalidArgument, ParameterSetName == MessagesSet ? Messages : Prompt));
+            return;
+        }
+
+        var plan = _plan!;
+        var route = string.Join(", then ", new[] { plan.Cloud?.ToString() }.Concat(plan.Ollama.Select(o => o.ToString())).Where(s => s is not null));
+        if (!ShouldProcess(route, "Send AI request" + (Workflow is null ? "" : $" for workflow '{Workflow}'")))
+        {
+            return;
+        }
+
+        var request = new AiRequest
+        {
+            Messages = messages,
+            SystemPrompt = SystemPrompt,
+            Workflow = Workflow,
+            Stream = Stream.IsPresent,
+            RequireFailoverApproval = ConfirmFailover.IsPresent,
+            MaxTokens = MaxTokens > 0 ? MaxTokens : null,
+            Temperature = double.IsNaN(Temperature) ? null : Temperature,
+            LogContent = LogContent.IsPresent,
+        };
+
+        try
+        {
+            var response = RunAsync(ct => FailoverEngine.Shared.SendAsync(request, plan, this, ct));
+            if (Stream.IsPresent && Host?.UI is { } ui)
+            {
+                ui.WriteLine();
+            }
+
+            WriteObject(response);
+        }
+        catch (AiRequestException e)
+        {
+            WriteError(ToErrorRecord(e, ParameterSetName == MessagesSet ? Messages : Prompt));
+        }
+    }
+
+    private ErrorRecord ToErrorRecord(AiRequestException e, object target)
+    {
+        var (id, category, action) = e.Failure switch
+        {
+            AiRequestFailure.AllBackendsFailed => ("AllBackendsFailed", ErrorCategory.ConnectionError, "Check that the cloud endpoint and at least one Ollama server are reachable (Test-NetConnection, curl http://<ollama>:11434/api/version)."),
+            AiRequestFailure.RequestRejected => ("RequestRejected", ErrorCategory.InvalidArgument, "Fix the request (model name, size, parameters); it was not sent to Ollama because it would fail the same way."),
+            AiRequestFailure.ContentPolicyRefusal => ("ContentPolicyRefusal", ErrorCategory.PermissionDenied, "The provider refused on content policy. Review the prompt; the module never routes around a refusal."),
+            AiRequestFailure.StreamInterrupted => ("StreamInterrupted", ErrorCategory.ReadError, "Run the request again; the partial answer is in the error's TargetObject."),
+            _ => ("FailoverNotApproved", ErrorCategory.OperationStopped, "Run interactively to approve, or pass -Force (or -Confirm:$false) to allow the failover."),
+        };
+        var message = _approvalProblem is null || e.Failure != AiRequestFailure.FailoverNotApproved ? e.Message : e.Message + " " + _approvalProblem;
+        return new ErrorRecord(e, id, category, e.PartialText ?? target)
+        {
+            ErrorDetails = new ErrorDetails(message) { RecommendedAction = action },
+        };
+    }
+
+    void IFailoverObserver.OnVerbose(string message) => Post(() => WriteVerbose(message));
+
+    void IFailoverObserver.OnWarning(string message) => Post(() => WriteWarning(message));
+
+    void IFailoverObserver.OnToken(string text) => Post(() => Host?.UI?.Write(text));
+
+    ValueTask<bool> IFailoverObserver.ApproveFailoverAsync(string question, CancellationToken cancellationToken)
+    {
+        if (Force.IsPresent || (MyInvocation.BoundParameters.TryGetValue("Confirm", out var c) && c is SwitchParameter { IsPresent: false }))
+        {
+            return new(true);
+        }
+
+        return new(InvokeOnPipelineThreadAsync(() =>
+        {
+            try
+            {
+                return ShouldContinue(question, "Confirm failover to Ollama");
+            }
+            catch (Exception e) when (e is PSInvalidOperationException or HostException or NotImplementedException or PSNotImplementedException or InvalidOperationException)
+            {
+                _approvalProblem = "The session is not interactive, so nobody could approve it; a compliance workflow is never failed over silently.";
+                return false;
+            }
+        }));
+    }
+}
+
+/// <summary>Parameters, environment variables and defaults into a <see cref="BackendPlan"/>: parameters win.</summary>
+internal static class InvokeAiRequestSettings
+{
+    public static BackendPlan BuildPlan(InvokeAiRequestCommand p)
+    {
+        var bound = p.MyInvocation.BoundParameters;
+        var cloudUri = p.CloudUri ?? Env("CLOUD_API_URL") ?? BackendEndpoint.DefaultOpenAIUri;
+        var kind = p.CloudProvider is { } cp ? Enum.Parse<BackendKind>(cp)
+            : Env("CLOUD_PROVIDER") is { } ep && Enum.TryParse<BackendKind>(ep, true, out var k) && k != BackendKind.Ollama ? k
+            : BackendEndpoint.GuessCloudKind(cloudUri);
+        if (p.CloudUri is null && Env("CLOUD_API_URL") is null && kind == BackendKind.Anthropic)
+        {
+            cloudUri = BackendEndpoint.DefaultAnthropicUri;
+        }
+
+        var cloudModel = p.CloudModel ?? Env("CLOUD_MODEL") ?? (kind == BackendKind.Anthropic ? BackendEndpoint.DefaultAnthropicModel : BackendEndpoint.DefaultOpenAIModel);
+        var apiKey = p.CloudApiKey is { } secure ? new NetworkCredential("", secure).Password : Env("CLOUD_API_KEY");
+        var connect = TimeSpan.FromSeconds(bound.ContainsKey(nameof(p.ConnectTimeoutSec)) ? p.ConnectTimeoutSec : 3);
+        var firstToken = bound.ContainsKey(nameof(p.FirstTokenTimeoutSec)) ? TimeSpan.FromSeconds(p.FirstTokenTimeoutSec) : (TimeSpan?)null;
+
+        var cloudTotal = Seconds(bound.ContainsKey(nameof(p.CloudTimeoutSec)) ? p.CloudTimeoutSec : null, "CLOUD_TIMEOUT", 15);
+        var ollamaTotal = Seconds(bound.ContainsKey(nameof(p.OllamaTimeoutSec)) ? p.OllamaTimeoutSec : null, "OLLAMA_TIMEOUT", 60);
+        var cloudTimeouts = new BackendTimeouts { Connect = connect, Total = cloudTotal, FirstToken = firstToken ?? Min(TimeSpan.FromSeconds(10), cloudTotal) };
+        var ollamaTimeouts = new BackendTimeouts { Connect = connect, Total = ollamaTotal, FirstToken = firstToken };
+
+        BackendEndpoint cloud;
+        try
+        {
+            cloud = BackendEndpoint.Cloud(kind, cloudUri, cloudModel, apiKey, cloudTimeouts);
+        }
+        catch (ArgumentException e)
+        {
+            throw new ArgumentException(e.Message + " (from " + (p.CloudUri is null ? "CLOUD_API_URL" : "-CloudUri") + ")", "InvalidCloudUri");
+        }
+
+        var ollamaModel = p.OllamaModel ?? Env("OLLAMA_MODEL") ?? BackendEndpoint.DefaultOllamaModel;
+        var ollamaUris = p.OllamaUri ?? Env("OLLAMA_URL")?.Split([',', ';', ' '], StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries) ?? [BackendEndpoint.DefaultOllamaUri];
+        var ollama = new List<BackendEndpoint>();
+        foreach (var u in ollamaUris)
+        {
+            try
+            {
+                ollama.Add(BackendEndpoint.Ollama(u, ollamaModel, ollamaTimeouts));
+            }
+            catch (ArgumentException e)
+            {
+                throw new ArgumentException(e.Message + " (from " + (p.OllamaUri is null ? "OLLAMA_URL" : "-OllamaUri") + ")", "InvalidOllamaUri");
+            }
+        }
+
+        return new BackendPlan(cloud, ollama) { LogPath = p.LogPath };
+    }
+
+    public static IReadOnlyList<ChatMessage> ToMessages(object[] items)
+    {
+        var list = new List<ChatMessage>(items.Length);
+        foreach (var raw in items)
+        {
+            var item = raw is PSObject pso ? pso.BaseObject : raw;
+            string? role, content;
+            switch (item)
+            {
+                case string s:
+                    (role, content) = ("user", s);
+                    break;
+                case IDictionary d:
+                    role = Lookup(d, "role");
+                    content = Lookup(d, "content");
+                    break;
+                case ChatMessage m:
+                    (role, content) = (m.Role, m.Content);
+                    break;
+                default:
+                    var o = raw as PSObject ?? PSObject.AsPSObject(raw);
+                    role = o.Properties["Role"]?.Value?.ToString();
+                    content = o.Properties["Content"]?.Value?.ToString();
+                    break;
+            }
+
+            role = role?.Trim().ToLowerInvariant();
+            if (role is not ("system" or "user" or "assistant"))
+            {
+                throw new ArgumentException($"Each message needs a Role of system, user or assistant; got '{role}'.") { Data = { ["id"] = "InvalidMessages" } };
+            }
+
+            if (content is null)
+            {
+                throw new ArgumentException("Each message needs a Content.") { Data = { ["id"] = "InvalidMessages" } };
+            }
+
+            list.Add(new ChatMessage(role, content));
+        }
+
+        return list;
+    }
+
+    private static string? Lookup(IDictionary d, string key)
+    {
+        foreach (DictionaryEntry e in d)
+        {
+            if (string.Equals(e.Key?.ToString(), key, StringComparison.OrdinalIgnoreCase))
+            {
+                return e.Value?.ToString();
+            }
+        }
+
+        return null;
+    }
+
+    private static string? Env(string name) => Environment.GetEnvironmentVariable(name) is { Length: > 0 } v ? v.Trim() : null;
+
+    private static TimeSpan Seconds(double? parameter, string variable, double fallback)
+    {
+        if (parameter is double d)
+        {
+            return TimeSpan.FromSeconds(d);
+        }
+
+        if (Env(variable) is { } v)
+        {
+            if (!double.TryParse(v, NumberStyles.Float, CultureInfo.InvariantCulture, out var s) || s <= 0 || s > 3600)
+            {
+                throw new ArgumentException($"The environment variable {variable} ('{v}') is not a number of seconds between 0 and 3600.", "InvalidTimeout");
+            }
+
+            return TimeSpan.FromSeconds(s);
+        }
+
+        return TimeSpan.FromSeconds(fallback);
+    }
+
+    private static TimeSpan Min(TimeSpan a, TimeSpan b) => a < b ? a : b;
+}
