@@ -13,8 +13,10 @@ namespace OllamaContinuity.Commands;
 /// <para type="synopsis">Sends a chat request to the cloud AI provider and fails over to local Ollama when the cloud fails.</para>
 /// </summary>
 [Cmdlet(VerbsLifecycle.Invoke, "AiRequest", DefaultParameterSetName = PromptSet, SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Low)]
-[OutputType(typeof(AiResponse))]
-public sealed class InvokeAiRequestCommand : AsyncCmdlet, IFailoverObserver
+// Engine types stay out of the cmdlet's signature (base types, interfaces, attributes): PowerShell reflects over
+// it before the module initializer can load the engine into its own load context.
+[OutputType("OllamaContinuity.Failover.AiResponse")]
+public sealed class InvokeAiRequestCommand : AsyncCmdlet
 {
     private const string PromptSet = "Prompt";
     private const string MessagesSet = "Messages";
@@ -153,7 +155,7 @@ public sealed class InvokeAiRequestCommand : AsyncCmdlet, IFailoverObserver
 
         try
         {
-            var response = RunAsync(ct => FailoverEngine.Shared.SendAsync(request, plan, this, ct));
+            var response = RunAsync(ct => FailoverEngine.Shared.SendAsync(request, plan, new Observer(this), ct));
             if (Stream.IsPresent && Host?.UI is { } ui)
             {
                 ui.WriteLine();
@@ -184,31 +186,33 @@ public sealed class InvokeAiRequestCommand : AsyncCmdlet, IFailoverObserver
         };
     }
 
-    void IFailoverObserver.OnVerbose(string message) => Post(() => WriteVerbose(message));
+    private bool FailoverPreApproved =>
+        Force.IsPresent || (MyInvocation.BoundParameters.TryGetValue("Confirm", out var c) && c is SwitchParameter { IsPresent: false });
 
-    void IFailoverObserver.OnWarning(string message) => Post(() => WriteWarning(message));
-
-    void IFailoverObserver.OnToken(string text) => Post(() => Host?.UI?.Write(text));
-
-    ValueTask<bool> IFailoverObserver.ApproveFailoverAsync(string question, CancellationToken cancellationToken)
+    private bool AskToFailOver(string question)
     {
-        if (Force.IsPresent || (MyInvocation.BoundParameters.TryGetValue("Confirm", out var c) && c is SwitchParameter { IsPresent: false }))
+        try
         {
-            return new(true);
+            return ShouldContinue(question, "Confirm failover to Ollama");
         }
-
-        return new(InvokeOnPipelineThreadAsync(() =>
+        catch (Exception e) when (e is PSInvalidOperationException or HostException or NotImplementedException or PSNotImplementedException or InvalidOperationException)
         {
-            try
-            {
-                return ShouldContinue(question, "Confirm failover to Ollama");
-            }
-            catch (Exception e) when (e is PSInvalidOperationException or HostException or NotImplementedException or PSNotImplementedException or InvalidOperationException)
-            {
-                _approvalProblem = "The session is not interactive, so nobody could approve it; a compliance workflow is never failed over silently.";
-                return false;
-            }
-        }));
+            _approvalProblem = "The session is not interactive, so nobody could approve it; a compliance workflow is never failed over silently.";
+            return false;
+        }
+    }
+
+    /// <summary>Bridges the engine's callbacks to the pipeline thread.</summary>
+    private sealed class Observer(InvokeAiRequestCommand cmdlet) : IFailoverObserver
+    {
+        public void OnVerbose(string message) => cmdlet.Post(() => cmdlet.WriteVerbose(message));
+
+        public void OnWarning(string message) => cmdlet.Post(() => cmdlet.WriteWarning(message));
+
+        public void OnToken(string text) => cmdlet.Post(() => cmdlet.Host?.UI?.Write(text));
+
+        public ValueTask<bool> ApproveFailoverAsync(string question, CancellationToken cancellationToken) =>
+            cmdlet.FailoverPreApproved ? new(true) : new(cmdlet.InvokeOnPipelineThreadAsync(() => cmdlet.AskToFailOver(question)));
     }
 }
 

@@ -49,7 +49,7 @@ public abstract class AsyncCmdlet : PSCmdlet, IDisposable
     }
 
     /// <summary>Queues an action for the pipeline thread (fire and forget). Ignored once the work has finished.</summary>
-    protected void Post(Action action)
+    internal void Post(Action action)
     {
         var q = _queue;
         if (q is null)
@@ -68,7 +68,7 @@ public abstract class AsyncCmdlet : PSCmdlet, IDisposable
     }
 
     /// <summary>Runs <paramref name="func"/> on the pipeline thread and returns its result to the worker.</summary>
-    protected Task<TResult> InvokeOnPipelineThreadAsync<TResult>(Func<TResult> func)
+    internal Task<TResult> InvokeOnPipelineThreadAsync<TResult>(Func<TResult> func)
     {
         var tcs = new TaskCompletionSource<TResult>(TaskCreationOptions.RunContinuationsAsynchronously);
         Post(() =>
