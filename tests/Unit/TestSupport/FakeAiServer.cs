@@ -83,6 +83,10 @@ public sealed class FakeAiServer : IAsyncDisposable
         Name = name;
         _listener = new TcpListener(address, port);
         _listener.Server.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
+        if (address.Equals(IPAddress.IPv6Any))
+        {
+            _listener.Server.DualMode = true; // IPv4 and IPv6 on one socket
+        }
         _listener.Start(512);
         var ep = (IPEndPoint)_listener.LocalEndpoint;
         Port = ep.Port;
