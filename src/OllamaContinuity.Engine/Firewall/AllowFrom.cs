@@ -141,7 +141,7 @@ public static class AllowFrom
     }
 
     private static bool IsPlain(string text, IPAddress address) =>
-        address.ScopeId == 0 && (address.AddressFamily == AddressFamily.InterNetworkV6 || text.Count(c => c == '.') == 3);
+        address.AddressFamily == AddressFamily.InterNetworkV6 ? address.ScopeId == 0 : text.Count(c => c == '.') == 3;
 
     private static IPAddress Mask(IPAddress address, int prefix)
     {

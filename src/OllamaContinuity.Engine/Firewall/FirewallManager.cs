@@ -95,6 +95,14 @@ public sealed partial class FirewallManager(FirewallEnvironment environment)
         return new FirewallPlan { Backend = backend.Kind, Port = port, Current = current, Steps = backend.PlanRemove(current, port), IsRemoval = true };
     }
 
+    /// <summary>Plans and applies in one go (no confirmation): converges to <paramref name="request"/>.</summary>
+    public async Task<FirewallRuleInfo> SetAsync(FirewallBackend backend, FirewallRequest request, CancellationToken cancellationToken = default) =>
+        await ApplyAsync(backend, await PlanSetAsync(backend, request, cancellationToken).ConfigureAwait(false), null, cancellationToken).ConfigureAwait(false);
+
+    /// <summary>Removes what the module added for <paramref name="port"/> (nothing else).</summary>
+    public async Task<FirewallRuleInfo> RemoveAsync(FirewallBackend backend, int port, CancellationToken cancellationToken = default) =>
+        await ApplyAsync(backend, await PlanRemoveAsync(backend, port, cancellationToken).ConfigureAwait(false), null, cancellationToken).ConfigureAwait(false);
+
     public async Task<FirewallRuleInfo> GetAsync(FirewallBackend backend, int port, CancellationToken cancellationToken = default)
     {
         AllowFrom.ValidatePort(port);

@@ -129,7 +129,7 @@ public sealed class IptablesBackend(FirewallEnvironment environment) : FirewallB
 
         if (f.Jumps == 0)
         {
-            steps.Add(Step(Cmd(f.Tool, ["-w", "-I", "INPUT", "1", .. Jump(port)]), Cmd(f.Tool, ["-w", "-D", .. Jump(port)])));
+            steps.Add(Step(Cmd(f.Tool, ["-w", "-I", "INPUT", "1", .. JumpSpec(port)]), Cmd(f.Tool, ["-w", "-D", .. Jump(port)])));
         }
 
         for (var extra = 1; extra < f.Jumps; extra++)
@@ -147,7 +147,7 @@ public sealed class IptablesBackend(FirewallEnvironment environment) : FirewallB
         {
             for (var i = 0; i < f.Jumps; i++)
             {
-                steps.Add(Step(Cmd(f.Tool, ["-w", "-D", .. Jump(port)]), Cmd(f.Tool, ["-w", "-I", "INPUT", "1", .. Jump(port)])));
+                steps.Add(Step(Cmd(f.Tool, ["-w", "-D", .. Jump(port)]), Cmd(f.Tool, ["-w", "-I", "INPUT", "1", .. JumpSpec(port)])));
             }
 
             if (f.ChainExists)
@@ -168,5 +168,7 @@ public sealed class IptablesBackend(FirewallEnvironment environment) : FirewallB
             Purpose = "restore " + chain,
         };
 
-    private static string[] Jump(int port) => ["INPUT", "-p", "tcp", "--dport", port.ToString(CultureInfo.InvariantCulture), "-j", ChainName(port)];
+    private static string[] Jump(int port) => ["INPUT", .. JumpSpec(port)];
+
+    private static string[] JumpSpec(int port) => ["-p", "tcp", "--dport", port.ToString(CultureInfo.InvariantCulture), "-j", ChainName(port)];
 }

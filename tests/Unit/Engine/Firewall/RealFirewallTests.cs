@@ -1,0 +1,123 @@
+using OllamaContinuity.Firewall;
+using OllamaContinuity.TestSupport;
+
+namespace OllamaContinuity.Tests.Firewall;
+
+/// <summary>
+/// The four Linux backends proven with real connections, as root, inside network namespaces the tests create
+/// (see <see cref="FirewallLab"/>). The host's own firewall is compared before and after each test.
+/// </summary>
+[Collection("Real firewalls")]
+[System.Runtime.Versioning.SupportedOSPlatform("linux")]
+public sealed class RealFirewallTests
+{
+    [SkippableFact]
+    public Task Ufw_allows_only_the_listed_sources_and_loopback_converges_and_removes() =>
+        Prove("ufw", "ufw", lab => Task.FromResult(lab.Ufw()), FirewallBackendKind.Ufw, enableFirewall: true);
+
+    [SkippableFact]
+    public Task Firewalld_allows_only_the_listed_sources_and_loopback_converges_and_removes() =>
+        Prove("firewalld", "firewall-cmd", async lab =>
+        {
+            Require.Tool("dbus-daemon");
+            var env = await lab.FirewalldAsync();
+            // The admin had opened the port to everyone in the default zone, as the seed tells people to do.
+            await lab.Must("firewall-cmd", "--permanent", "--zone=public", "--add-port=11434/tcp");
+            await lab.Must("firewall-cmd", "--reload");
+            return env;
+        }, FirewallBackendKind.Firewalld, enableFirewall: false, afterRemove: async lab =>
+        {
+            // Remove reopened the port in the zone it had closed it in, and nothing of the module is left.
+            var r = await lab.Runner.RunAsync(Native.CommandInvocation.Of("firewall-cmd", "--permanent", "--zone=public", "--query-port=11434/tcp"));
+            Assert.True(r.Succeeded, r.StandardOutput + r.StandardError);
+            var zones = await lab.Runner.RunAsync(Native.CommandInvocation.Of("firewall-cmd", "--permanent", "--get-zones"));
+            Assert.DoesNotContain("ollama-11434", zones.StandardOutput);
+        });
+
+    [SkippableFact]
+    public Task Nftables_allows_only_the_listed_sources_and_loopback_converges_and_removes() =>
+        Prove("nftables", "nft", lab => Task.FromResult(lab.Nftables()), FirewallBackendKind.Nftables, enableFirewall: false, afterSet: lab =>
+        {
+            var include = Path.Combine(lab.Scratch, "nftables.d", "ollama-guard-11434.nft");
+            Assert.Contains("table inet ollama_guard_11434 {", File.ReadAllText(include));
+            return Task.CompletedTask;
+        });
+
+    [SkippableFact]
+    public Task Iptables_allows_only_the_listed_sources_and_loopback_converges_and_removes() =>
+        Prove("iptables", "iptables", lab => Task.FromResult(lab.Iptables()), FirewallBackendKind.Iptables, enableFirewall: false, afterSet: async lab =>
+        {
+            // Jumped to from INPUT exactly once per family, even after several applies.
+            foreach (var tool in new[] { "iptables", "ip6tables" })
+            {
+                var r = await lab.Runner.RunAsync(Native.CommandInvocation.Of(tool, "-S", "INPUT"));
+                Assert.Single(r.StandardOutput.Split('\n'), l => l.EndsWith("-j OLLAMA-GUARD-11434", StringComparison.Ordinal));
+            }
+        });
+
+    private static async Task Prove(string name, string tool, Func<FirewallLab, Task<FirewallEnvironment>> setUp, FirewallBackendKind kind, bool enableFirewall,
+        Func<FirewallLab, Task>? afterSet = null, Func<FirewallLab, Task>? afterRemove = null)
+    {
+        Require.Root();
+        Require.Tool(tool);
+        Require.Tool("ip");
+        var before = HostFirewallSnapshot.Take();
+        await using (var lab = FirewallLab.Create())
+        {
+            var env = await setUp(lab);
+            var manager = new FirewallManager(env);
+            var backend = manager.Create(kind);
+            Assert.Equal((true, true, true, true, true, true), lab.Probe());
+
+            // Apply: trusted range and loopback connect, the untrusted client is dropped, IPv4 and IPv6.
+            var set = await manager.SetAsync(backend, Request(FirewallLab.TrustedRanges, enableFirewall));
+            Assert.True(set.Changed, name);
+            Assert.NotEmpty(set.Commands);
+            Assert.Equal(FirewallLab.TrustedRanges, set.AllowFrom);
+            Assert.True(set.Active, string.Join("; ", set.Warnings));
+            Assert.Equal((true, true, false, false, true, true), lab.Probe());
+            if (afterSet is not null)
+            {
+                await afterSet(lab);
+            }
+
+            // Re-apply: nothing to do, nothing run.
+            var again = await manager.SetAsync(backend, Request(FirewallLab.TrustedRanges, enableFirewall));
+            Assert.False(again.Changed, string.Join("\n", again.Commands));
+            Assert.Empty(again.Commands);
+
+            // Get reads the backend's own state.
+            var got = await manager.GetAsync(backend, FirewallLab.Port);
+            Assert.Equal(FirewallLab.TrustedRanges, got.AllowFrom);
+            Assert.True(got.Active);
+
+            // A different set converges to exactly the new set: the old sources are gone.
+            var changed = await manager.SetAsync(backend, Request(FirewallLab.UntrustedHosts, enableFirewall));
+            Assert.True(changed.Changed);
+            Assert.Equal(FirewallLab.UntrustedHosts, changed.AllowFrom);
+            Assert.Equal((false, false, true, true, true, true), lab.Probe());
+            Assert.False((await manager.SetAsync(backend, Request(FirewallLab.UntrustedHosts, enableFirewall))).Changed);
+            if (afterSet is not null)
+            {
+                await afterSet(lab);
+            }
+
+            // Remove: only what the module added goes, and everyone connects again.
+            var removed = await manager.RemoveAsync(backend, FirewallLab.Port);
+            Assert.True(removed.Changed);
+            Assert.False(removed.Present);
+            Assert.Empty(removed.AllowFrom);
+            Assert.Equal((true, true, true, true, true, true), lab.Probe());
+            Assert.False((await manager.RemoveAsync(backend, FirewallLab.Port)).Changed);
+            if (afterRemove is not null)
+            {
+                await afterRemove(lab);
+            }
+        }
+
+        Assert.Equal(before, HostFirewallSnapshot.Take());
+    }
+
+    private static FirewallRequest Request(string[] allow, bool enable) =>
+        new(FirewallLab.Port, AllowFrom.Parse(allow)) { EnableFirewall = enable };
+}
