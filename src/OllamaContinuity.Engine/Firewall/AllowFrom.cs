@@ -77,9 +77,9 @@ public static class AllowFrom
                 throw new FirewallInputException("InvalidAllowFrom", $"'{value}' has an invalid prefix length: it must be 0 to {max} for an {(max == 32 ? "IPv4" : "IPv6")} address.", raw);
             }
 
-            if (!IPNetwork.TryParse(value, out network))
+            var canonical = new IPNetwork(Mask(address, prefix), prefix);
+            if (!canonical.BaseAddress.Equals(address) || !IPNetwork.TryParse(value, out network))
             {
-                var canonical = new IPNetwork(Mask(address, prefix), prefix);
                 throw new FirewallInputException("AllowFromHostBits", $"'{value}' has host bits set after the /{prefix} prefix. Did you mean {canonical}?", raw);
             }
         }
