@@ -10,9 +10,13 @@
     CompatiblePSEditions = @('Core')
     FormatsToProcess     = @(
         'Formats/Failover.Format.ps1xml'
+        'Formats/Firewall.Format.ps1xml'
     )
     CmdletsToExport      = @(
         'Invoke-AiRequest'
+        'Set-OllamaFirewallRule'
+        'Get-OllamaFirewallRule'
+        'Remove-OllamaFirewallRule'
     )
     FunctionsToExport    = @()
     VariablesToExport    = @()

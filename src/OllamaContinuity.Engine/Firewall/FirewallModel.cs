@@ -36,27 +36,36 @@ public sealed record FirewallRequest(int Port, IReadOnlyList<IPNetwork> AllowFro
 /// </summary>
 public sealed class FirewallEnvironment
 {
+    /// <summary>
+    /// What the cmdlets use. Tests (xunit or Pester) replace it with one whose Runner records commands, so that no
+    /// firewall tool runs on the test host.
+    /// </summary>
+    public static FirewallEnvironment Default { get; set; } = new();
+
+    /// <summary>A copy to change one setting of (for example the runner) without touching this one.</summary>
+    public FirewallEnvironment Clone() => (FirewallEnvironment)MemberwiseClone();
+
     /// <summary>Runs every native tool (and, on Windows, every NetSecurity cmdlet). The default value is <see cref="ProcessCommandRunner.Default"/>.</summary>
-    public ICommandRunner Runner { get; init; } = ProcessCommandRunner.Default;
+    public ICommandRunner Runner { get; set; } = ProcessCommandRunner.Default;
 
     /// <summary>The platform for auto-detection. The default value is the operating system this process runs on.</summary>
-    public FirewallPlatform Platform { get; init; } =
+    public FirewallPlatform Platform { get; set; } =
         OperatingSystem.IsWindows() ? FirewallPlatform.Windows : OperatingSystem.IsMacOS() ? FirewallPlatform.MacOS : FirewallPlatform.Linux;
 
     /// <summary>Options put before every ufw command, such as <c>--rootdir=DIR</c> and <c>--datadir=DIR</c>. The default value is none.</summary>
-    public IReadOnlyList<string> UfwOptions { get; init; } = [];
+    public IReadOnlyList<string> UfwOptions { get; set; } = [];
 
     /// <summary>ufw's root directory for reading user.rules (the same DIR as <c>--rootdir</c>). The default value is "/".</summary>
-    public string UfwRoot { get; init; } = "/";
+    public string UfwRoot { get; set; } = "/";
 
     /// <summary>Where the nftables backend writes its include file for boot; null writes none. The default value is "/etc/nftables.d".</summary>
-    public string? NftablesIncludeDirectory { get; init; } = "/etc/nftables.d";
+    public string? NftablesIncludeDirectory { get; set; } = "/etc/nftables.d";
 
     /// <summary>The directory of pf anchor files. The default value is "/etc/pf.anchors".</summary>
-    public string PfAnchorDirectory { get; init; } = "/etc/pf.anchors";
+    public string PfAnchorDirectory { get; set; } = "/etc/pf.anchors";
 
     /// <summary>The directory of the LaunchDaemon that loads the pf anchor at boot. The default value is "/Library/LaunchDaemons".</summary>
-    public string LaunchDaemonDirectory { get; init; } = "/Library/LaunchDaemons";
+    public string LaunchDaemonDirectory { get; set; } = "/Library/LaunchDaemons";
 }
 
 /// <summary>One change in a plan, with the command that undoes it if a later change fails.</summary>
