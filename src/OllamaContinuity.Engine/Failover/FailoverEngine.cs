@@ -243,7 +243,7 @@ public sealed class FailoverEngine : IDisposable
     {
         var response = new AiResponse
         {
-            Backend = served.Role,
+            Backend = served.Role.ToString(),
             Text = result.Text ?? "",
             Model = result.Model ?? served.Model,
             RequestId = request.RequestId,
@@ -340,7 +340,7 @@ public sealed class FailoverEngine : IDisposable
     }
 
     private AttemptResult Skipped(BackendEndpoint ep, FailureClass cls, string detail) =>
-        new(new AiAttempt { Backend = ep.Role, Endpoint = ep.Display, Model = ep.Model, Outcome = "Skipped", FailureClass = cls, Detail = detail },
+        new(new AiAttempt { Backend = ep.Role.ToString(), Endpoint = ep.Display, Model = ep.Model, Outcome = "Skipped", FailureClass = cls.ToString(), Detail = detail },
             new FailureDecision(cls, true, detail));
 
     /// <summary>One attempt on one backend, with its connect, first-token, stall and total timeouts.</summary>
@@ -362,7 +362,7 @@ public sealed class FailoverEngine : IDisposable
         AttemptResult Fail(FailureDecision d) =>
             new(new AiAttempt
             {
-                Backend = ep.Role, Endpoint = ep.Display, Model = ep.Model, Outcome = "Failed", FailureClass = d.Class,
+                Backend = ep.Role.ToString(), Endpoint = ep.Display, Model = ep.Model, Outcome = "Failed", FailureClass = d.Class.ToString(),
                 StatusCode = d.StatusCode ?? status, LatencyMs = Since(t0), Detail = Redact.Scrub(d.Detail, ep.ApiKey),
             }, d with { Detail = Redact.Scrub(d.Detail, ep.ApiKey)! }, text.ToString(), model, TextEmitted: emitted);
 
@@ -451,7 +451,7 @@ public sealed class FailoverEngine : IDisposable
         }
 
         AttemptResult Success(string answer, string? m, int? inTok, int? outTok) =>
-            new(new AiAttempt { Backend = ep.Role, Endpoint = ep.Display, Model = m ?? ep.Model, Outcome = "Success", StatusCode = status, LatencyMs = Since(t0) },
+            new(new AiAttempt { Backend = ep.Role.ToString(), Endpoint = ep.Display, Model = m ?? ep.Model, Outcome = "Success", StatusCode = status, LatencyMs = Since(t0) },
                 null, answer, m, inTok, outTok, emitted);
     }
 

@@ -45,7 +45,7 @@ public sealed class CircuitTests
         cloud.Fault = FaultSpec.Ok;
         clock.Advance(TimeSpan.FromSeconds(31));
         var probe = await engine.SendAsync(Harness.Request(), plan);
-        Assert.Equal(BackendRole.Cloud, probe.Backend);
+        Assert.Equal("Cloud", probe.Backend);
         Assert.Equal(4, cloud.Hits);
         Assert.Contains(events, e => e.Kind == ContinuityEventKind.CircuitClosed);
         Assert.Equal("Closed", Assert.Single(engine.GetCircuits()).State);
@@ -92,7 +92,7 @@ public sealed class CircuitTests
         Assert.Equal("CoolingDown", Assert.Single(engine.GetCircuits()).State);
 
         clock.Advance(TimeSpan.FromSeconds(2));
-        Assert.Equal(BackendRole.Cloud, (await engine.SendAsync(Harness.Request(), plan)).Backend);
+        Assert.Equal("Cloud", (await engine.SendAsync(Harness.Request(), plan)).Backend);
         Assert.Equal(2, cloud.Hits);
     }
 
@@ -128,7 +128,7 @@ public sealed class CircuitTests
         }
 
         var r = await engine.SendAsync(Harness.Request(), Harness.Plan(Harness.Cloud(healthyServer), Harness.TempLog(), Harness.Ollama(ollama)));
-        Assert.Equal(BackendRole.Cloud, r.Backend);
+        Assert.Equal("Cloud", r.Backend);
         Assert.Equal(new[] { "Closed", "Open" }, engine.GetCircuits().OrderBy(c => c.Endpoint == sick.Display).Select(c => c.State));
 
         // Scheme, host, port and path all count.
@@ -197,7 +197,7 @@ public sealed class CircuitTests
         }
 
         var results = await Task.WhenAll(Enumerable.Range(0, 40).Select(_ => engine.SendAsync(Harness.Request(), plan)));
-        Assert.All(results, r => Assert.Equal(BackendRole.Ollama, r.Backend));
+        Assert.All(results, r => Assert.Equal("Ollama", r.Backend));
         Assert.All(results, r => Assert.Equal("CircuitOpen", r.FailoverReason));
         Assert.Equal(3, cloud.Hits);
     }

@@ -78,6 +78,6 @@ public sealed class RequestLogTests
         var blocker = Path.GetTempFileName(); // a file where the log's folder should be
         var plan = Harness.Plan(null, Path.Combine(blocker, "sub", "requests.jsonl"), Harness.Ollama(ollama));
         var r = await engine.SendAsync(Harness.Request(), plan);
-        Assert.Equal(BackendRole.Ollama, r.Backend);
+        Assert.Equal("Ollama", r.Backend);
     }
 }
