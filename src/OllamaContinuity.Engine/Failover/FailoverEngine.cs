@@ -159,7 +159,7 @@ public sealed class FailoverEngine : IDisposable
                 attempts.Add(result.Attempt);
                 if (result.Succeeded)
                 {
-                    return Finish(request, plan, attempts, result, cloud, timestamp, started, "", false, null);
+                    return await FinishAsync(request, plan, attempts, result, cloud, timestamp, started, "", false, null).ConfigureAwait(false);
                 }
 
                 var d = result.Decision!;
@@ -215,7 +215,7 @@ public sealed class FailoverEngine : IDisposable
                 attempts.Add(result.Attempt);
                 if (result.Succeeded)
                 {
-                    return Finish(request, plan, attempts, result, ollama, timestamp, started, failoverReason, contingency, contingencySource);
+                    return await FinishAsync(request, plan, attempts, result, ollama, timestamp, started, failoverReason, contingency, contingencySource).ConfigureAwait(false);
                 }
 
                 if (!result.Decision!.FailOver)
@@ -238,7 +238,7 @@ public sealed class FailoverEngine : IDisposable
         }
     }
 
-    private AiResponse Finish(AiRequest request, BackendPlan plan, List<AiAttempt> attempts, AttemptResult result, BackendEndpoint served,
+    private async Task<AiResponse> FinishAsync(AiRequest request, BackendPlan plan, List<AiAttempt> attempts, AttemptResult result, BackendEndpoint served,
         DateTimeOffset timestamp, long started, string failoverReason, bool contingency, string? contingencySource)
     {
         var response = new AiResponse
@@ -258,8 +258,8 @@ public sealed class FailoverEngine : IDisposable
             InputTokens = result.InputTokens,
             OutputTokens = result.OutputTokens,
         };
-        // Fire and forget would lose lines on exit; the append is a single small write.
-        _ = LogAsync(plan, RequestLog.Serialize(request, response, attempts, timestamp, response.LatencyMs, failoverReason, contingency, contingencySource, null)).GetAwaiter().GetResult();
+        // Awaited, not fired and forgotten: a line must not be lost when the process exits right after.
+        await LogAsync(plan, RequestLog.Serialize(request, response, attempts, timestamp, response.LatencyMs, failoverReason, contingency, contingencySource, null)).ConfigureAwait(false);
         return response;
     }
 
