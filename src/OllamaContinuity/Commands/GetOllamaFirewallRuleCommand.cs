@@ -9,16 +9,8 @@ namespace OllamaContinuity.Commands;
 /// </summary>
 [Cmdlet(VerbsCommon.Get, "OllamaFirewallRule")]
 [OutputType("OllamaContinuity.Firewall.FirewallRuleInfo")]
-public sealed class GetOllamaFirewallRuleCommand : AsyncCmdlet
+public sealed class GetOllamaFirewallRuleCommand : FirewallRuleCmdletBase
 {
-    [Parameter(ValueFromPipelineByPropertyName = true)]
-    [ValidateRange(1, 65535)]
-    public int Port { get; set; } = 11434;
-
-    [Parameter(ValueFromPipelineByPropertyName = true)]
-    [ValidateSet("Auto", "Ufw", "Firewalld", "Nftables", "Iptables", "WindowsFirewall", "Pf")]
-    public string Backend { get; set; } = "Auto";
-
     protected override void ProcessRecord()
     {
         try

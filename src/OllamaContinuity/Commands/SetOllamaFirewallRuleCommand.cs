@@ -76,23 +76,9 @@ public sealed class SetOllamaFirewallRuleCommand : AsyncCmdlet
                 WriteWarning(warning);
             }
 
-            if (plan.IsEmpty)
-            {
-                WriteVerbose($"{plan.Backend}: TCP port {Port} already allows exactly {string.Join(", ", plan.DesiredAllowFrom.Select(n => n.ToShort()))}; nothing to change.");
-                WriteObject(FirewallManager.ToInfo(backend, Port, plan.Current, false, []));
-                return;
-            }
-
-            var description = FirewallCmdletSupport.Describe("Set the Ollama firewall rule", plan);
-            if (!ShouldProcess(description, description + "\nApply these changes?", "Set-OllamaFirewallRule"))
-            {
-                return;
-            }
-
-            var progress = FirewallCmdletSupport.Progress(this, $"Set-OllamaFirewallRule ({plan.Backend}, port {Port})");
-            var info = RunAsync(ct => manager.ApplyAsync(backend, plan, progress, ct));
-            WriteProgress(new ProgressRecord(1, "Set-OllamaFirewallRule", "Done") { RecordType = ProgressRecordType.Completed });
-            WriteObject(info);
+            FirewallCmdletSupport.ConfirmAndApply(this, RunAsync, "Set-OllamaFirewallRule", "Set the Ollama firewall rule",
+                $"{plan.Backend}: TCP port {Port} already allows exactly {string.Join(", ", plan.DesiredAllowFrom.Select(n => n.ToShort()))}; nothing to change.",
+                manager, backend, plan);
         }
         catch (Exception e) when (e is FirewallInputException or FirewallBackendNotFoundException or FirewallCommandException)
         {

@@ -85,8 +85,32 @@ internal static class FirewallCmdletSupport
         return sb.ToString();
     }
 
-    public static IProgress<(int Done, int Total, string Command)> Progress(AsyncCmdlet cmdlet, string activity) =>
-        new Reporter(cmdlet, activity);
+    /// <summary>
+    /// The changing half of Set and Remove: an empty plan is reported as unchanged; otherwise one ShouldProcess
+    /// names every command (that is the -WhatIf text), then the plan runs with a progress bar and the state read
+    /// back is written. <paramref name="run"/> is the cmdlet's RunAsync.
+    /// </summary>
+    public static void ConfirmAndApply(AsyncCmdlet cmdlet, Func<Func<CancellationToken, Task<FirewallRuleInfo>>, FirewallRuleInfo> run,
+        string caption, string action, string unchanged, FirewallManager manager, FirewallBackend backend, FirewallPlan plan)
+    {
+        if (plan.IsEmpty)
+        {
+            cmdlet.WriteVerbose(unchanged);
+            cmdlet.WriteObject(FirewallManager.ToInfo(backend, plan.Port, plan.Current, false, []));
+            return;
+        }
+
+        var description = Describe(action, plan);
+        if (!cmdlet.ShouldProcess(description, description + "\nRun these commands?", caption))
+        {
+            return;
+        }
+
+        var progress = new Reporter(cmdlet, $"{caption} ({plan.Backend}, port {plan.Port})");
+        var info = run(ct => manager.ApplyAsync(backend, plan, progress, ct));
+        cmdlet.WriteProgress(new ProgressRecord(1, caption, "Done") { RecordType = ProgressRecordType.Completed });
+        cmdlet.WriteObject(info);
+    }
 
     private sealed class Reporter(AsyncCmdlet cmdlet, string activity) : IProgress<(int Done, int Total, string Command)>
     {
