@@ -144,6 +144,49 @@ Describe 'Firewall cmdlets' {
         }
     }
 
+    Context 'Windows Defender Firewall through the NetSecurity cmdlets (stand-in functions in this session)' {
+        BeforeAll {
+            # The process runner points at a program that does not exist: nothing can start a real tool here.
+            $noProcess = $script:processType::new()
+            $noProcess.Prefix = [string[]]@('/nonexistent/oc-no-process-may-start')
+            $fe = $script:envType::new()
+            $fe.Runner = $noProcess
+            $fe.Platform = 'Windows'
+            $script:envType::Default = $fe
+            . (Join-Path $PSScriptRoot 'FakeNetSecurity.ps1')
+            Add-FakeFirewallRule -Name 'OpenOllama' -LocalPort 11434
+            Add-FakeFirewallRule -Name 'TCP Query User{A1}C:\ollama\ollama.exe' -Program 'C:\ollama\ollama.exe'
+            Add-FakeFirewallRule -Name 'RDP' -Group 'Remote Desktop' -LocalPort 3389
+            function Get-FakeRule([string] $Name) { $global:FakeNetSecurity.Rules | Where-Object Name -eq $Name }
+        }
+        AfterAll { $null = Use-ScriptedRunner }
+
+        It 'adds one Allow rule scoped to the sources, disables the other openers, and never a Block rule' {
+            $r = Set-OllamaFirewallRule -AllowFrom 192.168.1.0/24, fd00::/64 -Confirm:$false
+            $r.Backend | Should -Be 'WindowsFirewall'
+            $r.Changed | Should -BeTrue
+            $r.Active | Should -BeTrue
+            (Get-FakeRule 'OllamaContinuity-Ollama-TCP-11434').RemoteAddress | Should -Be @('192.168.1.0/24', 'fd00::/64')
+            (Get-FakeRule 'OpenOllama').Enabled | Should -Be 'False'
+            (Get-FakeRule 'TCP Query User{A1}C:\ollama\ollama.exe').Enabled | Should -Be 'False'
+            (Get-FakeRule 'RDP').Enabled | Should -Be 'True'
+            $global:FakeNetSecurity.Rules | Where-Object Action -eq 'Block' | Should -BeNullOrEmpty
+        }
+
+        It 'changes nothing the second time' {
+            $again = Set-OllamaFirewallRule -AllowFrom fd00::/64, 192.168.1.0/24 -Confirm:$false
+            $again.Changed | Should -BeFalse
+            $again.Commands | Should -BeNullOrEmpty
+        }
+
+        It 'Remove deletes its rule and re-enables exactly what it had disabled' {
+            (Remove-OllamaFirewallRule -Confirm:$false).Changed | Should -BeTrue
+            Get-FakeRule 'OllamaContinuity-Ollama-TCP-11434' | Should -BeNullOrEmpty
+            (Get-FakeRule 'OpenOllama').Enabled | Should -Be 'True'
+            (Get-FakeRule 'TCP Query User{A1}C:\ollama\ollama.exe').Enabled | Should -Be 'True'
+        }
+    }
+
     Context 'nftables for real in a network namespace (Linux, root)' -Skip:(-not $IsLinux -or (& id -u) -ne '0' -or -not (Get-Command nft -ErrorAction SilentlyContinue)) {
         BeforeAll {
             $script:ns = 'ocpester{0}' -f $PID

@@ -139,11 +139,19 @@ internal static class FirewallCmdletSupport
         {
             using var ps = PowerShell.Create(RunspaceMode.CurrentRunspace);
             ps.AddCommand(command.FileName);
-            for (var i = 0; i + 1 < command.Arguments.Count; i += 2)
+            var args = command.Arguments;
+            for (var i = 0; i < args.Count; i++)
             {
-                var name = command.Arguments[i].TrimStart('-');
-                var value = command.Arguments[i + 1];
-                ps.AddParameter(name, WindowsFirewallBackend.ArrayParameters.Contains(name) ? value.Split(',') : value);
+                var name = args[i].TrimStart('-');
+                if (i + 1 < args.Count && !IsParameterName(args[i + 1]))
+                {
+                    var value = args[++i];
+                    ps.AddParameter(name, WindowsFirewallBackend.ArrayParameters.Contains(name) ? value.Split(',') : value);
+                }
+                else
+                {
+                    ps.AddParameter(name); // a switch such as -All
+                }
             }
 
             try
@@ -163,6 +171,8 @@ internal static class FirewallCmdletSupport
                 return new CommandResult(1, "", e.Message);
             }
         }
+
+        private static bool IsParameterName(string arg) => arg.Length > 1 && arg[0] == '-' && char.IsAsciiLetter(arg[1]);
 
         private static string ToJson(PSObject o)
         {

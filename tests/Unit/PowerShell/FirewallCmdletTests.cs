@@ -6,6 +6,7 @@ namespace OllamaContinuity.PowerShellTests;
 /// The firewall cmdlets through PowerShell, with the engine's runner replaced by a scripted recording runner
 /// (reached through PowerShell type literals), so that no firewall tool ever runs on the test host.
 /// </summary>
+[Collection(FirewallSeam.Collection)]
 public sealed class FirewallCmdletTests : IDisposable
 {
     // Loads the engine with a call that fails validation before anything runs, then installs the scripted runner.
@@ -33,7 +34,11 @@ public sealed class FirewallCmdletTests : IDisposable
         Assert.True(installed.Count == 1 && installed[0].ToString() == "ScriptedCommandRunner", "seam not installed: " + string.Join("; ", _s.Streams!.Error));
     }
 
-    public void Dispose() => _s.Dispose();
+    public void Dispose()
+    {
+        _s.Invoke(FirewallSeam.Reset);
+        _s.Dispose();
+    }
 
     private string[] Recorded() => _s.Invoke("$runner.CommandLines").Select(o => o.ToString()).ToArray();
 
