@@ -180,16 +180,19 @@ public sealed partial class FirewallManager(FirewallEnvironment environment)
         var failures = new List<string>();
         for (var i = done.Count - 1; i >= 0; i--)
         {
-            if (done[i].Undo is not { } undo)
+            if (done[i].Undo is not { } first)
             {
                 continue;
             }
 
-            var r = await Run(undo, CancellationToken.None).ConfigureAwait(false);
-            rolledBack.Add(undo.ToString());
-            if (!r.Succeeded)
+            foreach (var undo in done[i].MoreUndo.Prepend(first))
             {
-                failures.Add($"{undo} (exit code {r.ExitCode}: {r.StandardError.Trim()})");
+                var r = await Run(undo, CancellationToken.None).ConfigureAwait(false);
+                rolledBack.Add(undo.ToString());
+                if (!r.Succeeded)
+                {
+                    failures.Add($"{undo} (exit code {r.ExitCode}: {r.StandardError.Trim()})");
+                }
             }
         }
 

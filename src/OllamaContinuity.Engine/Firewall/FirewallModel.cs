@@ -71,6 +71,9 @@ public sealed class FirewallEnvironment
 /// <summary>One change in a plan, with the command that undoes it if a later change fails.</summary>
 public sealed record FirewallStep(CommandInvocation Command, CommandInvocation? Undo = null)
 {
+    /// <summary>Further undo commands, run after <see cref="Undo"/> (rebuilding something deleted takes several).</summary>
+    public IReadOnlyList<CommandInvocation> MoreUndo { get; init; } = [];
+
     /// <summary>
     /// Set when the command's standard input is the token printed by the previous command (<c>pfctl -E</c> prints
     /// "Token : N"); the placeholder <see cref="TokenPlaceholder"/> in the standard input is replaced with it.

@@ -1,119 +1,127 @@
 using System.Globalization;
+using System.Net;
+using System.Text.RegularExpressions;
 using OllamaContinuity.Native;
 
 namespace OllamaContinuity.Firewall;
 
 /// <summary>
-/// firewalld: a rich "accept from source" plus a "drop port" rule drops the trusted clients too (deny rich rules are
-/// evaluated first). So the module uses a dedicated zone (<c>ollama-PORT</c>) holding the allowed sources and the
-/// port: source zones are chosen before interface zones, and the port must not be open in any other zone, so the
-/// module closes it there and notes those zones in its zone's description (Remove reopens them). Changes are
-/// made with --permanent, then --reload. Loopback is always accepted by firewalld itself.
+/// firewalld. Two traps: a rich "accept from source" plus a "drop port" rule in a zone drops the trusted clients too
+/// (deny rich rules are evaluated first), and a dedicated zone holding the sources binds those sources to it, so
+/// they lose every other service of their zone (SSH!): firewalld 1.x does not let source-zone traffic drift on to
+/// the interface zone (checked for real in the tests). The module therefore uses a dedicated <b>policy</b>
+/// <c>ollama-PORT</c> from ANY ingress zone to HOST with a negative priority, so it runs before every zone: one
+/// accept rich rule per allowed source for TCP to the port, and a drop rule for the port with priority 32767, so it
+/// comes after the accepts. Packets it does not decide go on to the zones unchanged, so other services stay as they
+/// were, and it does not matter whether a zone opens the port. Loopback is accepted by firewalld before any policy.
+/// Changes are made with --permanent, then --reload.
 /// </summary>
-public sealed class FirewalldBackend(FirewallEnvironment environment) : FirewallBackend(environment)
+public sealed partial class FirewalldBackend(FirewallEnvironment environment) : FirewallBackend(environment)
 {
-    private const string DescriptionPrefix = "Managed by OllamaContinuity.";
-    private const string ReopenMarker = " Closed the port in zones:";
+    /// <summary>Before all zones (policies with a negative priority run before zone rules).</summary>
+    public const int PolicyPriority = -100;
+
+    private const string Description = "Managed by OllamaContinuity (Set-OllamaFirewallRule): TCP to the port from the accepted sources only; loopback is always accepted.";
 
     public override FirewallBackendKind Kind => FirewallBackendKind.Firewalld;
 
-    public static string ZoneName(int port) => "ollama-" + port.ToString(CultureInfo.InvariantCulture);
+    public static string PolicyName(int port) => "ollama-" + port.ToString(CultureInfo.InvariantCulture);
 
-    public override string SourceOfTruth(int port) => $"firewall-cmd --permanent --list-all-zones; --query-* on zone {ZoneName(port)}";
+    public override string SourceOfTruth(int port) => $"firewall-cmd --permanent --policy={PolicyName(port)} --list-rich-rules; --query-rich-rule (runtime)";
 
     private sealed class FirewalldState : FirewallState
     {
-        public bool ZoneExists { get; init; }
-        public bool PortInZone { get; init; }
-        public IReadOnlyList<string> OtherZonesWithPort { get; init; } = [];
-        public IReadOnlyList<string> ClosedZones { get; init; } = [];
+        public bool PolicyExists { get; init; }
+        public bool DropPresent { get; init; }
+        public bool ShapeOk { get; init; }
         public bool RuntimeMatches { get; init; }
     }
 
     public override async Task<FirewallState> ReadAsync(int port, CancellationToken cancellationToken)
     {
-        var zone = ZoneName(port);
-        var portSpec = PortSpec(port);
+        var policy = PolicyName(port);
         var state = await QueryAsync(cancellationToken, "firewall-cmd", "--state").ConfigureAwait(false);
         if (!state.Succeeded)
         {
             throw new FirewallBackendNotFoundException($"firewalld is not running (firewall-cmd --state: {(state.StandardError + state.StandardOutput).Trim()}). Start it, or choose another backend with -Backend.");
         }
 
-        var all = await QueryAsync(cancellationToken, "firewall-cmd", "--permanent", "--list-all-zones").ConfigureAwait(false);
-        var zones = ParseZones(all.StandardOutput);
-        var ours = zones.GetValueOrDefault(zone);
-        var others = zones.Where(z => z.Key != zone && z.Value.GetValueOrDefault("ports", "").Split(' ', StringSplitOptions.RemoveEmptyEntries).Contains(portSpec))
-            .Select(z => z.Key).Order(StringComparer.Ordinal).ToArray();
-        var sources = ours is null ? [] : ParseAll(ours.GetValueOrDefault("sources", "").Split(' ', StringSplitOptions.RemoveEmptyEntries));
-        var portInZone = ours is not null && ours.GetValueOrDefault("ports", "").Split(' ', StringSplitOptions.RemoveEmptyEntries).Contains(portSpec);
-        var closed = Array.Empty<string>();
-        var runtime = false;
-        if (ours is not null)
+        var policies = await QueryAsync(cancellationToken, "firewall-cmd", "--permanent", "--get-policies").ConfigureAwait(false);
+        if (!policies.StandardOutput.Split((char[])[' ', '\n'], StringSplitOptions.RemoveEmptyEntries).Contains(policy))
         {
-            var description = await QueryAsync(cancellationToken, "firewall-cmd", "--permanent", "--zone=" + zone, "--get-description").ConfigureAwait(false);
-            var text = description.StandardOutput.Trim();
-            var at = text.IndexOf(ReopenMarker, StringComparison.Ordinal);
-            closed = at < 0 ? [] : text[(at + ReopenMarker.Length)..].Split(' ', StringSplitOptions.RemoveEmptyEntries);
-            var queryPort = await QueryAsync(cancellationToken, "firewall-cmd", "--zone=" + zone, "--query-port=" + portSpec).ConfigureAwait(false);
-            runtime = queryPort.Succeeded;
-            foreach (var s in sources)
+            return new FirewalldState();
+        }
+
+        var info = await QueryAsync(cancellationToken, "firewall-cmd", "--permanent", "--info-policy=" + policy).ConfigureAwait(false);
+        var rules = await QueryAsync(cancellationToken, "firewall-cmd", "--permanent", "--policy=" + policy, "--list-rich-rules").ConfigureAwait(false);
+        var p = port.ToString(CultureInfo.InvariantCulture);
+        var sources = new List<string>();
+        var drop = false;
+        foreach (var line in Lines(rules.StandardOutput))
+        {
+            if (AcceptRule().Match(line) is { Success: true } m && m.Groups["port"].Value == p)
             {
-                runtime &= (await QueryAsync(cancellationToken, "firewall-cmd", "--zone=" + zone, "--query-source=" + s.ToShort()).ConfigureAwait(false)).Succeeded;
+                sources.Add(m.Groups["src"].Value);
+            }
+            else if (line == DropRule(port))
+            {
+                drop = true;
             }
         }
 
-        var warnings = others.Select(z => $"Port {portSpec} is also open in firewalld zone '{z}', so sources outside -AllowFrom can reach it there.").ToList();
+        var infoText = info.StandardOutput;
+        var shapeOk = infoText.Contains("priority: " + PolicyPriority.ToString(CultureInfo.InvariantCulture), StringComparison.Ordinal)
+            && Regex.IsMatch(infoText, @"ingress-zones:\s*ANY\s*$", RegexOptions.Multiline)
+            && Regex.IsMatch(infoText, @"egress-zones:\s*HOST\s*$", RegexOptions.Multiline);
+        var allow = ParseAll(sources);
+        var runtime = drop && (await QueryAsync(cancellationToken, "firewall-cmd", "--policy=" + policy, "--query-rich-rule=" + DropRule(port)).ConfigureAwait(false)).Succeeded;
+        foreach (var n in allow)
+        {
+            runtime &= (await QueryAsync(cancellationToken, "firewall-cmd", "--policy=" + policy, "--query-rich-rule=" + AcceptRule(n, port)).ConfigureAwait(false)).Succeeded;
+        }
+
         return new FirewalldState
         {
-            Present = ours is not null,
-            Active = ours is not null && portInZone && sources.Count > 0 && runtime && others.Length == 0,
-            AllowFrom = sources,
-            ZoneExists = ours is not null,
-            PortInZone = portInZone,
-            OtherZonesWithPort = others,
-            ClosedZones = closed,
+            Present = true,
+            Active = shapeOk && drop && allow.Count > 0 && runtime,
+            AllowFrom = allow,
+            PolicyExists = true,
+            DropPresent = drop,
+            ShapeOk = shapeOk,
             RuntimeMatches = runtime,
-            Warnings = warnings,
+            Warnings = runtime ? [] : [$"The permanent firewalld policy {policy} is not what is in force now: run firewall-cmd --reload (Set-OllamaFirewallRule does)."],
         };
     }
 
     public override IReadOnlyList<FirewallStep> PlanSet(FirewallState current, FirewallRequest request)
     {
         var s = (FirewalldState)current;
-        var zone = ZoneName(request.Port);
-        var portSpec = PortSpec(request.Port);
+        var policy = PolicyName(request.Port);
         var steps = new List<FirewallStep>();
-        if (!s.ZoneExists)
+        if (!s.PolicyExists)
         {
-            steps.Add(Step(Fw("--permanent", "--new-zone=" + zone), Fw("--permanent", "--delete-zone=" + zone)));
+            steps.Add(Step(Fw("--permanent", "--new-policy=" + policy), Fw("--permanent", "--delete-policy=" + policy)));
         }
 
-        var closed = s.ClosedZones.Union(s.OtherZonesWithPort).Order(StringComparer.Ordinal).ToArray();
-        if (!s.ZoneExists || !closed.SequenceEqual(s.ClosedZones))
+        if (!s.ShapeOk)
         {
-            steps.Add(Step(Fw("--permanent", "--zone=" + zone, "--set-description=" + Description(closed)),
-                s.ZoneExists ? Fw("--permanent", "--zone=" + zone, "--set-description=" + Description(s.ClosedZones)) : null));
+            // Setting these again on an existing policy is harmless (firewalld answers ALREADY_ENABLED, exit code 0).
+            steps.AddRange(Skeleton(policy).Select(c => Step(c)));
         }
 
         foreach (var n in request.AllowFrom.Except(s.AllowFrom))
         {
-            steps.Add(Step(Fw("--permanent", "--zone=" + zone, "--add-source=" + n.ToShort()), Fw("--permanent", "--zone=" + zone, "--remove-source=" + n.ToShort())));
+            steps.Add(Step(Rich(policy, "--add-rich-rule=", AcceptRule(n, request.Port)), Rich(policy, "--remove-rich-rule=", AcceptRule(n, request.Port))));
         }
 
         foreach (var n in s.AllowFrom.Except(request.AllowFrom))
         {
-            steps.Add(Step(Fw("--permanent", "--zone=" + zone, "--remove-source=" + n.ToShort()), Fw("--permanent", "--zone=" + zone, "--add-source=" + n.ToShort())));
+            steps.Add(Step(Rich(policy, "--remove-rich-rule=", AcceptRule(n, request.Port)), Rich(policy, "--add-rich-rule=", AcceptRule(n, request.Port))));
         }
 
-        if (!s.PortInZone)
+        if (!s.DropPresent)
         {
-            steps.Add(Step(Fw("--permanent", "--zone=" + zone, "--add-port=" + portSpec), Fw("--permanent", "--zone=" + zone, "--remove-port=" + portSpec)));
-        }
-
-        foreach (var other in s.OtherZonesWithPort)
-        {
-            steps.Add(Step(Fw("--permanent", "--zone=" + other, "--remove-port=" + portSpec), Fw("--permanent", "--zone=" + other, "--add-port=" + portSpec)));
+            steps.Add(Step(Rich(policy, "--add-rich-rule=", DropRule(request.Port)), Rich(policy, "--remove-rich-rule=", DropRule(request.Port))));
         }
 
         if (steps.Count > 0 || !s.RuntimeMatches)
@@ -127,68 +135,48 @@ public sealed class FirewalldBackend(FirewallEnvironment environment) : Firewall
     public override IReadOnlyList<FirewallStep> PlanRemove(FirewallState current, int port)
     {
         var s = (FirewalldState)current;
-        if (!s.ZoneExists)
+        if (!s.PolicyExists)
         {
             return [];
         }
 
-        var zone = ZoneName(port);
-        var portSpec = PortSpec(port);
+        var policy = PolicyName(port);
         var steps = new List<FirewallStep>();
-        foreach (var other in s.ClosedZones.Except(s.OtherZonesWithPort))
+        if (s.DropPresent)
         {
-            steps.Add(Step(Fw("--permanent", "--zone=" + other, "--add-port=" + portSpec), Fw("--permanent", "--zone=" + other, "--remove-port=" + portSpec)));
+            steps.Add(Step(Rich(policy, "--remove-rich-rule=", DropRule(port)), Rich(policy, "--add-rich-rule=", DropRule(port))));
         }
 
-        // Emptied before it is deleted, so a rollback (new zone, port, sources: the undos in reverse) rebuilds it.
         foreach (var n in s.AllowFrom)
         {
-            steps.Add(Step(Fw("--permanent", "--zone=" + zone, "--remove-source=" + n.ToShort()), Fw("--permanent", "--zone=" + zone, "--add-source=" + n.ToShort())));
+            steps.Add(Step(Rich(policy, "--remove-rich-rule=", AcceptRule(n, port)), Rich(policy, "--add-rich-rule=", AcceptRule(n, port))));
         }
 
-        if (s.PortInZone)
-        {
-            steps.Add(Step(Fw("--permanent", "--zone=" + zone, "--remove-port=" + portSpec), Fw("--permanent", "--zone=" + zone, "--add-port=" + portSpec)));
-        }
-
-        steps.Add(Step(Fw("--permanent", "--delete-zone=" + zone), Fw("--permanent", "--new-zone=" + zone)));
+        // Rollback (the undos in reverse order) rebuilds the policy, then its rules.
+        steps.Add(Step(Fw("--permanent", "--delete-policy=" + policy), Fw("--permanent", "--new-policy=" + policy)) with { MoreUndo = Skeleton(policy) });
         steps.Add(Step(Fw("--reload"), Fw("--reload")));
         return steps;
     }
 
-    private static string Description(IReadOnlyList<string> closed) =>
-        DescriptionPrefix + " Allows the port from the sources of this zone only (Set-OllamaFirewallRule)." + (closed.Count == 0 ? "" : ReopenMarker + " " + string.Join(' ', closed));
+    /// <summary>The accept rule for one source, exactly as firewall-cmd lists it.</summary>
+    public static string AcceptRule(IPNetwork n, int port) =>
+        $"rule family=\"{(n.IsV4() ? "ipv4" : "ipv6")}\" source address=\"{n.ToShort()}\" port port=\"{port.ToString(CultureInfo.InvariantCulture)}\" protocol=\"tcp\" accept";
 
-    private static string PortSpec(int port) => port.ToString(CultureInfo.InvariantCulture) + "/tcp";
+    /// <summary>The drop rule for everyone else; priority 32767 puts it after the accepts.</summary>
+    public static string DropRule(int port) => $"rule priority=\"32767\" port port=\"{port.ToString(CultureInfo.InvariantCulture)}\" protocol=\"tcp\" drop";
+
+    private static CommandInvocation[] Skeleton(string policy) =>
+    [
+        Fw("--permanent", "--policy=" + policy, "--set-description=" + Description),
+        Fw("--permanent", "--policy=" + policy, "--set-priority=" + PolicyPriority.ToString(CultureInfo.InvariantCulture)),
+        Fw("--permanent", "--policy=" + policy, "--add-ingress-zone=ANY"),
+        Fw("--permanent", "--policy=" + policy, "--add-egress-zone=HOST"),
+    ];
+
+    private static CommandInvocation Rich(string policy, string option, string rule) => Fw("--permanent", "--policy=" + policy, option + rule);
 
     private static CommandInvocation Fw(params string[] args) => Cmd("firewall-cmd", args);
 
-    /// <summary>Parses <c>firewall-cmd --list-all-zones</c>: a zone name at column 0, then "  key: value" lines.</summary>
-    internal static Dictionary<string, Dictionary<string, string>> ParseZones(string text)
-    {
-        var zones = new Dictionary<string, Dictionary<string, string>>(StringComparer.Ordinal);
-        Dictionary<string, string>? zone = null;
-        foreach (var raw in text.Split('\n'))
-        {
-            if (raw.Trim().Length == 0)
-            {
-                continue;
-            }
-
-            if (!char.IsWhiteSpace(raw[0]))
-            {
-                zone = new Dictionary<string, string>(StringComparer.Ordinal);
-                zones[raw.Trim().Split(' ')[0]] = zone;
-                continue;
-            }
-
-            var colon = raw.IndexOf(':', StringComparison.Ordinal);
-            if (zone is not null && colon > 0)
-            {
-                zone[raw[..colon].Trim()] = raw[(colon + 1)..].Trim();
-            }
-        }
-
-        return zones;
-    }
+    [GeneratedRegex("^rule family=\"ipv[46]\" source address=\"(?<src>[^\"]+)\" port port=\"(?<port>\\d+)\" protocol=\"tcp\" accept$")]
+    private static partial Regex AcceptRule();
 }

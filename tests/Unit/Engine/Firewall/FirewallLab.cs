@@ -16,6 +16,9 @@ namespace OllamaContinuity.Tests.Firewall;
 public sealed class FirewallLab : IAsyncDisposable
 {
     public const int Port = 11434;
+
+    /// <summary>A second listener (think SSH) that the firewall rules must leave alone.</summary>
+    public const int OtherPort = 2222;
     public static readonly IPAddress TrustedServer4 = IPAddress.Parse("10.231.1.1");
     public static readonly IPAddress TrustedServer6 = IPAddress.Parse("fd31:1::1");
     public static readonly IPAddress UntrustedServer4 = IPAddress.Parse("10.231.2.1");
@@ -24,6 +27,7 @@ public sealed class FirewallLab : IAsyncDisposable
     public static readonly string[] UntrustedHosts = ["10.231.2.2", "fd31:2::2"];
 
     private readonly FakeAiServer _listener;
+    private readonly FakeAiServer _other;
     private readonly List<Process> _processes = [];
 
     private FirewallLab()
@@ -34,6 +38,7 @@ public sealed class FirewallLab : IAsyncDisposable
         NetNs.Link(Server, ["10.231.1.1/24", "fd31:1::1/64"], Trusted, ["10.231.1.2/24", "fd31:1::2/64"]);
         NetNs.Link(Server, ["10.231.2.1/24", "fd31:2::1/64"], Untrusted, ["10.231.2.2/24", "fd31:2::2/64"]);
         _listener = Server.Run(() => FakeAiServer.Start(FakeApi.Ollama, address: IPAddress.IPv6Any, port: Port));
+        _other = Server.Run(() => FakeAiServer.Start(FakeApi.Ollama, address: IPAddress.IPv6Any, port: OtherPort));
         Scratch = Directory.CreateTempSubdirectory("oc-fw-").FullName;
         File.SetUnixFileMode(Scratch, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
         Runner = new ProcessCommandRunner { Prefix = ["ip", "netns", "exec", Server.Name], Timeout = TimeSpan.FromSeconds(60) };
@@ -139,6 +144,7 @@ public sealed class FirewallLab : IAsyncDisposable
         }
 
         await _listener.DisposeAsync();
+        await _other.DisposeAsync();
         Server.Dispose();
         Trusted.Dispose();
         Untrusted.Dispose();

@@ -114,38 +114,53 @@ public sealed class PlanTests
     }
 
     // ---- firewalld ----
-    private const string Zones = """
-        block
-          target: %%REJECT%%
-          sources: 
-          ports: 
-
-        public
-          target: default
-          interfaces: 
-          sources: 
-          services: dhcpv6-client ssh
-          ports: 11434/tcp 8080/tcp
-          rich rules: 
-
-        """;
-
     [Fact]
-    public async Task Firewalld_uses_a_dedicated_zone_and_closes_the_port_elsewhere()
+    public async Task Firewalld_uses_a_policy_before_all_zones_with_ordered_accepts_and_a_last_drop()
     {
-        var t = new ScriptedTools().On("firewall-cmd --state", 0, "running\n").On("firewall-cmd --permanent --list-all-zones", 0, Zones);
+        var t = new ScriptedTools().On("firewall-cmd --state", 0, "running\n").On("firewall-cmd --permanent --get-policies", 0, "allow-host-ipv6\n");
         var plan = await PlanSet(t, FirewallBackendKind.Firewalld, Req("192.168.1.0/24", "fd00::/64"));
         Assert.Equal(
         [
-            "firewall-cmd --permanent --new-zone=ollama-11434",
-            "firewall-cmd --permanent --zone=ollama-11434 --set-description=Managed by OllamaContinuity. Allows the port from the sources of this zone only (Set-OllamaFirewallRule). Closed the port in zones: public",
-            "firewall-cmd --permanent --zone=ollama-11434 --add-source=192.168.1.0/24",
-            "firewall-cmd --permanent --zone=ollama-11434 --add-source=fd00::/64",
-            "firewall-cmd --permanent --zone=ollama-11434 --add-port=11434/tcp",
-            "firewall-cmd --permanent --zone=public --remove-port=11434/tcp",
+            "firewall-cmd --permanent --new-policy=ollama-11434",
+            "firewall-cmd --permanent --policy=ollama-11434 --set-description=Managed by OllamaContinuity (Set-OllamaFirewallRule): TCP to the port from the accepted sources only; loopback is always accepted.",
+            "firewall-cmd --permanent --policy=ollama-11434 --set-priority=-100",
+            "firewall-cmd --permanent --policy=ollama-11434 --add-ingress-zone=ANY",
+            "firewall-cmd --permanent --policy=ollama-11434 --add-egress-zone=HOST",
+            "firewall-cmd --permanent --policy=ollama-11434 --add-rich-rule=rule family=\"ipv4\" source address=\"192.168.1.0/24\" port port=\"11434\" protocol=\"tcp\" accept",
+            "firewall-cmd --permanent --policy=ollama-11434 --add-rich-rule=rule family=\"ipv6\" source address=\"fd00::/64\" port port=\"11434\" protocol=\"tcp\" accept",
+            "firewall-cmd --permanent --policy=ollama-11434 --add-rich-rule=rule priority=\"32767\" port port=\"11434\" protocol=\"tcp\" drop",
             "firewall-cmd --reload",
         ], ScriptedTools.Lines(plan));
-        Assert.DoesNotContain(plan.Steps, s => ScriptedTools.Line(s.Command).Contains("rich", StringComparison.Ordinal));
+        Assert.DoesNotContain(plan.Steps, s => ScriptedTools.Line(s.Command).Contains("--zone", StringComparison.Ordinal));
+    }
+
+    private const string PolicyInfo = "ollama-11434\n  priority: -100\n  target: CONTINUE\n  ingress-zones: ANY\n  egress-zones: HOST\n";
+
+    [Fact]
+    public async Task Firewalld_converges_in_place_and_a_converged_policy_plans_nothing()
+    {
+        var rules = "rule family=\"ipv4\" source address=\"10.8.0.0/24\" port port=\"11434\" protocol=\"tcp\" accept\nrule priority=\"32767\" port port=\"11434\" protocol=\"tcp\" drop\n";
+        var t = new ScriptedTools().On("firewall-cmd --state", 0, "running\n").On("firewall-cmd --permanent --get-policies", 0, "allow-host-ipv6 ollama-11434\n")
+            .On("firewall-cmd --permanent --info-policy", 0, PolicyInfo).On("firewall-cmd --permanent --policy=ollama-11434 --list-rich-rules", 0, rules);
+        Assert.Empty((await PlanSet(t, FirewallBackendKind.Firewalld, Req("10.8.0.0/24"))).Steps);
+
+        var plan = await PlanSet(t, FirewallBackendKind.Firewalld, Req("192.168.1.0/24"));
+        Assert.Equal(
+        [
+            "firewall-cmd --permanent --policy=ollama-11434 --add-rich-rule=rule family=\"ipv4\" source address=\"192.168.1.0/24\" port port=\"11434\" protocol=\"tcp\" accept",
+            "firewall-cmd --permanent --policy=ollama-11434 --remove-rich-rule=rule family=\"ipv4\" source address=\"10.8.0.0/24\" port port=\"11434\" protocol=\"tcp\" accept",
+            "firewall-cmd --reload",
+        ], ScriptedTools.Lines(plan));
+
+        var remove = await PlanRemove(t, FirewallBackendKind.Firewalld);
+        Assert.Equal(
+        [
+            "firewall-cmd --permanent --policy=ollama-11434 --remove-rich-rule=rule priority=\"32767\" port port=\"11434\" protocol=\"tcp\" drop",
+            "firewall-cmd --permanent --policy=ollama-11434 --remove-rich-rule=rule family=\"ipv4\" source address=\"10.8.0.0/24\" port port=\"11434\" protocol=\"tcp\" accept",
+            "firewall-cmd --permanent --delete-policy=ollama-11434",
+            "firewall-cmd --reload",
+        ], ScriptedTools.Lines(remove));
+        Assert.Equal(4, remove.Steps[2].MoreUndo.Count); // a failed removal rebuilds the policy before its rules
     }
 
     [Fact]

@@ -21,17 +21,19 @@ public sealed class RealFirewallTests
         {
             Require.Tool("dbus-daemon");
             var env = await lab.FirewalldAsync();
-            // The admin had opened the port to everyone in the default zone, as the seed tells people to do.
+            // The admin had opened the port to everyone in the default zone, as the seed tells people to do, and
+            // another service (an SSH-like port) that trusted clients must keep reaching.
             await lab.Must("firewall-cmd", "--permanent", "--zone=public", "--add-port=11434/tcp");
+            await lab.Must("firewall-cmd", "--permanent", "--zone=public", "--add-port=" + FirewallLab.OtherPort + "/tcp");
             await lab.Must("firewall-cmd", "--reload");
             return env;
         }, FirewallBackendKind.Firewalld, enableFirewall: false, afterRemove: async lab =>
         {
-            // Remove reopened the port in the zone it had closed it in, and nothing of the module is left.
+            // Nothing of the module is left, and the admin's own zone settings were never touched.
+            var policies = await lab.Runner.RunAsync(Native.CommandInvocation.Of("firewall-cmd", "--permanent", "--get-policies"));
+            Assert.DoesNotContain("ollama-11434", policies.StandardOutput);
             var r = await lab.Runner.RunAsync(Native.CommandInvocation.Of("firewall-cmd", "--permanent", "--zone=public", "--query-port=11434/tcp"));
             Assert.True(r.Succeeded, r.StandardOutput + r.StandardError);
-            var zones = await lab.Runner.RunAsync(Native.CommandInvocation.Of("firewall-cmd", "--permanent", "--get-zones"));
-            Assert.DoesNotContain("ollama-11434", zones.StandardOutput);
         });
 
     [SkippableFact]
@@ -76,6 +78,9 @@ public sealed class RealFirewallTests
             Assert.Equal(FirewallLab.TrustedRanges, set.AllowFrom);
             Assert.True(set.Active, string.Join("; ", set.Warnings));
             Assert.Equal((true, true, false, false, true, true), lab.Probe());
+            // Only the Ollama port is restricted: another service stays reachable for both clients (no lockout).
+            Assert.True(lab.Trusted.CanConnect(FirewallLab.TrustedServer4, FirewallLab.OtherPort) && lab.Trusted.CanConnect(FirewallLab.TrustedServer6, FirewallLab.OtherPort), "trusted client lost another service");
+            Assert.True(lab.Untrusted.CanConnect(FirewallLab.UntrustedServer4, FirewallLab.OtherPort) && lab.Untrusted.CanConnect(FirewallLab.UntrustedServer6, FirewallLab.OtherPort), "untrusted client lost another service");
             if (afterSet is not null)
             {
                 await afterSet(lab);
