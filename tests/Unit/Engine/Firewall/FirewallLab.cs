@@ -118,6 +118,35 @@ public sealed class FirewallLab : IAsyncDisposable
         Assert.True(r.Succeeded, $"{file} {string.Join(' ', args)}: {r.ExitCode} {r.StandardError}");
     }
 
+    /// <summary>The ufw options of <see cref="Ufw"/> (rootdir/datadir under Scratch).</summary>
+    public string[] UfwOptions => ["--rootdir=" + Path.Combine(Scratch, "ufw"), "--datadir=" + Path.Combine(Scratch, "ufw")];
+
+    /// <summary>The output of read-only commands run in the server namespace, for before/after comparisons.</summary>
+    public async Task<string> Dump(params string[][] commands)
+    {
+        var text = new System.Text.StringBuilder();
+        foreach (var c in commands)
+        {
+            var r = await Runner.RunAsync(CommandInvocation.Of(c[0], c[1..]));
+            text.Append("## ").Append(string.Join(' ', c)).Append(" -> ").Append(r.ExitCode).Append('\n').Append(r.StandardOutput);
+        }
+
+        return text.ToString();
+    }
+
+    /// <summary>An admin's own nftables table, which the module must leave alone.</summary>
+    public Task AdminNftTable() => Runner.RunAsync(CommandInvocation.Of("nft", "-f", "-") with
+    {
+        StandardInput = $"table inet admin {{\n\tchain input {{\n\t\ttype filter hook input priority filter; policy accept;\n\t\ttcp dport {OtherPort} accept\n\t}}\n}}\n",
+    }).ContinueWith(t => Assert.True(t.Result.Succeeded, t.Result.StandardError), TaskScheduler.Default);
+
+    /// <summary>An admin's own iptables rules in INPUT, which the module must leave alone.</summary>
+    public async Task AdminIptablesRules()
+    {
+        await Must("iptables", "-A", "INPUT", "-p", "tcp", "--dport", OtherPort.ToString(System.Globalization.CultureInfo.InvariantCulture), "-j", "ACCEPT");
+        await Must("ip6tables", "-A", "INPUT", "-p", "tcp", "--dport", OtherPort.ToString(System.Globalization.CultureInfo.InvariantCulture), "-j", "ACCEPT");
+    }
+
     /// <summary>Which of the four client paths connect, as "trusted4 trusted6 untrusted4 untrusted6" flags, plus loopback.</summary>
     public (bool T4, bool T6, bool U4, bool U6, bool Lo4, bool Lo6) Probe()
     {

@@ -13,7 +13,12 @@ public sealed class RealFirewallTests
 {
     [SkippableFact]
     public Task Ufw_allows_only_the_listed_sources_and_loopback_converges_and_removes() =>
-        Prove("ufw", "ufw", lab => Task.FromResult(lab.Ufw()), FirewallBackendKind.Ufw, enableFirewall: true);
+        Prove("ufw", "ufw", async lab =>
+        {
+            var env = lab.Ufw();
+            await lab.Must("ufw", [.. env.UfwOptions, "allow", FirewallLab.OtherPort + "/tcp"]); // the admin's own rule
+            return env;
+        }, FirewallBackendKind.Ufw, enableFirewall: true, dump: lab => lab.Dump(["ufw", .. lab.UfwOptions, "show", "added"]));
 
     [SkippableFact]
     public Task Firewalld_allows_only_the_listed_sources_and_loopback_converges_and_removes() =>
@@ -27,7 +32,7 @@ public sealed class RealFirewallTests
             await lab.Must("firewall-cmd", "--permanent", "--zone=public", "--add-port=" + FirewallLab.OtherPort + "/tcp");
             await lab.Must("firewall-cmd", "--reload");
             return env;
-        }, FirewallBackendKind.Firewalld, enableFirewall: false, afterRemove: async lab =>
+        }, FirewallBackendKind.Firewalld, enableFirewall: false, dump: lab => lab.Dump(["firewall-cmd", "--permanent", "--list-all-zones"], ["firewall-cmd", "--permanent", "--get-policies"]), afterRemove: async lab =>
         {
             // Nothing of the module is left, and the admin's own zone settings were never touched.
             var policies = await lab.Runner.RunAsync(Native.CommandInvocation.Of("firewall-cmd", "--permanent", "--get-policies"));
@@ -38,7 +43,11 @@ public sealed class RealFirewallTests
 
     [SkippableFact]
     public Task Nftables_allows_only_the_listed_sources_and_loopback_converges_and_removes() =>
-        Prove("nftables", "nft", lab => Task.FromResult(lab.Nftables()), FirewallBackendKind.Nftables, enableFirewall: false, afterSet: lab =>
+        Prove("nftables", "nft", async lab =>
+        {
+            await lab.AdminNftTable();
+            return lab.Nftables();
+        }, FirewallBackendKind.Nftables, enableFirewall: false, dump: lab => lab.Dump(["nft", "list", "ruleset"]), afterSet: lab =>
         {
             var include = Path.Combine(lab.Scratch, "nftables.d", "ollama-guard-11434.nft");
             Assert.Contains("table inet ollama_guard_11434 {", File.ReadAllText(include));
@@ -47,7 +56,11 @@ public sealed class RealFirewallTests
 
     [SkippableFact]
     public Task Iptables_allows_only_the_listed_sources_and_loopback_converges_and_removes() =>
-        Prove("iptables", "iptables", lab => Task.FromResult(lab.Iptables()), FirewallBackendKind.Iptables, enableFirewall: false, afterSet: async lab =>
+        Prove("iptables", "iptables", async lab =>
+        {
+            await lab.AdminIptablesRules();
+            return lab.Iptables();
+        }, FirewallBackendKind.Iptables, enableFirewall: false, dump: lab => lab.Dump(["iptables", "-S"], ["ip6tables", "-S"]), afterSet: async lab =>
         {
             // Jumped to from INPUT exactly once per family, even after several applies.
             foreach (var tool in new[] { "iptables", "ip6tables" })
@@ -58,7 +71,7 @@ public sealed class RealFirewallTests
         });
 
     private static async Task Prove(string name, string tool, Func<FirewallLab, Task<FirewallEnvironment>> setUp, FirewallBackendKind kind, bool enableFirewall,
-        Func<FirewallLab, Task>? afterSet = null, Func<FirewallLab, Task>? afterRemove = null)
+        Func<FirewallLab, Task<string>> dump, Func<FirewallLab, Task>? afterSet = null, Func<FirewallLab, Task>? afterRemove = null)
     {
         Require.Root();
         Require.Tool(tool);
@@ -70,6 +83,7 @@ public sealed class RealFirewallTests
             var manager = new FirewallManager(env);
             var backend = manager.Create(kind);
             Assert.Equal((true, true, true, true, true, true), lab.Probe());
+            var initial = await dump(lab);
 
             // Apply: trusted range and loopback connect, the untrusted client is dropped, IPv4 and IPv6.
             var set = await manager.SetAsync(backend, Request(FirewallLab.TrustedRanges, enableFirewall));
@@ -114,6 +128,9 @@ public sealed class RealFirewallTests
             Assert.Empty(removed.AllowFrom);
             Assert.Equal((true, true, true, true, true, true), lab.Probe());
             Assert.False((await manager.RemoveAsync(backend, FirewallLab.Port)).Changed);
+
+            // Only what the module added is gone: the firewall is exactly as the admin had it (their own rules too).
+            Assert.Equal(initial, await dump(lab));
             if (afterRemove is not null)
             {
                 await afterRemove(lab);
@@ -121,6 +138,62 @@ public sealed class RealFirewallTests
         }
 
         Assert.Equal(before, HostFirewallSnapshot.Take());
+    }
+
+    [SkippableTheory]
+    [InlineData(FirewallBackendKind.Iptables, "ip6tables -w -A OLLAMA-GUARD-11434 -j DROP")]
+    [InlineData(FirewallBackendKind.Nftables, "tee ")]
+    [InlineData(FirewallBackendKind.Ufw, "ufw --rootdir")]
+    public async Task A_tool_failing_half_way_is_rolled_back_for_real(FirewallBackendKind kind, string failOn)
+    {
+        Require.Root();
+        Require.Tool(kind switch { FirewallBackendKind.Ufw => "ufw", FirewallBackendKind.Nftables => "nft", _ => "iptables" });
+        var before = HostFirewallSnapshot.Take();
+        await using (var lab = FirewallLab.Create())
+        {
+            var env = kind switch { FirewallBackendKind.Ufw => lab.Ufw(), FirewallBackendKind.Nftables => lab.Nftables(), _ => lab.Iptables() };
+            if (kind == FirewallBackendKind.Ufw)
+            {
+                await lab.Must("ufw", [.. env.UfwOptions, "--force", "enable"]);
+                failOn = "ufw " + string.Join(' ', env.UfwOptions) + " deny"; // the last change, after both prepends
+            }
+
+            var dump = kind switch
+            {
+                FirewallBackendKind.Ufw => lab.Dump(["ufw", .. env.UfwOptions, "show", "added"], ["iptables", "-S", "ufw-user-input"], ["ip6tables", "-S", "ufw6-user-input"]),
+                FirewallBackendKind.Nftables => lab.Dump(["nft", "list", "ruleset"]),
+                _ => lab.Dump(["iptables", "-S"], ["ip6tables", "-S"]),
+            };
+            var initial = await dump;
+            var failing = new FailingRunner(env.Runner, failOn);
+            env.Runner = failing;
+            var manager = new FirewallManager(env);
+            var e = await Assert.ThrowsAsync<FirewallCommandException>(() => manager.SetAsync(manager.Create(kind), Request(FirewallLab.TrustedRanges, false)));
+            Assert.Contains("injected failure", e.Message);
+            Assert.NotEmpty(e.RolledBack);
+            Assert.Empty(e.RollbackFailures);
+            var afterRollback = await (kind switch
+            {
+                FirewallBackendKind.Ufw => lab.Dump(["ufw", .. env.UfwOptions, "show", "added"], ["iptables", "-S", "ufw-user-input"], ["ip6tables", "-S", "ufw6-user-input"]),
+                FirewallBackendKind.Nftables => lab.Dump(["nft", "list", "ruleset"]),
+                _ => lab.Dump(["iptables", "-S"], ["ip6tables", "-S"]),
+            });
+            Assert.Equal(initial, afterRollback);
+            Assert.Equal((true, true, true, true, true, true), lab.Probe());
+        }
+
+        Assert.Equal(before, HostFirewallSnapshot.Take());
+    }
+
+    /// <summary>Runs commands for real, but fails the first one whose line starts with a prefix (after running nothing).</summary>
+    private sealed class FailingRunner(Native.ICommandRunner inner, string prefix) : Native.ICommandRunner
+    {
+        private int _failed;
+
+        public Task<Native.CommandResult> RunAsync(Native.CommandInvocation command, CancellationToken cancellationToken = default) =>
+            Native.ScriptedCommandRunner.Line(command).StartsWith(prefix, StringComparison.Ordinal) && Interlocked.Exchange(ref _failed, 1) == 0
+                ? Task.FromResult(new Native.CommandResult(1, "", "injected failure"))
+                : inner.RunAsync(command, cancellationToken);
     }
 
     private static FirewallRequest Request(string[] allow, bool enable) =>
