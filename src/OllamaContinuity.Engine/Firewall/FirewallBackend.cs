@@ -24,9 +24,17 @@ public abstract class FirewallBackend(FirewallEnvironment environment)
 
     public abstract IReadOnlyList<FirewallStep> PlanRemove(FirewallState current, int port);
 
-    /// <summary>Runs a read-only query through the runner.</summary>
-    protected Task<CommandResult> QueryAsync(CancellationToken cancellationToken, string fileName, params string[] arguments) =>
-        Environment.Runner.RunAsync(CommandInvocation.Of(fileName, arguments), cancellationToken);
+    /// <summary>Runs a read-only query through the runner. A tool that cannot be started (exit code 127) means the backend is missing.</summary>
+    protected async Task<CommandResult> QueryAsync(CancellationToken cancellationToken, string fileName, params string[] arguments)
+    {
+        var result = await Environment.Runner.RunAsync(CommandInvocation.Of(fileName, arguments), cancellationToken).ConfigureAwait(false);
+        if (result.ExitCode == 127 && fileName != "cat")
+        {
+            throw new FirewallBackendNotFoundException($"{Kind}: '{fileName}' could not be started ({result.StandardError.Trim()}). Install it, or choose another backend with -Backend (or Auto).");
+        }
+
+        return result;
+    }
 
     protected static FirewallStep Step(CommandInvocation command, CommandInvocation? undo = null) => new(command, undo);
 

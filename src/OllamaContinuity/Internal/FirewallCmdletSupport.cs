@@ -121,7 +121,11 @@ internal static class FirewallCmdletSupport
             {
                 PercentComplete = value.Total == 0 ? 0 : Math.Clamp(value.Done * 100 / value.Total, 0, 100),
             };
-            cmdlet.Post(() => cmdlet.WriteProgress(record));
+            cmdlet.Post(() =>
+            {
+                cmdlet.WriteVerbose("Running: " + value.Command);
+                cmdlet.WriteProgress(record);
+            });
         }
     }
 

@@ -265,6 +265,20 @@ public sealed class PlanTests
         Assert.Empty(e.RollbackFailures);
     }
 
+    [Theory]
+    [InlineData(FirewallBackendKind.Ufw)]
+    [InlineData(FirewallBackendKind.Nftables)]
+    [InlineData(FirewallBackendKind.Iptables)]
+    [InlineData(FirewallBackendKind.Firewalld)]
+    [InlineData(FirewallBackendKind.Pf)]
+    public async Task A_named_backend_whose_tool_is_missing_is_a_clear_error_before_any_change(FirewallBackendKind kind)
+    {
+        var t = new ScriptedTools().On("cat", 1).On("", 127, "", "No such file or directory");
+        var e = await Assert.ThrowsAsync<FirewallBackendNotFoundException>(() => PlanSet(t, kind, Req("10.0.0.0/8")));
+        Assert.Contains("-Backend", e.Message);
+        Assert.Single(t.Runner.Commands, c => c.FileName != "cat");
+    }
+
     // ---- detection ----
     [Theory]
     [InlineData(0, 0, 0, 0, FirewallBackendKind.Firewalld)]
