@@ -25,6 +25,8 @@ public sealed class RealFirewallTests
         Prove("firewalld", "firewall-cmd", async lab =>
         {
             Require.Tool("dbus-daemon");
+            Require.Tool("nsenter");
+            Require.Tool("unshare");
             var env = await lab.FirewalldAsync();
             // The admin had opened the port to everyone in the default zone, as the seed tells people to do, and
             // another service (an SSH-like port) that trusted clients must keep reaching.
