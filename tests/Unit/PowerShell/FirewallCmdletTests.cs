@@ -129,6 +129,26 @@ public sealed class FirewallCmdletTests : IDisposable
         Assert.DoesNotContain(Recorded(), c => c.StartsWith("nft -f", StringComparison.Ordinal) || c.StartsWith("tee", StringComparison.Ordinal));
     }
 
+    [Theory]
+    [InlineData(2, false)] // [N] No
+    [InlineData(0, true)]  // [Y] Yes
+    public void Set_asks_first_with_the_whole_plan_and_No_changes_nothing(int answer, bool applied)
+    {
+        _s.Host.ChoiceAnswers.Enqueue(answer);
+        var result = _s.Invoke(NftAbsent + "; Set-OllamaFirewallRule -AllowFrom 10.8.0.0/24 -Backend Nftables -Verbose");
+        var streams = _s.Streams!;
+        var prompt = Assert.Single(_s.Host.Prompts);
+        Assert.Contains("2. nft -f -", prompt);
+        Assert.Equal(applied ? 1 : 0, result.Count);
+        Assert.Equal(applied, Recorded().Any(c => c.StartsWith("nft -f", StringComparison.Ordinal)));
+        if (applied)
+        {
+            Assert.Contains(streams.Progress, p => p.StatusDescription.StartsWith("nft -f -", StringComparison.Ordinal));
+            Assert.Equal(ProgressRecordType.Completed, streams.Progress[^1].RecordType);
+            Assert.Contains(streams.Verbose, v => v.Message.StartsWith("Running: nft -f -", StringComparison.Ordinal));
+        }
+    }
+
     [Fact]
     public void A_failing_tool_rolls_back_and_is_a_terminating_error_with_its_stderr()
     {
