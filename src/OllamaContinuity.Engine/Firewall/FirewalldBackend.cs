@@ -47,6 +47,12 @@ public sealed partial class FirewalldBackend(FirewallEnvironment environment) : 
         }
 
         var policies = await QueryAsync(cancellationToken, "firewall-cmd", "--permanent", "--get-policies").ConfigureAwait(false);
+        if (!policies.Succeeded)
+        {
+            throw new FirewallBackendNotFoundException(
+                $"This firewalld has no policies (firewall-cmd --get-policies: {(policies.StandardError + policies.StandardOutput).Trim()}); the module needs firewalld 0.9 or later. Use -Backend Nftables or Iptables instead.");
+        }
+
         if (!policies.StandardOutput.Split((char[])[' ', '\n'], StringSplitOptions.RemoveEmptyEntries).Contains(policy))
         {
             return new FirewalldState();

@@ -164,6 +164,14 @@ public sealed class PlanTests
     }
 
     [Fact]
+    public async Task Firewalld_without_policies_names_the_version_needed()
+    {
+        var t = new ScriptedTools().On("firewall-cmd --state", 0, "running\n").On("firewall-cmd --permanent --get-policies", 2, "", "firewall-cmd: error: unrecognized arguments: --get-policies");
+        var e = await Assert.ThrowsAsync<FirewallBackendNotFoundException>(() => PlanSet(t, FirewallBackendKind.Firewalld, Req("10.0.0.0/8")));
+        Assert.Contains("0.9", e.Message);
+    }
+
+    [Fact]
     public async Task Firewalld_not_running_is_a_clear_error()
     {
         var t = new ScriptedTools().On("firewall-cmd --state", 252, "not running\n");
