@@ -194,16 +194,16 @@ public static partial class HardeningPlanner
             }
         }
 
-        if (string.IsNullOrWhiteSpace(r.ServiceUser) || !UserName().IsMatch(r.ServiceUser))
-        {
-            throw new HardeningValidationException("InvalidServiceUser", "ServiceUser", $"'{r.ServiceUser}' is not a valid user name.", "Give the name of the unprivileged service account, such as ollama.");
-        }
-
         if (r.ServiceUser is "root" or "0")
         {
             throw new HardeningValidationException("RootServiceUser", "ServiceUser",
                 "Ollama must not run as root: it serves an unauthenticated API and parses downloaded model files; as root any flaw in it is a flaw in the whole machine.",
                 "Use the unprivileged account the Ollama installer creates (ollama), or another non-root account that owns the models directory.");
+        }
+
+        if (string.IsNullOrWhiteSpace(r.ServiceUser) || !UserName().IsMatch(r.ServiceUser))
+        {
+            throw new HardeningValidationException("InvalidServiceUser", "ServiceUser", $"'{r.ServiceUser}' is not a valid user name.", "Give the name of the unprivileged service account, such as ollama.");
         }
 
         CheckLimit(r.MemoryMax, "MemoryMax", MemoryValue(), "a size such as 16G, 8192M, 80% or infinity");
