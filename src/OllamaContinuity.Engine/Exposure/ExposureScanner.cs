@@ -7,7 +7,7 @@ using System.Text.Json;
 namespace OllamaContinuity.Exposure;
 
 /// <summary>Options of the network probe.</summary>
-public sealed class ExposureScanOptions
+public sealed record ExposureScanOptions
 {
     /// <summary>The TCP port probed. The default value is 11434.</summary>
     public int Port { get; init; } = 11434;

@@ -43,7 +43,13 @@ public sealed class LocalAuditOptions
 
     public TimeProvider Time { get; init; } = TimeProvider.System;
 
-    public bool IsLive => Root is "/" or "";
+    /// <summary>
+    /// Whether the audit may run commands (journalctl, netstat, manage-bde...) and probe a specific local address.
+    /// The default value is null: true when <see cref="Root"/> is "/".
+    /// </summary>
+    public bool? Live { get; init; }
+
+    public bool IsLive => Live ?? Root is "/" or "";
 
     private static Dictionary<string, string> CurrentEnvironment()
     {
@@ -69,7 +75,7 @@ public sealed partial class LocalAudit(LocalAuditOptions options)
 {
     private const string HostVar = "OLLAMA_HOST";
     private const string WebUiPort = "3001";
-    private readonly string _target = options.IsLive ? "localhost" : options.Root;
+    private readonly string _target = options.Root is "/" or "" ? "localhost" : options.Root;
     private SystemdService? _service;
     private IReadOnlyList<ProcessInfo>? _processes;
     private Dictionary<string, string>? _etcEnvironment;

@@ -48,7 +48,7 @@ public static partial class ScanTargets
 
             if (t.Contains('/'))
             {
-                if (!IPNetwork.TryParse(t, out var net))
+                if (!IPNetwork.TryParse(t, out var net) || !HostBitsClear(t, net))
                 {
                     throw new ScanTargetException("InvalidTarget", $"'{t}' is not a valid CIDR (for example 192.168.1.0/24 or fd00::/120); the address must be the network's first address.",
                         "Write the network address with its prefix length, such as 10.0.5.0/24.");
@@ -175,6 +175,10 @@ public static partial class ScanTargets
         }
 
     }
+
+    /// <summary>True when the address written is the network's first address (10.0.0.0/24, not 10.0.0.5/24).</summary>
+    private static bool HostBitsClear(string text, IPNetwork net) =>
+        IPAddress.TryParse(text[..text.IndexOf('/')], out var written) && written.Equals(net.BaseAddress);
 
     private static long Count(IPNetwork net)
     {
