@@ -511,7 +511,7 @@ public sealed partial class LocalAudit(LocalAuditOptions options)
         switch (options.Platform)
         {
             case HardeningPlatform.Windows when options.IsLive:
-                var drive = Path.GetPathRoot(models)?.TrimEnd('\\') ?? "C:";
+                var drive = models.Length >= 2 && models[1] == ':' && char.IsAsciiLetter(models[0]) ? models[..2].ToUpperInvariant() : "C:";
                 var bde = await options.Runner.RunAsync(CommandInvocation.Of("manage-bde.exe", "-status", drive), ct).ConfigureAwait(false);
                 return bde.StandardOutput.Contains("Protection On", StringComparison.OrdinalIgnoreCase)
                     ? Finding(ExposureChecks.DiskEncryption, ExposureStatus.Pass, $"BitLocker protects {drive} (models: {models}).", fix)
