@@ -10,9 +10,13 @@
     CompatiblePSEditions = @('Core')
     FormatsToProcess     = @(
         'Formats/Failover.Format.ps1xml'
+        'Formats/Exposure.Format.ps1xml'
+        'Formats/Hardening.Format.ps1xml'
     )
     CmdletsToExport      = @(
         'Invoke-AiRequest'
+        'Set-OllamaHardening'
+        'Test-OllamaExposure'
     )
     FunctionsToExport    = @()
     VariablesToExport    = @()

@@ -35,3 +35,18 @@ public sealed class DelegateFirewallStatusProvider(Func<int, CancellationToken, 
 {
     public Task<FirewallStatus> GetStatusAsync(int port, CancellationToken cancellationToken) => get(port, cancellationToken);
 }
+
+/// <summary>
+/// The firewall reader Test-OllamaExposure uses. The default value is <see cref="UndeterminedFirewallStatusProvider"/>;
+/// the firewall feature sets it to a reader over Get-OllamaFirewallRule's engine.
+/// </summary>
+public static class ExposureAuditDefaults
+{
+    private static IFirewallStatusProvider s_firewall = UndeterminedFirewallStatusProvider.Instance;
+
+    public static IFirewallStatusProvider FirewallStatusProvider
+    {
+        get => Volatile.Read(ref s_firewall);
+        set => Volatile.Write(ref s_firewall, value ?? UndeterminedFirewallStatusProvider.Instance);
+    }
+}
