@@ -62,7 +62,8 @@ public sealed record OllamaProbe(IPAddress Address, int Port)
 public static class ExposureScanner
 {
     public const string Banner = "Ollama is running";
-    private const int MaxBody = 4 * 1024 * 1024;
+    private const int MaxSmallBody = 64 * 1024;
+    private const int MaxTagsBody = 1024 * 1024;
 
     public const string ExposedRemediation = "Set-OllamaHardening -BindAddress 127.0.0.1:11434 -Restart";
 
@@ -182,7 +183,7 @@ public static class ExposureScanner
         using var client = new HttpClient(handler, disposeHandler: false) { Timeout = System.Threading.Timeout.InfiniteTimeSpan };
         var baseUri = new Uri("http://" + EndPoint(address, port) + "/");
 
-        var root = await GetAsync(client, new Uri(baseUri, "/"), timeout, cancellationToken).ConfigureAwait(false);
+        var root = await GetAsync(client, new Uri(baseUri, "/"), timeout, MaxSmallBody, cancellationToken).ConfigureAwait(false);
         if (root.ConnectProblem is { } cp)
         {
             return result with { Problem = cp };
@@ -200,20 +201,20 @@ public static class ExposureScanner
         }
 
         result = result with { IsOllama = true };
-        var version = await GetAsync(client, new Uri(baseUri, "/api/version"), timeout, cancellationToken).ConfigureAwait(false);
+        var version = await GetAsync(client, new Uri(baseUri, "/api/version"), timeout, MaxSmallBody, cancellationToken).ConfigureAwait(false);
         if (version.Status == 200)
         {
             result = result with { Version = ReadString(version.Body, "version") };
         }
 
-        var tags = await GetAsync(client, new Uri(baseUri, "/api/tags"), timeout, cancellationToken).ConfigureAwait(false);
+        var tags = await GetAsync(client, new Uri(baseUri, "/api/tags"), timeout, MaxTagsBody, cancellationToken).ConfigureAwait(false);
         return result with { TagsStatus = tags.Status, Models = tags.Status == 200 ? ReadModels(tags.Body) : [] };
     }
 
     public static string EndPoint(IPAddress address, int port) =>
         (address.AddressFamily == AddressFamily.InterNetworkV6 ? $"[{address}]" : address.ToString()) + ":" + port.ToString(CultureInfo.InvariantCulture);
 
-    private static async Task<(int Status, string Body, string? Problem, string? ConnectProblem)> GetAsync(HttpClient client, Uri uri, TimeSpan timeout, CancellationToken cancellationToken)
+    private static async Task<(int Status, string Body, string? Problem, string? ConnectProblem)> GetAsync(HttpClient client, Uri uri, TimeSpan timeout, int maxBody, CancellationToken cancellationToken)
     {
         using var cts = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         cts.CancelAfter(timeout * 2); // connect (bounded by the timeout) plus the answer
@@ -225,7 +226,7 @@ public static class ExposureScanner
             var buffer = new byte[16 * 1024];
             using var body = new MemoryStream();
             int n;
-            while (body.Length < MaxBody && (n = await stream.ReadAsync(buffer, cts.Token).ConfigureAwait(false)) > 0)
+            while (body.Length < maxBody && (n = await stream.ReadAsync(buffer, cts.Token).ConfigureAwait(false)) > 0)
             {
                 body.Write(buffer, 0, n);
             }

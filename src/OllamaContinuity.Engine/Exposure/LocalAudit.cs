@@ -281,9 +281,11 @@ public sealed partial class LocalAudit(LocalAuditOptions options)
                 $"Reachable beyond loopback: {listening} ({config}).{mismatch} Only do this behind a firewall rule and an authenticating proxy (see the Firewall and Authentication checks).", fix, port);
         }
 
-        if (sockets.Count == 0 && !parsed.IsLoopback)
+        if (!parsed.IsLoopback)
         {
-            return Finding(ExposureChecks.BindAddress, ExposureStatus.Warn, $"{config}; not running now ({listening}), but it will listen beyond loopback when it starts.", fix, port);
+            return Finding(ExposureChecks.BindAddress, ExposureStatus.Warn, sockets.Count == 0
+                ? $"{config}; not running now ({listening}), but it will listen beyond loopback when it starts."
+                : $"{config}; {listening} now, but it will listen beyond loopback after the next restart.", fix, port);
         }
 
         return Finding(ExposureChecks.BindAddress, ExposureStatus.Pass, $"Loopback only: {config}; {listening}.", fix, port);
@@ -570,7 +572,7 @@ public sealed partial class LocalAudit(LocalAuditOptions options)
             }
 
             var point = f[4].Replace("\\040", " ", StringComparison.Ordinal);
-            if (IsUnder(models, point) && (best is null || point.Length >= best.Value.Point.Length))
+            if (HardeningPlanner.IsUnder(models, point) && (best is null || point.Length >= best.Value.Point.Length))
             {
                 best = (point, f[2], f[dash + 1], f[dash + 2]);
             }
@@ -644,9 +646,6 @@ public sealed partial class LocalAudit(LocalAuditOptions options)
     }
 
     // ---- helpers --------------------------------------------------------------------------------------------
-
-    private static bool IsUnder(string path, string dir) =>
-        dir == "/" || path.TrimEnd('/') == dir.TrimEnd('/') || path.StartsWith(dir.TrimEnd('/') + "/", StringComparison.Ordinal);
 
     private static string? ReadTrim(string path)
     {

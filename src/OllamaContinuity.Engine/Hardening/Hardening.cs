@@ -546,8 +546,9 @@ public static partial class HardeningPlanner
         return LinuxServiceHome;
     }
 
-    private static bool IsUnder(string path, string dir) =>
-        path.TrimEnd('/') == dir.TrimEnd('/') || path.StartsWith(dir.TrimEnd('/') + "/", StringComparison.Ordinal);
+    /// <summary>True when <paramref name="path"/> is <paramref name="dir"/> or inside it (POSIX paths).</summary>
+    internal static bool IsUnder(string path, string dir) =>
+        dir.TrimEnd('/').Length == 0 || path.TrimEnd('/') == dir.TrimEnd('/') || path.StartsWith(dir.TrimEnd('/') + "/", StringComparison.Ordinal);
 
     private static void CheckLimit(string? value, string parameter, Regex pattern, string example)
     {
@@ -653,9 +654,16 @@ public sealed class HardeningExecutor(ICommandRunner runner, IMachineEnvironment
     {
         var dir = Path.GetDirectoryName(Path.GetFullPath(w.Path))!;
         Directory.CreateDirectory(dir);
+        if (new FileInfo(w.Path).LinkTarget is { } target)
+        {
+            // Root writes here: never follow a link someone planted in place of the module's file.
+            throw new InvalidOperationException($"{w.Path} is a symbolic link (to {target}); refusing to replace it. Remove the link and run again.");
+        }
+
         if (w.BackupPath is not null && File.Exists(w.Path))
         {
-            File.Copy(w.Path, w.BackupPath, overwrite: true);
+            File.Delete(w.BackupPath); // a planted link at the backup path is removed, not followed
+            File.Copy(w.Path, w.BackupPath);
         }
 
         var temp = Path.Combine(dir, "." + Path.GetFileName(w.Path) + "." + Guid.NewGuid().ToString("n")[..8] + ".tmp");

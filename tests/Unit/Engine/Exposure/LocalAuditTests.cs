@@ -251,6 +251,25 @@ public sealed class LocalAuditTests : IDisposable
     }
 
     [Fact]
+    public async Task A_unit_without_User_runs_as_root_and_fails()
+    {
+        _h.Unit("Environment=OLLAMA_HOST=127.0.0.1\n");
+        var f = await Audit();
+        Assert.Equal(ExposureStatus.Fail, f[ExposureChecks.ServiceUser].Status);
+        Assert.Contains("no User=", f[ExposureChecks.ServiceUser].Detail, StringComparison.Ordinal);
+        Assert.Equal("Set-OllamaHardening -ServiceUser ollama -Restart", f[ExposureChecks.ServiceUser].Remediation);
+    }
+
+    [Fact]
+    public async Task A_wildcard_configuration_not_yet_applied_is_a_warning_even_while_loopback_listens()
+    {
+        _h.Unit("User=ollama\nEnvironment=OLLAMA_HOST=0.0.0.0:11434\n").Tcp(HostFixture.Listen4("127.0.0.1", 11434, 999));
+        var f = await Audit();
+        Assert.Equal(ExposureStatus.Warn, f[ExposureChecks.BindAddress].Status);
+        Assert.Contains("after the next restart", f[ExposureChecks.BindAddress].Detail, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Nothing_installed_is_not_a_failure()
     {
         var f = await Audit();

@@ -295,4 +295,19 @@ public sealed class HardeningPlannerTests : IDisposable
         Assert.Contains("ReadWritePaths=/usr/share/ollama -/home/ai/models", text, StringComparison.Ordinal);
         Assert.Contains(plan.Warnings, w => w.Contains("ProtectHome", StringComparison.Ordinal));
     }
+
+    [SkippableFact]
+    public async Task A_symbolic_link_in_place_of_the_drop_in_is_refused_not_followed()
+    {
+        Skip.If(OperatingSystem.IsWindows(), "POSIX symbolic links");
+        var victim = Path.Combine(_root, "victim.txt");
+        File.WriteAllText(victim, "precious");
+        Directory.CreateDirectory(Path.GetDirectoryName(DropIn)!);
+        File.CreateSymbolicLink(DropIn, victim);
+
+        var plan = await HardeningPlanner.PlanAsync(new HardeningRequest { Root = _root, Platform = HardeningPlatform.Linux, MemoryMax = "1G" }, _runner, new InMemoryMachineEnvironment(), _time);
+        var e = await Assert.ThrowsAsync<InvalidOperationException>(() => new HardeningExecutor(_runner, new InMemoryMachineEnvironment()).ExecuteAsync(plan.Steps[0]));
+        Assert.Contains("symbolic link", e.Message, StringComparison.Ordinal);
+        Assert.Equal("precious", File.ReadAllText(victim));
+    }
 }
