@@ -244,8 +244,9 @@ public sealed partial class LocalAudit(LocalAuditOptions options)
                 continue;
             }
 
-            var local = f[0].StartsWith("TCP", StringComparison.OrdinalIgnoreCase) ? f[1] : f[3];
-            var sep = local.Contains(']') || f[0] == "TCP" ? local.LastIndexOf(':') : local.LastIndexOf('.');
+            var windows = f[0] == "TCP"; // Windows: "TCP local foreign LISTENING"; macOS: "tcp4 recv send local foreign LISTEN"
+            var local = windows ? f[1] : f[3];
+            var sep = windows ? local.LastIndexOf(':') : local.LastIndexOf('.');
             if (sep <= 0 || !int.TryParse(local[(sep + 1)..], out var p) || p != port)
             {
                 continue;

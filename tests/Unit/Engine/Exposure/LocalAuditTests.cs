@@ -310,4 +310,49 @@ public sealed class LocalAuditTests : IDisposable
         Assert.Equal(ExposureStatus.Pass, f[ExposureChecks.DiskEncryption].Status);
         Assert.Contains(_runner.Commands, c => c.ToString() == "manage-bde.exe -status D:");
     }
+
+    [Theory]
+    [InlineData("tcp4       0      0  127.0.0.1.11434        *.*                    LISTEN     ", "127.0.0.1")]
+    [InlineData("tcp46      0      0  *.11434                *.*                    LISTEN     ", "::")]
+    [InlineData("tcp4       0      0  *.11434                *.*                    LISTEN     ", "0.0.0.0")]
+    [InlineData("tcp6       0      0  ::1.11434              *.*                    LISTEN     ", "::1")]
+    [InlineData("  TCP    0.0.0.0:11434          0.0.0.0:0              LISTENING", "0.0.0.0")]
+    [InlineData("  TCP    [::1]:11434            [::]:0                 LISTENING", "::1")]
+    public void Netstat_listeners_parse_on_macOS_and_Windows(string line, string address)
+    {
+        var s = Assert.Single(LocalAudit.ParseNetstat("Proto Recv-Q Send-Q  Local Address  Foreign Address  (state)\n" + line + "\n" + line.Replace("11434", "11435", StringComparison.Ordinal), 11434));
+        Assert.Equal(IPAddress.Parse(address), s.Address);
+    }
+
+    [Fact]
+    public async Task MacOS_audit_asks_launchctl_netstat_ps_and_fdesetup_through_the_runner()
+    {
+        _runner.Respond = c => (c.FileName, string.Join(' ', c.Arguments)) switch
+        {
+            ("launchctl", "getenv OLLAMA_HOST") => new CommandResult(0, "127.0.0.1:11434\n", ""),
+            ("launchctl", "getenv OLLAMA_ORIGINS") => new CommandResult(0, "https://app.example.com\n", ""),
+            ("launchctl", _) => new CommandResult(0, "\n", ""),
+            ("netstat", _) => new CommandResult(0, "tcp4       0      0  127.0.0.1.11434        *.*                    LISTEN\n", ""),
+            ("ps", _) => new CommandResult(0, "alice /Applications/Ollama.app/Contents/Resources/ollama\nroot /sbin/launchd\n", ""),
+            ("fdesetup", _) => new CommandResult(0, "FileVault is On.\n", ""),
+            _ => new CommandResult(1, "", ""),
+        };
+        var audit = new LocalAudit(new LocalAuditOptions
+        {
+            Platform = HardeningPlatform.MacOS,
+            Root = "/",
+            Runner = _runner,
+            SessionEnvironment = new Dictionary<string, string> { ["HOME"] = "/Users/alice" },
+            Time = new FakeTimeProvider(Now),
+        });
+        var f = (await audit.RunAsync()).ToDictionary(x => x.Check);
+        Assert.Equal(ExposureStatus.Pass, f[ExposureChecks.BindAddress].Status);
+        Assert.Contains("launchctl getenv", f[ExposureChecks.BindAddress].Detail, StringComparison.Ordinal);
+        Assert.Contains("listening on 127.0.0.1:11434", f[ExposureChecks.BindAddress].Detail, StringComparison.Ordinal);
+        Assert.Equal(ExposureStatus.Pass, f[ExposureChecks.Origins].Status);
+        Assert.Equal(ExposureStatus.Pass, f[ExposureChecks.ServiceUser].Status);
+        Assert.Contains("alice", f[ExposureChecks.ServiceUser].Detail, StringComparison.Ordinal);
+        Assert.Equal(ExposureStatus.Pass, f[ExposureChecks.DiskEncryption].Status);
+        Assert.Equal(ExposureStatus.Pass, f[ExposureChecks.Authentication].Status);
+    }
 }
