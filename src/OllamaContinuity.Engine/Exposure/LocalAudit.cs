@@ -510,7 +510,12 @@ public sealed partial class LocalAudit(LocalAuditOptions options)
     private async Task<ExposureFinding> CheckDiskEncryptionAsync(CancellationToken ct)
     {
         var models = await ModelsDirectoryAsync(ct).ConfigureAwait(false);
-        const string fix = "Put the models directory on an encrypted volume (LUKS/BitLocker/FileVault), then Set-OllamaHardening with OLLAMA_MODELS pointing there";
+        var fix = options.Platform switch
+        {
+            HardeningPlatform.Windows => "Enable-BitLocker -MountPoint C: -EncryptionMethod XtsAes256 -RecoveryPasswordProtector",
+            HardeningPlatform.MacOS => "sudo fdesetup enable",
+            _ => $"Move {models} to a LUKS volume (cryptsetup luksFormat, cryptsetup open, mkfs, mount) and point OLLAMA_MODELS at it",
+        };
         switch (options.Platform)
         {
             case HardeningPlatform.Windows when options.IsLive:
