@@ -70,17 +70,37 @@ public sealed class SystemdService
 
         var env = new Dictionary<string, SystemdAssignment>(StringComparer.Ordinal);
         var directives = new Dictionary<string, SystemdAssignment>(StringComparer.Ordinal);
+        var envFiles = new List<string>();
         foreach (var file in (unit is null ? [] : new[] { unit }).Concat(dropIns.Values))
         {
             var text = replace is { } rr && file == rr.Path ? rr.Content ?? "" : SafeRead(file);
-            Apply(text, file, env, directives);
+            Apply(text, file, env, directives, envFiles);
+        }
+
+        // EnvironmentFile= is read after Environment= and wins over it, whatever the order in the files.
+        foreach (var entry in envFiles)
+        {
+            var path = System.IO.Path.Combine(root, entry.TrimStart('-').TrimStart('/'));
+            foreach (var line in SafeRead(path).Replace("\r\n", "\n").Split('\n'))
+            {
+                var t = line.Trim();
+                var eq = t.IndexOf('=');
+                if (t.Length == 0 || t[0] is '#' or ';' || eq <= 0)
+                {
+                    continue;
+                }
+
+                var key = t[..eq].Trim();
+                key = key.StartsWith("export ", StringComparison.Ordinal) ? key[7..].Trim() : key;
+                env[key] = new SystemdAssignment(string.Concat(SplitWords(t[(eq + 1)..].Trim())), path);
+            }
         }
 
         return new SystemdService { Name = name, UnitFile = unit, DropIns = dropIns.Values.ToArray(), Environment = env, Directives = directives };
     }
 
     /// <summary>Parses one unit file's [Service] section into <paramref name="env"/> and <paramref name="directives"/>.</summary>
-    public static void Apply(string text, string file, Dictionary<string, SystemdAssignment> env, Dictionary<string, SystemdAssignment> directives)
+    public static void Apply(string text, string file, Dictionary<string, SystemdAssignment> env, Dictionary<string, SystemdAssignment> directives, List<string>? environmentFiles = null)
     {
         var section = "";
         foreach (var raw in JoinContinuations(text))
@@ -120,6 +140,17 @@ public sealed class SystemdService
                     {
                         env[word[..e]] = new SystemdAssignment(word[(e + 1)..], file);
                     }
+                }
+            }
+            else if (key == "EnvironmentFile")
+            {
+                if (value.Length == 0)
+                {
+                    environmentFiles?.Clear();
+                }
+                else
+                {
+                    environmentFiles?.AddRange(SplitWords(value));
                 }
             }
             else if (value.Length == 0)

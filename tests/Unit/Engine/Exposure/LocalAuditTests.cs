@@ -270,6 +270,17 @@ public sealed class LocalAuditTests : IDisposable
     }
 
     [Fact]
+    public async Task An_EnvironmentFile_wins_over_Environment_as_in_systemd()
+    {
+        _h.Unit("User=ollama\nEnvironmentFile=-/etc/default/ollama\nEnvironment=OLLAMA_HOST=127.0.0.1\n")
+            .File("etc/default/ollama", "# site settings\nOLLAMA_HOST=\"0.0.0.0:11434\"\nexport OLLAMA_ORIGINS=https://a.example\n");
+        var f = await Audit();
+        Assert.Equal(ExposureStatus.Warn, f[ExposureChecks.BindAddress].Status);
+        Assert.Contains("OLLAMA_HOST='0.0.0.0:11434' from " + Path.Combine(_h.Root, "etc/default/ollama"), f[ExposureChecks.BindAddress].Detail, StringComparison.Ordinal);
+        Assert.Equal(ExposureStatus.Pass, f[ExposureChecks.Origins].Status);
+    }
+
+    [Fact]
     public async Task Nothing_installed_is_not_a_failure()
     {
         var f = await Audit();
