@@ -12,7 +12,7 @@ internal static class ThroughputScenario
 {
     public static async Task RunAsync(bool quick)
     {
-        var (perLevel, rounds, warmup) = quick ? (200, 2, 100) : (2000, 4, 500);
+        var (perLevel, rounds, warmup) = quick ? (400, 2, 200) : (20000, 4, 1000);
         Console.WriteLine($"## 3. Throughput: {perLevel} requests per side and level, in {rounds} alternating rounds");
         Console.WriteLine();
 
