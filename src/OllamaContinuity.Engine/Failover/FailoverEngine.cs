@@ -159,7 +159,7 @@ public sealed class FailoverEngine : IDisposable
                 attempts.Add(result.Attempt);
                 if (result.Succeeded)
                 {
-                    return Finish(request, plan, attempts, result, cloud, timestamp, started, "", false, null);
+                    return await FinishAsync(request, plan, attempts, result, cloud, timestamp, started, "", false, null).ConfigureAwait(false);
                 }
 
                 var d = result.Decision!;
@@ -215,7 +215,7 @@ public sealed class FailoverEngine : IDisposable
                 attempts.Add(result.Attempt);
                 if (result.Succeeded)
                 {
-                    return Finish(request, plan, attempts, result, ollama, timestamp, started, failoverReason, contingency, contingencySource);
+                    return await FinishAsync(request, plan, attempts, result, ollama, timestamp, started, failoverReason, contingency, contingencySource).ConfigureAwait(false);
                 }
 
                 if (!result.Decision!.FailOver)
@@ -238,12 +238,12 @@ public sealed class FailoverEngine : IDisposable
         }
     }
 
-    private AiResponse Finish(AiRequest request, BackendPlan plan, List<AiAttempt> attempts, AttemptResult result, BackendEndpoint served,
+    private async Task<AiResponse> FinishAsync(AiRequest request, BackendPlan plan, List<AiAttempt> attempts, AttemptResult result, BackendEndpoint served,
         DateTimeOffset timestamp, long started, string failoverReason, bool contingency, string? contingencySource)
     {
         var response = new AiResponse
         {
-            Backend = served.Role,
+            Backend = served.Role.ToString(),
             Text = result.Text ?? "",
             Model = result.Model ?? served.Model,
             RequestId = request.RequestId,
@@ -258,8 +258,8 @@ public sealed class FailoverEngine : IDisposable
             InputTokens = result.InputTokens,
             OutputTokens = result.OutputTokens,
         };
-        // Fire and forget would lose lines on exit; the append is a single small write.
-        _ = LogAsync(plan, RequestLog.Serialize(request, response, attempts, timestamp, response.LatencyMs, failoverReason, contingency, contingencySource, null)).GetAwaiter().GetResult();
+        // Awaited, not fired and forgotten: a line must not be lost when the process exits right after.
+        await LogAsync(plan, RequestLog.Serialize(request, response, attempts, timestamp, response.LatencyMs, failoverReason, contingency, contingencySource, null)).ConfigureAwait(false);
         return response;
     }
 
@@ -340,7 +340,7 @@ public sealed class FailoverEngine : IDisposable
     }
 
     private AttemptResult Skipped(BackendEndpoint ep, FailureClass cls, string detail) =>
-        new(new AiAttempt { Backend = ep.Role, Endpoint = ep.Display, Model = ep.Model, Outcome = "Skipped", FailureClass = cls, Detail = detail },
+        new(new AiAttempt { Backend = ep.Role.ToString(), Endpoint = ep.Display, Model = ep.Model, Outcome = "Skipped", FailureClass = cls.ToString(), Detail = detail },
             new FailureDecision(cls, true, detail));
 
     /// <summary>One attempt on one backend, with its connect, first-token, stall and total timeouts.</summary>
@@ -362,7 +362,7 @@ public sealed class FailoverEngine : IDisposable
         AttemptResult Fail(FailureDecision d) =>
             new(new AiAttempt
             {
-                Backend = ep.Role, Endpoint = ep.Display, Model = ep.Model, Outcome = "Failed", FailureClass = d.Class,
+                Backend = ep.Role.ToString(), Endpoint = ep.Display, Model = ep.Model, Outcome = "Failed", FailureClass = d.Class.ToString(),
                 StatusCode = d.StatusCode ?? status, LatencyMs = Since(t0), Detail = Redact.Scrub(d.Detail, ep.ApiKey),
             }, d with { Detail = Redact.Scrub(d.Detail, ep.ApiKey)! }, text.ToString(), model, TextEmitted: emitted);
 
@@ -451,7 +451,7 @@ public sealed class FailoverEngine : IDisposable
         }
 
         AttemptResult Success(string answer, string? m, int? inTok, int? outTok) =>
-            new(new AiAttempt { Backend = ep.Role, Endpoint = ep.Display, Model = m ?? ep.Model, Outcome = "Success", StatusCode = status, LatencyMs = Since(t0) },
+            new(new AiAttempt { Backend = ep.Role.ToString(), Endpoint = ep.Display, Model = m ?? ep.Model, Outcome = "Success", StatusCode = status, LatencyMs = Since(t0) },
                 null, answer, m, inTok, outTok, emitted);
     }
 
