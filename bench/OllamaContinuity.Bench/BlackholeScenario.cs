@@ -69,7 +69,7 @@ internal static class BlackholeScenario
         {
             var response = await engine.SendAsync(Requests.New(), plan);
             Requests.Expect(response, BackendRole.Ollama);
-            ourTries += response.Attempts.Count(a => a.Backend == BackendRole.Cloud && a.Outcome == "Failed");
+            ourTries += response.Attempts.Count(a => a.Backend == nameof(BackendRole.Cloud) && a.Outcome == "Failed");
         }
 
         var ours = sw.Elapsed;

@@ -121,7 +121,7 @@ internal static class Requests
 
     public static void Expect(AiResponse response, BackendRole role)
     {
-        if (response.Backend != role || response.Text.Length == 0)
+        if (response.Backend != role.ToString() || response.Text.Length == 0)
         {
             throw new InvalidOperationException($"expected an answer from {role}, got {response.Backend} ({response.Route})");
         }
