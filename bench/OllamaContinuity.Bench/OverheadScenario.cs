@@ -36,6 +36,7 @@ internal static class OverheadScenario
             var withCloud = new BackendPlan(cloudEp, [ollamaEp]) { DisableLog = true };
             var rawOllama = await RawPost.ForAsync(raw, ollamaEp, Requests.New());
             var rawCloud = await RawPost.ForAsync(raw, cloudEp, Requests.New());
+            var rawViaEngine = await RawPost.ForAsync(engine.HttpPool.Client, ollamaEp, Requests.New());
 
             Variant[] variants =
             [
@@ -44,6 +45,15 @@ internal static class OverheadScenario
                 new("core, Ollama-only plan, log on", async () => Requests.Expect(await engine.SendAsync(Requests.New(), ollamaOnlyLogged), BackendRole.Ollama)),
                 new("raw HttpClient -> cloud", () => rawCloud.SendAsync()),
                 new("core, healthy cloud, log off", async () => Requests.Expect(await engine.SendAsync(Requests.New(), withCloud), BackendRole.Cloud)),
+                // Decomposition of the Ollama-only row: the same raw POST through the engine's HttpClient, then one attempt without SendAsync around it.
+                new("raw POST via the engine's HttpClient -> Ollama", () => rawViaEngine.SendAsync()),
+                new("one attempt (AttemptAsync) -> Ollama", async () =>
+                {
+                    if (!(await engine.AttemptAsync(ollamaEp, Requests.New(), null, CancellationToken.None)).Succeeded)
+                    {
+                        throw new InvalidOperationException("the attempt failed");
+                    }
+                }),
             ];
 
             foreach (var v in variants)
@@ -78,6 +88,13 @@ internal static class OverheadScenario
             Print(table, variants[3], variants[3]);
             Print(table, variants[4], variants[3]);
             table.Print();
+            Console.WriteLine();
+            var parts = new Table("where the Ollama-only core's time goes", "n", "p50 µs", "p95 µs", "mean µs", "added p50 µs", "p50 ratio", "alloc/req KB*");
+            Print(parts, variants[0], variants[0]);
+            Print(parts, variants[5], variants[0]);
+            Print(parts, variants[6], variants[0]);
+            Print(parts, variants[1], variants[0]);
+            parts.Print();
             Console.WriteLine();
             Console.WriteLine("Added p50 = p50(core) - p50(raw to the same fake). *Allocations are the whole process per request, the in-process fake server included.");
             var added = variants[1].Samples.P50 - variants[0].Samples.P50;
