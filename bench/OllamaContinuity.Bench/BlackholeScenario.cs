@@ -75,7 +75,7 @@ internal static class BlackholeScenario
         var ours = sw.Elapsed;
         table.Row(fault, "seed (cloud, timeout, Ollama; every time)", Fmt.N(seed.TotalSeconds), Fmt.N(seed.TotalMilliseconds / count, "0.0"), cloudTries.ToString(), "");
         table.Row(fault, "ours (circuit breaker)", Fmt.N(ours.TotalSeconds), Fmt.N(ours.TotalMilliseconds / count, "0.0"), ourTries.ToString(),
-            Fmt.N(seed / ours, "0.0") + "x" + (seed / ours >= 10 ? "" : " (target 10x MISSED)"));
+            Fmt.N(seed / ours, "0.0") + "x, target 10x: " + Fmt.Verdict(seed / ours >= 10));
     }
 
     /// <summary>requests' json=: a serialised body with a Content-Length (JsonContent would send it chunked).</summary>

@@ -44,6 +44,7 @@ if (Debugger.IsAttached || typeof(Program).Assembly.GetCustomAttributes(typeof(D
 // The seed's contingency switch would route everything to Ollama and skew the cloud rows.
 Environment.SetEnvironmentVariable(OllamaContinuity.Failover.EnvironmentContingencySource.VariableName, null);
 
+Fmt.Quick = quick;
 Console.WriteLine($"# OllamaContinuity.Bench {(quick ? "(--quick: smoke run, figures not meaningful)" : "")}");
 Console.WriteLine($"{DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC, {RuntimeInformation.FrameworkDescription}, {RuntimeInformation.OSDescription}, " +
                   $"{Environment.ProcessorCount} cores, GC {(GCSettings.IsServerGC ? "server" : "workstation")}; " +

@@ -130,6 +130,11 @@ internal static class Requests
 
 internal static class Fmt
 {
+    /// <summary>Set by --quick: a smoke run's small counts and short timeouts say nothing about the targets.</summary>
+    public static bool Quick { get; set; }
+
+    public static string Verdict(bool met) => Quick ? "n/a (--quick)" : met ? "met" : "MISSED";
+
     public static string Us(double v) => v.ToString("0.0", System.Globalization.CultureInfo.InvariantCulture);
     public static string N(double v, string format = "0.00") => v.ToString(format, System.Globalization.CultureInfo.InvariantCulture);
 }

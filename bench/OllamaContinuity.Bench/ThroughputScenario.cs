@@ -71,7 +71,7 @@ internal static class ThroughputScenario
             var median = ratios.Count % 2 == 1 ? ratios[ratios.Count / 2] : (ratios[ratios.Count / 2 - 1] + ratios[ratios.Count / 2]) / 2;
             var total = perRound * rounds;
             table.Row(label, concurrency.ToString(), Fmt.N(total / rawTime.TotalSeconds, "0"), Fmt.N(total / coreTime.TotalSeconds, "0"),
-                Fmt.N(median), $"{Fmt.N(ratios[0])}..{Fmt.N(ratios[^1])}", median >= 0.9 ? "met" : "MISSED");
+                Fmt.N(median), $"{Fmt.N(ratios[0])}..{Fmt.N(ratios[^1])}", Fmt.Verdict(median >= 0.9));
         }
     }
 
