@@ -29,12 +29,10 @@ Describe 'Invoke-AiRequest' {
 
     Context 'a healthy cloud' {
         BeforeAll {
-            $cloud = Start-FakeServer -Api OpenAI -Name cloud
-            $ollama = Start-FakeServer -Api Ollama -Name ollama
-            $log = New-TestLogPath
-            $common = @{ CloudUri = $cloud.ChatUri; CloudApiKey = $key; OllamaUri = $ollama.BaseUri; LogPath = $log }
+            $f = Start-FailoverFixture -CloudFault 'ok' -OllamaFault 'ok' -ApiKey $key
+            $cloud, $ollama, $log, $common = $f.Cloud, $f.Ollama, $f.Log, $f.Common
         }
-        AfterAll { $cloud, $ollama | Stop-FakeServer }
+        AfterAll { $f | Stop-FailoverFixture }
 
         It 'is served by the cloud' {
             $r = Invoke-AiRequest 'What is 2+2?' @common -Workflow reports
@@ -68,11 +66,10 @@ Describe 'Invoke-AiRequest' {
         @{ Fault = 'malformed'; Reason = 'MalformedResponse' }
     ) {
         BeforeAll {
-            $cloud = Start-FakeServer -Api OpenAI -Name cloud -Fault $Fault
-            $ollama = Start-FakeServer -Api Ollama -Name ollama
-            $common = @{ CloudUri = $cloud.ChatUri; CloudApiKey = $key; OllamaUri = $ollama.BaseUri; LogPath = (New-TestLogPath) }
+            $f = Start-FailoverFixture -CloudFault $Fault -OllamaFault 'ok' -ApiKey $key
+            $cloud, $ollama, $log, $common = $f.Cloud, $f.Ollama, $f.Log, $f.Common
         }
-        AfterAll { $cloud, $ollama | Stop-FakeServer }
+        AfterAll { $f | Stop-FailoverFixture }
 
         It 'fails over to Ollama with reason <Reason> and the seed''s verbose line' {
             $verbose = $null
@@ -86,11 +83,10 @@ Describe 'Invoke-AiRequest' {
 
     Context 'every backend down' {
         BeforeAll {
-            $cloud = Start-FakeServer -Api OpenAI -Fault 'status:502'
-            $ollama = Start-FakeServer -Api Ollama -Fault 'status:500'
-            $common = @{ CloudUri = $cloud.ChatUri; CloudApiKey = $key; OllamaUri = $ollama.BaseUri; LogPath = (New-TestLogPath) }
+            $f = Start-FailoverFixture -CloudFault 'status:502' -OllamaFault 'status:500' -ApiKey $key
+            $cloud, $ollama, $log, $common = $f.Cloud, $f.Ollama, $f.Log, $f.Common
         }
-        AfterAll { $cloud, $ollama | Stop-FakeServer }
+        AfterAll { $f | Stop-FailoverFixture }
 
         It 'writes a non-terminating AllBackendsFailed error per prompt and goes on' {
             $errs = $null
@@ -111,11 +107,10 @@ Describe 'Invoke-AiRequest' {
 
     Context 'requests that must not fail over' {
         BeforeAll {
-            $cloud = Start-FakeServer -Api OpenAI -Fault 'status:400'
-            $ollama = Start-FakeServer -Api Ollama
-            $common = @{ CloudUri = $cloud.ChatUri; CloudApiKey = $key; OllamaUri = $ollama.BaseUri; LogPath = (New-TestLogPath) }
+            $f = Start-FailoverFixture -CloudFault 'status:400' -OllamaFault 'ok' -ApiKey $key
+            $cloud, $ollama, $log, $common = $f.Cloud, $f.Ollama, $f.Log, $f.Common
         }
-        AfterAll { $cloud, $ollama | Stop-FakeServer }
+        AfterAll { $f | Stop-FailoverFixture }
 
         It 'reports a 400 as RequestRejected and never sends it to Ollama' {
             { Invoke-AiRequest 'bad request' @common -ErrorAction Stop } |
@@ -126,11 +121,10 @@ Describe 'Invoke-AiRequest' {
 
     Context 'compliance approval' {
         BeforeAll {
-            $cloud = Start-FakeServer -Api OpenAI -Fault 'status:503'
-            $ollama = Start-FakeServer -Api Ollama
-            $common = @{ CloudUri = $cloud.ChatUri; CloudApiKey = $key; OllamaUri = $ollama.BaseUri; LogPath = (New-TestLogPath) }
+            $f = Start-FailoverFixture -CloudFault 'status:503' -OllamaFault 'ok' -ApiKey $key
+            $cloud, $ollama, $log, $common = $f.Cloud, $f.Ollama, $f.Log, $f.Common
         }
-        AfterAll { $cloud, $ollama | Stop-FakeServer }
+        AfterAll { $f | Stop-FailoverFixture }
 
         It 'fails over without asking with -Force' {
             (Invoke-AiRequest 'x' @common -ConfirmFailover -Force).Backend | Should -Be 'Ollama'
@@ -149,12 +143,11 @@ Describe 'Invoke-AiRequest' {
 
     Context 'reports' {
         BeforeAll {
-            $cloud = Start-FakeServer -Api OpenAI -Fault 'status:500'
-            $ollama = Start-FakeServer -Api Ollama
-            $common = @{ CloudUri = $cloud.ChatUri; CloudApiKey = $key; OllamaUri = $ollama.BaseUri; LogPath = (New-TestLogPath) }
+            $f = Start-FailoverFixture -CloudFault 'status:500' -OllamaFault 'ok' -ApiKey $key
+            $cloud, $ollama, $log, $common = $f.Cloud, $f.Ollama, $f.Log, $f.Common
             $csv = Join-Path ([System.IO.Path]::GetTempPath()) ("oc-{0}.csv" -f [guid]::NewGuid().ToString('n'))
         }
-        AfterAll { $cloud, $ollama | Stop-FakeServer; Remove-Item $csv -ErrorAction SilentlyContinue }
+        AfterAll { $f | Stop-FailoverFixture; Remove-Item $csv -ErrorAction SilentlyContinue }
 
         It 'pipes into Export-Csv with useful columns' {
             'one', 'two' | Invoke-AiRequest @common -Workflow invoices | Export-Csv -Path $csv -NoTypeInformation
@@ -175,12 +168,10 @@ Describe 'Invoke-AiRequest' {
 
     Context 'secrets' {
         BeforeAll {
-            $cloud = Start-FakeServer -Api OpenAI -Fault 'status:401'
-            $ollama = Start-FakeServer -Api Ollama -Fault 'status:500'
-            $log = New-TestLogPath
-            $common = @{ CloudUri = $cloud.ChatUri; CloudApiKey = $key; OllamaUri = $ollama.BaseUri; LogPath = $log }
+            $f = Start-FailoverFixture -CloudFault 'status:401' -OllamaFault 'status:500' -ApiKey $key
+            $cloud, $ollama, $log, $common = $f.Cloud, $f.Ollama, $f.Log, $f.Common
         }
-        AfterAll { $cloud, $ollama | Stop-FakeServer }
+        AfterAll { $f | Stop-FailoverFixture }
 
         It 'never shows the API key in any stream, error or log' {
             $all = Invoke-AiRequest 'x' @common -LogContent -Verbose -Debug *>&1 | Out-String -Width 4096

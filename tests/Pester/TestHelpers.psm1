@@ -65,4 +65,32 @@ function New-TestLogPath {
     Join-Path ([System.IO.Path]::GetTempPath()) ("oc-pester-{0}/requests.jsonl" -f [guid]::NewGuid().ToString('n'))
 }
 
-Export-ModuleMember -Function Get-ModuleManifestPath, Start-FakeServer, Stop-FakeServer, Get-FakeServerHits, New-TestLogPath
+function Start-FailoverFixture {
+    <#
+    .SYNOPSIS
+        A fake cloud and a fake Ollama with the given faults, and the Invoke-AiRequest parameters that point at
+        them (Common: splat it).
+    #>
+    param(
+        [ValidateSet('OpenAI', 'Anthropic')] [string] $CloudApi = 'OpenAI',
+        [string] $CloudFault = 'ok',
+        [string] $OllamaFault = 'ok',
+        [Parameter(Mandatory)] [securestring] $ApiKey
+    )
+    $cloud = Start-FakeServer -Api $CloudApi -Name cloud -Fault $CloudFault
+    $ollama = Start-FakeServer -Api Ollama -Name ollama -Fault $OllamaFault
+    $log = New-TestLogPath
+    [pscustomobject]@{
+        Cloud  = $cloud
+        Ollama = $ollama
+        Log    = $log
+        Common = @{ CloudUri = $cloud.ChatUri; CloudApiKey = $ApiKey; OllamaUri = $ollama.BaseUri; LogPath = $log }
+    }
+}
+
+function Stop-FailoverFixture {
+    param([Parameter(ValueFromPipeline)] $Fixture)
+    process { if ($Fixture) { $Fixture.Cloud, $Fixture.Ollama | Stop-FakeServer } }
+}
+
+Export-ModuleMember -Function Get-ModuleManifestPath, Start-FakeServer, Stop-FakeServer, Get-FakeServerHits, New-TestLogPath, Start-FailoverFixture, Stop-FailoverFixture

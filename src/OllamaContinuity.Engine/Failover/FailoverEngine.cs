@@ -154,6 +154,7 @@ public sealed class FailoverEngine : IDisposable
                 }
                 else
                 {
+                    observer?.OnAttemptStarted(cloud, 1, 1 + plan.Ollama.Count);
                     result = await CloudAttemptAsync(cloud, request, observer, cancellationToken).ConfigureAwait(false);
                 }
 
@@ -210,8 +211,10 @@ public sealed class FailoverEngine : IDisposable
                 }
             }
 
-            foreach (var ollama in plan.Ollama)
+            for (var i = 0; i < plan.Ollama.Count; i++)
             {
+                var ollama = plan.Ollama[i];
+                observer?.OnAttemptStarted(ollama, (plan.Cloud is null ? 1 : 2) + i, (plan.Cloud is null ? 0 : 1) + plan.Ollama.Count);
                 var result = await AttemptAsync(ollama, request, observer, cancellationToken).ConfigureAwait(false);
                 attempts.Add(result.Attempt);
                 if (result.Succeeded)
