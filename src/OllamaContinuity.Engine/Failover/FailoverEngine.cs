@@ -455,7 +455,7 @@ public sealed class FailoverEngine : IDisposable
         {
             throw;
         }
-        catch (Exception ex) when (ex is OperationCanceledException or HttpRequestException or IOException or ObjectDisposedException or InvalidOperationException or System.Text.Json.JsonException)
+        catch (Exception ex) when (ex is OperationCanceledException or HttpRequestException or IOException or ObjectDisposedException or InvalidOperationException or System.Text.Json.JsonException or InvalidDataException)
         {
             var p = total.IsCancellationRequested ? TimeoutPhase.Total : watchdog.IsCancellationRequested ? phase : TimeoutPhase.Total;
             return Fail(FailoverClassifier.FromException(ex, p, emitted));

@@ -57,6 +57,25 @@ public sealed class ResponseBodyTests
         Assert.Contains("model is loading", attempt.Detail);
     }
 
+    [Theory]
+    [InlineData(Framing.ContentLength)]
+    [InlineData(Framing.Chunked)]
+    public async Task An_oversized_answer_is_a_failed_attempt_that_fails_over(Framing framing)
+    {
+        var big = Answer.Replace("framed answer", new string('x', 4096));
+        await using var server = new OneShotServer(Response(200, big, framing));
+        await using var ollama = OllamaContinuity.TestSupport.FakeAiServer.Start(OllamaContinuity.TestSupport.FakeApi.Ollama, "ollama");
+        using var engine = new FailoverEngine(new FailoverEngineOptions { MaxResponseBytes = 1024 });
+        var log = Harness.TempLog();
+        var plan = new BackendPlan(null, [BackendEndpoint.Ollama(server.BaseUri, "m", Harness.Fast), Harness.Ollama(ollama)]) { LogPath = log };
+
+        var response = await engine.SendAsync(Harness.Request(), plan);
+
+        Assert.Equal("ollama: reply to hello", response.Text);
+        Assert.Equal("MalformedResponse", response.Attempts[0].FailureClass);
+        Assert.Single(File.ReadAllLines(log));
+    }
+
     private static byte[] Response(int status, string json, Framing framing)
     {
         var body = Encoding.UTF8.GetBytes(json);
