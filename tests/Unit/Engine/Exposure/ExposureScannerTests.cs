@@ -7,7 +7,7 @@ using OllamaContinuity.TestSupport;
 namespace OllamaContinuity.Tests.Exposure;
 
 /// <summary>The network probe against fake servers on real sockets: on loopback addresses, and across namespaces.</summary>
-public sealed class ExposureScannerTests
+public sealed class ExposureScannerTests(Xunit.Abstractions.ITestOutputHelper output)
 {
     /// <summary>A port free on every loopback address used below (bound once on 127.0.0.2 to find one).</summary>
     private static int FreePort()
@@ -108,6 +108,7 @@ public sealed class ExposureScannerTests
             var sw = Stopwatch.StartNew();
             var findings = await ExposureScanner.ScanAsync(targets, options);
             sw.Stop();
+            output.WriteLine($"/24 scan: {targets.Count} addresses in {sw.Elapsed.TotalMilliseconds:0} ms (timeout {timeout.TotalMilliseconds:0} ms)");
 
             Assert.Equal(["10.244.7.10", "10.244.7.11"], findings.Select(f => f.Target));
             Assert.All(findings, f => Assert.Equal(ExposureStatus.Fail, f.Status));
