@@ -298,7 +298,8 @@ public static partial class HardeningPlanner
         }
 
         Set("User", r.ServiceUser);
-        Set("Group", r.ServiceUser);
+        var group = PrimaryGroup(root, r.ServiceUser, warnings);
+        Set("Group", group);
         if (r.MemoryMax is { } mem)
         {
             Set("MemoryMax", mem.Trim());
@@ -525,6 +526,32 @@ public static partial class HardeningPlanner
         var strings = StringElement().Matches(plist).Select(m => System.Net.WebUtility.HtmlDecode(m.Groups[1].Value)).ToArray();
         var i = Array.IndexOf(strings, "setenv");
         return i >= 0 && i + 2 < strings.Length ? strings[i + 2] : null;
+    }
+
+    /// <summary>
+    /// The user's primary group name from the root's /etc/passwd and /etc/group (the installer's ollama user has the
+    /// group ollama). Falls back to the user name, with a warning when the user does not exist there.
+    /// </summary>
+    internal static string PrimaryGroup(string root, string user, List<string> warnings)
+    {
+        var passwd = Path.Combine(root, "etc/passwd");
+        if (!File.Exists(passwd))
+        {
+            return user;
+        }
+
+        var gid = File.ReadLines(passwd).Select(l => l.Split(':')).FirstOrDefault(f => f.Length >= 4 && f[0] == user)?[3];
+        if (gid is null)
+        {
+            warnings.Add($"The user '{user}' does not exist in {passwd}: ollama.service will not start until it is created (the Ollama installer runs: useradd -r -s /bin/false -U -m -d /usr/share/ollama ollama).");
+            return user;
+        }
+
+        var groupFile = Path.Combine(root, "etc/group");
+        var name = File.Exists(groupFile)
+            ? File.ReadLines(groupFile).Select(l => l.Split(':')).FirstOrDefault(f => f.Length >= 3 && f[2] == gid)?[0]
+            : null;
+        return name ?? user;
     }
 
     /// <summary>The service user's home from the root's /etc/passwd; the installer's /usr/share/ollama when absent.</summary>

@@ -310,4 +310,19 @@ public sealed class HardeningPlannerTests : IDisposable
         Assert.Contains("symbolic link", e.Message, StringComparison.Ordinal);
         Assert.Equal("precious", File.ReadAllText(victim));
     }
+
+    [Fact]
+    public async Task Group_is_the_service_users_primary_group_and_a_missing_user_is_a_warning()
+    {
+        File.WriteAllText(Path.Combine(_root, "etc/passwd"), "root:x:0:0:root:/root:/bin/bash\nollama:x:999:999::/usr/share/ollama:/bin/false\nsvc-ai:x:998:50::/srv/ai:/bin/false\n");
+        File.WriteAllText(Path.Combine(_root, "etc/group"), "root:x:0:\nstaff:x:50:\nollama:x:999:\n");
+
+        var plan = await Apply(new HardeningRequest { Root = _root, Platform = HardeningPlatform.Linux, ServiceUser = "svc-ai", Sandbox = true });
+        Assert.Contains("User=svc-ai\nGroup=staff\n", File.ReadAllText(DropIn), StringComparison.Ordinal);
+        Assert.Contains("ReadWritePaths=/srv/ai -/usr/share/ollama/.ollama/models", File.ReadAllText(DropIn), StringComparison.Ordinal);
+
+        var missing = await HardeningPlanner.PlanAsync(new HardeningRequest { Root = _root, Platform = HardeningPlatform.Linux, ServiceUser = "nobody-here" }, _runner, new InMemoryMachineEnvironment(), _time);
+        Assert.Contains(missing.Warnings, w => w.Contains("'nobody-here' does not exist", StringComparison.Ordinal));
+        Assert.DoesNotContain(plan.Warnings, w => w.Contains("does not exist", StringComparison.Ordinal));
+    }
 }
