@@ -94,9 +94,10 @@ public sealed partial class LocalAudit(LocalAuditOptions options)
             {
                 findings.Add(await check().ConfigureAwait(false));
             }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidOperationException or FormatException)
+            catch (Exception e) when (e is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
             {
-                findings.Add(Finding(name, ExposureStatus.Error, $"The check failed: {e.Message}", ""));
+                // One broken source (an unreadable file, a firewall reader that throws) spoils one item, not the audit.
+                findings.Add(Finding(name, ExposureStatus.Error, $"The check failed: {e.GetType().Name}: {e.Message}", ""));
             }
         }
 

@@ -187,6 +187,16 @@ public sealed class LocalAuditTests : IDisposable
     }
 
     [Fact]
+    public async Task A_firewall_reader_that_throws_makes_that_item_an_Error_and_the_audit_goes_on()
+    {
+        _h.Unit("User=ollama\nEnvironment=OLLAMA_HOST=0.0.0.0:11434\n").Tcp(HostFixture.Listen4("10.0.0.5", 11434, 999));
+        var f = await Audit(new DelegateFirewallStatusProvider((_, _) => throw new NotSupportedException("backend exploded")));
+        Assert.Equal(ExposureStatus.Error, f[ExposureChecks.Firewall].Status);
+        Assert.Contains("backend exploded", f[ExposureChecks.Firewall].Detail, StringComparison.Ordinal);
+        Assert.Equal(ExposureStatus.Fail, f[ExposureChecks.Authentication].Status);
+    }
+
+    [Fact]
     public async Task The_port_80_trap_in_the_unit_is_reported()
     {
         _h.Unit("User=ollama\nEnvironment=\"OLLAMA_HOST=http://127.0.0.1\"\n").Tcp(HostFixture.Listen4("127.0.0.1", 80, 999));
