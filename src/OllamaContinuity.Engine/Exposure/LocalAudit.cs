@@ -175,7 +175,8 @@ public sealed partial class LocalAudit(LocalAuditOptions options)
         switch (options.Platform)
         {
             case HardeningPlatform.Windows:
-                return options.Machine.Get(name) is { } w ? new SourcedValue(w, "machine environment") : null;
+                return options.Machine.GetUser(name) is { } u ? new SourcedValue(u, "user environment")
+                    : options.Machine.Get(name) is { } w ? new SourcedValue(w, "machine environment") : null;
             case HardeningPlatform.MacOS when options.IsLive:
                 var r = await options.Runner.RunAsync(CommandInvocation.Of("launchctl", "getenv", name), ct).ConfigureAwait(false);
                 return r.Succeeded && r.StandardOutput.Trim().Length > 0 ? new SourcedValue(r.StandardOutput.Trim(), "launchctl getenv") : null;

@@ -110,6 +110,9 @@ public interface IMachineEnvironment
     string? Get(string name);
 
     void Set(string name, string value);
+
+    /// <summary>The current user's value (user scope wins over machine scope for the apps the user starts).</summary>
+    string? GetUser(string name);
 }
 
 /// <summary>The real machine scope (HKLM\...\Environment on Windows).</summary>
@@ -120,6 +123,8 @@ public sealed class MachineEnvironment : IMachineEnvironment
     public string? Get(string name) => Environment.GetEnvironmentVariable(name, EnvironmentVariableTarget.Machine);
 
     public void Set(string name, string value) => Environment.SetEnvironmentVariable(name, value, EnvironmentVariableTarget.Machine);
+
+    public string? GetUser(string name) => Environment.GetEnvironmentVariable(name, EnvironmentVariableTarget.User);
 }
 
 /// <summary>A dictionary standing in for the machine scope (tests and plans).</summary>
@@ -127,7 +132,11 @@ public sealed class InMemoryMachineEnvironment : IMachineEnvironment
 {
     public Dictionary<string, string> Values { get; } = new(StringComparer.OrdinalIgnoreCase);
 
+    public Dictionary<string, string> UserValues { get; } = new(StringComparer.OrdinalIgnoreCase);
+
     public string? Get(string name) => Values.TryGetValue(name, out var v) ? v : null;
+
+    public string? GetUser(string name) => UserValues.TryGetValue(name, out var v) ? v : null;
 
     public void Set(string name, string value) => Values[name] = value;
 }
@@ -394,6 +403,11 @@ public static partial class HardeningPlanner
         {
             var before = machine.Get(name);
             var changed = !string.Equals(before, value, StringComparison.Ordinal);
+            if (machine.GetUser(name) is { } user && user != value)
+            {
+                warnings.Add($"{name} is also set for the current user ('{user}'); the user value wins over the machine value for the Ollama app this user starts. Remove it: [Environment]::SetEnvironmentVariable('{name}', $null, 'User')");
+            }
+
             settings.Add(new HardeningSetting(name, before, value, changed, "Machine environment"));
             if (changed)
             {

@@ -219,12 +219,14 @@ public sealed class HardeningPlannerTests : IDisposable
     {
         var machine = new InMemoryMachineEnvironment();
         machine.Set("OLLAMA_HOST", "0.0.0.0");
+        machine.UserValues["OLLAMA_ORIGINS"] = "*";
         var r = new HardeningRequest { Platform = HardeningPlatform.Windows, BindAddress = "127.0.0.1:11434", AllowedOrigins = ["https://app.example.com"], MemoryMax = "8G", Restart = true };
         var plan = await HardeningPlanner.PlanAsync(r, _runner, machine, _time);
 
         Assert.Equal(["machine environment variable OLLAMA_HOST", "machine environment variable OLLAMA_ORIGINS", "Ollama"], plan.Steps.Select(s => s.Target));
         Assert.Contains(plan.Settings, s => s is { Setting: "OLLAMA_HOST", Before: "0.0.0.0", After: "127.0.0.1:11434", Changed: true });
         Assert.Contains(plan.Warnings, w => w.Contains("-MemoryMax", StringComparison.Ordinal));
+        Assert.Contains(plan.Warnings, w => w.Contains("OLLAMA_ORIGINS is also set for the current user", StringComparison.Ordinal));
 
         var exec = new HardeningExecutor(_runner, machine);
         foreach (var s in plan.Steps)
