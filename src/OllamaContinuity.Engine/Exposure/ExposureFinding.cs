@@ -20,7 +20,7 @@ public sealed record ExposureFinding
 
     public required ExposureStatus Status { get; init; }
 
-    /// <summary>What was checked: "localhost" (or the -Root path) for the local audit, the IP address for the network probe.</summary>
+    /// <summary>What was checked: this machine's name (or the -Root path) for the local audit, so reports from several hosts can be combined, the IP address for the network probe.</summary>
     public required string Target { get; init; }
 
     public required string Detail { get; init; }

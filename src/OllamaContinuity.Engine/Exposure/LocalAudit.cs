@@ -75,7 +75,7 @@ public sealed partial class LocalAudit(LocalAuditOptions options)
 {
     private const string HostVar = "OLLAMA_HOST";
     private const string WebUiPort = "3001";
-    private readonly string _target = options.Root is "/" or "" ? "localhost" : options.Root;
+    private readonly string _target = options.Root is "/" or "" ? Environment.MachineName : options.Root;
     private SystemdService? _service;
     private IReadOnlyList<ProcessInfo>? _processes;
     private Dictionary<string, string>? _etcEnvironment;
