@@ -4,19 +4,13 @@ namespace OllamaContinuity.PowerShellTests;
 
 /// <summary>
 /// The firewall cmdlets through PowerShell, with the engine's runner replaced by a scripted recording runner
-/// (reached through PowerShell type literals), so that no firewall tool ever runs on the test host.
+/// (reached through PowerShell), so that no firewall tool ever runs on the test host.
 /// </summary>
 [Collection(FirewallSeam.Collection)]
 public sealed class FirewallCmdletTests : IDisposable
 {
-    // Loads the engine with a call that fails validation before anything runs, then installs the scripted runner.
-    // Engine types live in the module's own load context, which PowerShell type literals do not search; the
-    // assembly is reached through the AppDomain and its types used as $type::Member.
-    private const string Seam = """
-        try { Set-OllamaFirewallRule -AllowFrom 'load;engine' -ErrorAction Stop } catch { }
-        $engine = [System.AppDomain]::CurrentDomain.GetAssemblies() | Where-Object { $_.GetName().Name -eq 'OllamaContinuity.Engine' }
-        $runnerType = $engine.GetType('OllamaContinuity.Native.ScriptedCommandRunner', $true)
-        $envType = $engine.GetType('OllamaContinuity.Firewall.FirewallEnvironment', $true)
+    // Installs a scripted runner in place of the real one (see FirewallSeam.Engine for how the types are reached).
+    private const string Seam = FirewallSeam.Engine + """
         $runner = $runnerType::new()
         $fe = $envType::new()
         $fe.Runner = $runner

@@ -8,10 +8,7 @@ namespace OllamaContinuity.PowerShellTests;
 [Collection(FirewallSeam.Collection)]
 public sealed class FirewallWindowsSessionTests : IDisposable
 {
-    private const string Setup = """
-        try { Set-OllamaFirewallRule -AllowFrom 'load;engine' -ErrorAction Stop } catch { }
-        $engine = [System.AppDomain]::CurrentDomain.GetAssemblies() | Where-Object { $_.GetName().Name -eq 'OllamaContinuity.Engine' }
-        $envType = $engine.GetType('OllamaContinuity.Firewall.FirewallEnvironment', $true)
+    private const string Setup = FirewallSeam.Engine + """
         $noProcess = $engine.GetType('OllamaContinuity.Native.ProcessCommandRunner', $true)::new()
         $noProcess.Prefix = [string[]]@('/nonexistent/oc-no-process-may-start')
         $fe = $envType::new()
@@ -98,13 +95,23 @@ public sealed class FirewallSeam
 {
     public const string Collection = "Firewall environment (process-wide)";
 
+    /// <summary>
+    /// Loads the engine with a call that fails validation before anything runs, and gives $engine, $envType and
+    /// $runnerType. Engine types live in the module's own load context, which PowerShell type literals do not
+    /// search: the assembly is reached through the AppDomain and its types are used as $type::Member.
+    /// </summary>
+    public const string Engine = """
+        try { Set-OllamaFirewallRule -AllowFrom 'load;engine' -ErrorAction Stop } catch { }
+        $engine = [System.AppDomain]::CurrentDomain.GetAssemblies() | Where-Object { $_.GetName().Name -eq 'OllamaContinuity.Engine' }
+        $envType = $engine.GetType('OllamaContinuity.Firewall.FirewallEnvironment', $true)
+        $runnerType = $engine.GetType('OllamaContinuity.Native.ScriptedCommandRunner', $true)
+
+        """;
+
     /// <summary>Leaves a recording runner installed, so nothing that runs later in this process reaches a real firewall.</summary>
     public const string Reset = """
-        $engine = [System.AppDomain]::CurrentDomain.GetAssemblies() | Where-Object { $_.GetName().Name -eq 'OllamaContinuity.Engine' }
-        if ($engine) {
-            $fe = $engine.GetType('OllamaContinuity.Firewall.FirewallEnvironment', $true)::new()
-            $fe.Runner = $engine.GetType('OllamaContinuity.Native.ScriptedCommandRunner', $true)::new()
-            $engine.GetType('OllamaContinuity.Firewall.FirewallEnvironment', $true)::Default = $fe
-        }
+        $fe = $envType::new()
+        $fe.Runner = $runnerType::new()
+        $envType::Default = $fe
         """;
 }
