@@ -323,3 +323,29 @@ public sealed class PlanTests
         Assert.Empty(t.Runner.Commands);
     }
 }
+
+public sealed class FirewallStatusReaderTests
+{
+    [Fact]
+    public async Task The_audit_sees_the_rule_in_force_through_the_same_engine()
+    {
+        const string json = """{"nftables":[{"table":{}},{"set":{"name":"allow4","elem":[{"prefix":{"addr":"10.8.0.0","len":24}}]}},{"rule":{}},{"rule":{}},{"rule":{}},{"rule":{}}]}""";
+        var t = new ScriptedTools().On("nft -j list", 0, json).On("nft list", 0, "table inet ollama_guard_11434 {}").On("cat", 0, "x");
+        var status = await new FirewallStatusReader(new FirewallEnvironment { Runner = t.Runner }, FirewallBackendKind.Nftables).GetStatusAsync(11434, default);
+        Assert.True(status.Restricted);
+        Assert.Equal("Nftables", status.Backend);
+        Assert.Equal(["10.8.0.0/24"], status.AllowFrom);
+    }
+
+    [Fact]
+    public async Task No_rule_is_not_restricted_and_no_firewall_is_undetermined()
+    {
+        var absent = new ScriptedTools().On("nft -j list", 1).On("cat", 1);
+        Assert.False((await new FirewallStatusReader(new FirewallEnvironment { Runner = absent.Runner }, FirewallBackendKind.Nftables).GetStatusAsync(11434, default)).Restricted);
+
+        var none = new ScriptedTools().On("", 127);
+        var status = await new FirewallStatusReader(new FirewallEnvironment { Runner = none.Runner, Platform = FirewallPlatform.Linux }).GetStatusAsync(11434, default);
+        Assert.Null(status.Restricted);
+        Assert.Contains("firewalld", status.Detail);
+    }
+}
