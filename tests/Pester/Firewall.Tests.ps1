@@ -52,7 +52,7 @@ AfterAll {
 
 Describe 'Firewall cmdlets' {
     Context 'module surface' {
-        It '<_> is exported, changes nothing without ShouldProcess, and has help with examples' -ForEach 'Set-OllamaFirewallRule', 'Get-OllamaFirewallRule', 'Remove-OllamaFirewallRule' {
+        It '<_> is exported with its output type, -Port/-Backend validation and help with examples' -ForEach 'Set-OllamaFirewallRule', 'Get-OllamaFirewallRule', 'Remove-OllamaFirewallRule' {
             $cmd = Get-Command $_ -Module OllamaContinuity
             $cmd.CommandType | Should -Be 'Cmdlet'
             $cmd.OutputType.Name | Should -Contain 'OllamaContinuity.Firewall.FirewallRuleInfo'
@@ -159,7 +159,12 @@ Describe 'Firewall cmdlets' {
             Add-FakeFirewallRule -Name 'RDP' -Group 'Remote Desktop' -LocalPort 3389
             function Get-FakeRule([string] $Name) { $global:FakeNetSecurity.Rules | Where-Object Name -eq $Name }
         }
-        AfterAll { $null = Use-ScriptedRunner }
+        AfterAll {
+            $null = Use-ScriptedRunner
+            # The stand-ins are global: remove them so they never shadow the real NetSecurity cmdlets later.
+            Get-ChildItem Function: | Where-Object { $_.Name -match '^((Get|New|Set|Remove)-NetFirewall\w+|Add-FakeFirewallRule|ConvertTo-FakeWindowsAddress|New-FakeError)$' } | Remove-Item
+            Remove-Variable -Name FakeNetSecurity -Scope Global -ErrorAction SilentlyContinue
+        }
 
         It 'adds one Allow rule scoped to the sources, disables the other openers, and never a Block rule' {
             $r = Set-OllamaFirewallRule -AllowFrom 192.168.1.0/24, fd00::/64 -Confirm:$false
