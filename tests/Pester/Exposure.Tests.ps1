@@ -84,7 +84,7 @@ Describe 'Test-OllamaExposure' {
         }
 
         It 'converts to JSON and HTML' {
-            $json = Test-OllamaExposure -Root $exposedRoot -Port $ollamaPort | ConvertTo-Json -EnumsAsStrings | ConvertFrom-Json
+            $json = Test-OllamaExposure -Root $exposedRoot -Port $ollamaPort | ConvertTo-Json | ConvertFrom-Json
             ($json | Where-Object Check -eq 'Authentication').Status | Should -Be 'Fail'
             (Test-OllamaExposure -Root $exposedRoot -Port $ollamaPort | ConvertTo-Html | Out-String) | Should -Match '<td>Authentication</td>'
         }

@@ -1,12 +1,16 @@
 namespace OllamaContinuity.Exposure;
 
-public enum ExposureStatus
+/// <summary>
+/// A finding's status. Strings, not an enum, so that ConvertTo-Json, Export-Csv and ConvertTo-Html all show
+/// "Fail" rather than a number.
+/// </summary>
+public static class ExposureStatus
 {
-    Pass,
-    Fail,
-    Warn,
-    NotApplicable,
-    Error,
+    public const string Pass = "Pass";
+    public const string Fail = "Fail";
+    public const string Warn = "Warn";
+    public const string NotApplicable = "NotApplicable";
+    public const string Error = "Error";
 }
 
 /// <summary>
@@ -18,7 +22,8 @@ public sealed record ExposureFinding
     /// <summary>The checklist item: BindAddress, Firewall, Origins, WebUI, ServiceUser, Authentication, Logs, DiskEncryption, or NetworkExposure for the network probe.</summary>
     public required string Check { get; init; }
 
-    public required ExposureStatus Status { get; init; }
+    /// <summary>Pass, Fail, Warn, NotApplicable or Error (<see cref="ExposureStatus"/>).</summary>
+    public required string Status { get; init; }
 
     /// <summary>What was checked: this machine's name (or the -Root path) for the local audit, so reports from several hosts can be combined, the IP address for the network probe.</summary>
     public required string Target { get; init; }

@@ -118,7 +118,7 @@ public sealed partial class LocalAudit(LocalAuditOptions options)
         return findings;
     }
 
-    private ExposureFinding Finding(string check, ExposureStatus status, string detail, string remediation, int port = 0) => new()
+    private ExposureFinding Finding(string check, string status, string detail, string remediation, int port = 0) => new()
     {
         Check = check,
         Status = status,

@@ -166,7 +166,7 @@ public sealed class LocalAuditTests : IDisposable
     [Theory]
     [InlineData(true, ExposureStatus.Pass)]
     [InlineData(false, ExposureStatus.Fail)]
-    public async Task Firewall_item_asks_the_firewall_provider_when_bound_beyond_loopback(bool restricted, ExposureStatus expected)
+    public async Task Firewall_item_asks_the_firewall_provider_when_bound_beyond_loopback(bool restricted, string expected)
     {
         _h.Unit("User=ollama\nEnvironment=OLLAMA_HOST=0.0.0.0:11434\n").Tcp(HostFixture.Listen4("10.0.0.5", 11434, 999));
         var asked = 0;
