@@ -37,8 +37,10 @@ public sealed class DelegateFirewallStatusProvider(Func<int, CancellationToken, 
 }
 
 /// <summary>
-/// The firewall reader Test-OllamaExposure uses. The default value is <see cref="UndeterminedFirewallStatusProvider"/>;
-/// the firewall feature sets it to a reader over Get-OllamaFirewallRule's engine.
+/// The firewall reader Test-OllamaExposure uses when one is set (tests). The default value is
+/// <see cref="UndeterminedFirewallStatusProvider"/>, which makes a live audit use
+/// <see cref="Firewall.FirewallStatusReader"/> (Get-OllamaFirewallRule's engine) and an offline (-Root) audit report
+/// "could not be determined".
 /// </summary>
 public static class ExposureAuditDefaults
 {

@@ -86,7 +86,7 @@ public sealed class TestOllamaExposureCommand : AsyncCmdlet
         {
             Root = root,
             Port = MyInvocation.BoundParameters.ContainsKey(nameof(Port)) ? Port : null,
-            Firewall = ExposureAuditDefaults.FirewallStatusProvider,
+            Firewall = LiveOrOffline(Root is null),
         };
         const int activity = 1;
         var step = 0;
@@ -96,6 +96,15 @@ public sealed class TestOllamaExposureCommand : AsyncCmdlet
         Emit(findings);
         return findings.ToList();
     }
+
+    /// <summary>
+    /// The firewall check asks the firewall engine (what Get-OllamaFirewallRule reads) on a live host; an offline
+    /// audit of an image (-Root) cannot read its firewall, so there it stays "could not be determined".
+    /// </summary>
+    private static IFirewallStatusProvider LiveOrOffline(bool live) =>
+        ExposureAuditDefaults.FirewallStatusProvider is UndeterminedFirewallStatusProvider && live
+            ? new OllamaContinuity.Firewall.FirewallStatusReader()
+            : ExposureAuditDefaults.FirewallStatusProvider;
 
     private List<ExposureFinding>? ScanNetwork()
     {
