@@ -29,10 +29,12 @@ public sealed class HttpClientPool : IDisposable
     private readonly ServiceProvider _services;
     private readonly IHttpClientFactory _factory;
     private readonly TimeProvider _time;
+    private readonly Func<Socket>? _socketFactory;
 
-    public HttpClientPool(TimeProvider? timeProvider = null)
+    public HttpClientPool(TimeProvider? timeProvider = null, Func<Socket>? socketFactory = null)
     {
         _time = timeProvider ?? TimeProvider.System;
+        _socketFactory = socketFactory;
         var services = new ServiceCollection();
         services.AddHttpClient(ClientName, c =>
             {
@@ -41,11 +43,16 @@ public sealed class HttpClientPool : IDisposable
                 c.DefaultRequestHeaders.UserAgent.ParseAdd("OllamaContinuity/" + typeof(HttpClientPool).Assembly.GetName().Version?.ToString(3));
             })
             .ConfigurePrimaryHttpMessageHandler(CreateHandler)
+            // The drill's simulated block acts before the connection pool, so pooled connections are cut too.
+            .AddHttpMessageHandler(() => new OutboundBlockHandler(Blocklist))
             // One long-lived handler; SocketsHttpHandler recycles connections itself (PooledConnectionLifetime).
             .SetHandlerLifetime(Timeout.InfiniteTimeSpan);
         _services = services.BuildServiceProvider();
         _factory = _services.GetRequiredService<IHttpClientFactory>();
     }
+
+    /// <summary>Endpoints this pool refuses to reach (Start-FailoverDrill -BlockMethod Simulated); empty normally.</summary>
+    public OutboundBlocklist Blocklist { get; } = new();
 
     /// <summary>An HttpClient over the shared handler; cheap, do not dispose the handler through it.</summary>
     public HttpClient CreateClient() => _factory.CreateClient(ClientName);
@@ -66,7 +73,8 @@ public sealed class HttpClientPool : IDisposable
         var timeout = context.InitialRequestMessage.Options.TryGetValue(ConnectTimeoutOption, out var t) ? t : DefaultConnectTimeout;
         using var timeoutCts = new CancellationTokenSource(timeout, _time);
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, timeoutCts.Token);
-        var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+        var socket = _socketFactory?.Invoke() ?? new Socket(SocketType.Stream, ProtocolType.Tcp);
+        socket.NoDelay = true;
         try
         {
             await socket.ConnectAsync(context.DnsEndPoint, linked.Token).ConfigureAwait(false);

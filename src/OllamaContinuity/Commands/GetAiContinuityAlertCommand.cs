@@ -1,0 +1,58 @@
+using System.Management.Automation;
+using OllamaContinuity.Alerts;
+using OllamaContinuity.Contingency;
+
+namespace OllamaContinuity.Commands;
+
+/// <summary>
+/// <para type="synopsis">Shows the alert settings (webhook redacted) or, with -Delivery, the alerts this session sent.</para>
+/// </summary>
+[Cmdlet(VerbsCommon.Get, "AiContinuityAlert", DefaultParameterSetName = SettingsSet)]
+[OutputType("OllamaContinuity.Alerts.AlertConfiguration", "OllamaContinuity.Alerts.AlertDelivery")]
+public sealed class GetAiContinuityAlertCommand : PSCmdlet
+{
+    private const string SettingsSet = "Settings";
+    private const string DeliverySet = "Delivery";
+
+    [Parameter(ParameterSetName = SettingsSet)]
+    [ValidateSet("Environment", "Process", "User", "Machine")]
+    public string[]? Scope { get; set; }
+
+    /// <summary>The delivery record of this session: every alert, channel, target (redacted) and result.</summary>
+    [Parameter(Mandatory = true, ParameterSetName = DeliverySet)]
+    public SwitchParameter Delivery { get; set; }
+
+    protected override void EndProcessing() => Run();
+
+    private void Run()
+    {
+        if (Delivery.IsPresent)
+        {
+            foreach (var d in ContinuityRuntime.Alerts.Deliveries)
+            {
+                WriteObject(d);
+            }
+
+            return;
+        }
+
+        var store = AlertSettingsStore.Default;
+        if (Scope is null)
+        {
+            var effective = AlertCmdlets.Describe(store, null, false);
+            if (effective.Scope == "None")
+            {
+                WriteWarning($"No alert destination is configured: run Set-AiContinuityAlert -WebhookUri ... or set {AlertSettingsStore.WebhookVariable}.");
+                return;
+            }
+
+            WriteObject(effective);
+            return;
+        }
+
+        foreach (var name in Scope)
+        {
+            WriteObject(name == "Environment" ? AlertCmdlets.Describe(store, null, false) : AlertCmdlets.Describe(store, ContingencyCmdlets.ParseScope(name), false));
+        }
+    }
+}
