@@ -10,9 +10,18 @@
     CompatiblePSEditions = @('Core')
     FormatsToProcess     = @(
         'Formats/Failover.Format.ps1xml'
+        'Formats/Contingency.Format.ps1xml'
     )
     CmdletsToExport      = @(
         'Invoke-AiRequest'
+        'Enable-AiContingency'
+        'Disable-AiContingency'
+        'Get-AiContingency'
+        'Get-AiContingencyLog'
+        'Set-AiContinuityAlert'
+        'Get-AiContinuityAlert'
+        'Start-FailoverDrill'
+        'Stop-FailoverDrill'
     )
     FunctionsToExport    = @()
     VariablesToExport    = @()

@@ -81,7 +81,7 @@ public static class DrillCleanup
         string detail;
         if (marker.Method == DrillBlockMethod.Firewall)
         {
-            var blocker = new OutboundBlocker(runner, marker.Firewall ?? await OutboundBlocker.DetectAsync(runner, ct).ConfigureAwait(false));
+            var blocker = new OutboundBlocker(runner, marker.Firewall ?? OutboundBlocker.Detect());
             problems = await blocker.RemoveAsync(marker.PfToken, ct).ConfigureAwait(false);
             detail = problems.Count == 0 ? $"removed the {blocker.Firewall} block of {string.Join(", ", marker.Addresses)}" : "could not remove the block: " + string.Join("; ", problems);
         }

@@ -65,7 +65,7 @@ public sealed record DrillOptions
     /// <summary>Runs the firewall tools. The default value is <see cref="ProcessCommandRunner.Default"/>.</summary>
     public ICommandRunner Runner { get; init; } = ProcessCommandRunner.Default;
 
-    /// <summary>The firewall for -BlockMethod Firewall. The default value is null: detected (<see cref="OutboundBlocker.DetectAsync"/>).</summary>
+    /// <summary>The firewall for -BlockMethod Firewall. The default value is null: detected (<see cref="OutboundBlocker.Detect"/>).</summary>
     public OutboundFirewall? Firewall { get; init; }
 
     /// <summary>The marker file of an active block. The default value is <see cref="StatePaths.DrillMarker"/>.</summary>

@@ -29,7 +29,7 @@ public sealed class FailoverDrill
         _time = engine.TimeProvider;
     }
 
-    /// <summary>The addresses and commands the drill would use; touches nothing (runs only <c>nft --version</c> to pick the firewall).</summary>
+    /// <summary>The addresses and commands the drill would use; runs and changes nothing.</summary>
     public async Task<DrillPlan> PlanAsync(DrillOptions o, CancellationToken ct)
     {
         var cloud = RequireCloud(o);
@@ -39,7 +39,7 @@ public sealed class FailoverDrill
         }
 
         var addresses = await ResolveAsync(cloud.Uri, ct).ConfigureAwait(false);
-        var blocker = new OutboundBlocker(o.Runner, o.Firewall ?? await OutboundBlocker.DetectAsync(o.Runner, ct).ConfigureAwait(false));
+        var blocker = new OutboundBlocker(o.Runner, o.Firewall ?? OutboundBlocker.Detect());
         return new DrillPlan(cloud.Display, addresses.Select(a => a.ToString()).ToArray(), blocker.Firewall.ToString(), blocker.ApplyPlan(addresses, cloud.Uri.Port), blocker.RemovePlan());
     }
 
@@ -129,7 +129,7 @@ public sealed class FailoverDrill
                 try
                 {
                     addresses = await ResolveAsync(cloud.Uri, ct).ConfigureAwait(false);
-                    blocker = new OutboundBlocker(o.Runner, o.Firewall ?? await OutboundBlocker.DetectAsync(o.Runner, ct).ConfigureAwait(false));
+                    blocker = new OutboundBlocker(o.Runner, o.Firewall ?? OutboundBlocker.Detect());
                     report.Firewall = blocker.Firewall.ToString();
                     report.BlockedAddresses = addresses.Select(a => a.ToString()).ToArray();
                 }

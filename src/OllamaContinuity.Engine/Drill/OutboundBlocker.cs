@@ -42,8 +42,11 @@ public sealed class OutboundBlocker
 
     public OutboundFirewall Firewall { get; }
 
-    /// <summary>The firewall of this platform: nftables when <c>nft</c> runs, else iptables; Windows Firewall; pf.</summary>
-    public static async Task<OutboundFirewall> DetectAsync(ICommandRunner runner, CancellationToken ct)
+    /// <summary>
+    /// The firewall of this platform: nftables when an <c>nft</c> program is on the PATH, else iptables; Windows
+    /// Firewall; pf. Runs nothing (so -WhatIf touches nothing).
+    /// </summary>
+    public static OutboundFirewall Detect()
     {
         if (OperatingSystem.IsWindows())
         {
@@ -55,8 +58,8 @@ public sealed class OutboundBlocker
             return OutboundFirewall.Pf;
         }
 
-        var nft = await runner.RunAsync(CommandInvocation.Of("nft", "--version"), ct).ConfigureAwait(false);
-        return nft.Succeeded ? OutboundFirewall.Nftables : OutboundFirewall.Iptables;
+        var path = (Environment.GetEnvironmentVariable("PATH") ?? "") + ":/usr/sbin:/sbin";
+        return path.Split(':', StringSplitOptions.RemoveEmptyEntries).Any(d => File.Exists(Path.Combine(d, "nft"))) ? OutboundFirewall.Nftables : OutboundFirewall.Iptables;
     }
 
     /// <summary>The commands that add the block (what -WhatIf prints).</summary>

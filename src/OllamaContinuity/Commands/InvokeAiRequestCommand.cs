@@ -16,7 +16,7 @@ namespace OllamaContinuity.Commands;
 // Engine types stay out of the cmdlet's signature (base types, interfaces, attributes): PowerShell reflects over
 // it before the module initializer can load the engine into its own load context.
 [OutputType("OllamaContinuity.Failover.AiResponse")]
-public sealed class InvokeAiRequestCommand : AsyncCmdlet
+public sealed class InvokeAiRequestCommand : AsyncCmdlet, IBackendParameters
 {
     private const string PromptSet = "Prompt";
     private const string MessagesSet = "Messages";
@@ -216,10 +216,27 @@ public sealed class InvokeAiRequestCommand : AsyncCmdlet
     }
 }
 
+/// <summary>The backend parameters a cmdlet shares with Invoke-AiRequest (Start-FailoverDrill has the same ones).</summary>
+internal interface IBackendParameters
+{
+    InvocationInfo MyInvocation { get; }
+    string? CloudProvider { get; }
+    string? CloudUri { get; }
+    string? CloudModel { get; }
+    SecureString? CloudApiKey { get; }
+    double CloudTimeoutSec { get; }
+    string[]? OllamaUri { get; }
+    string? OllamaModel { get; }
+    double OllamaTimeoutSec { get; }
+    double ConnectTimeoutSec { get; }
+    double FirstTokenTimeoutSec { get; }
+    string? LogPath { get; }
+}
+
 /// <summary>Parameters, environment variables and defaults into a <see cref="BackendPlan"/>: parameters win.</summary>
 internal static class InvokeAiRequestSettings
 {
-    public static BackendPlan BuildPlan(InvokeAiRequestCommand p)
+    public static BackendPlan BuildPlan(IBackendParameters p)
     {
         var bound = p.MyInvocation.BoundParameters;
         var cloudUri = p.CloudUri ?? Env("CLOUD_API_URL") ?? BackendEndpoint.DefaultOpenAIUri;

@@ -237,7 +237,7 @@ public sealed class DrillTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task The_plan_for_WhatIf_runs_nothing_but_the_firewall_probe()
+    public async Task The_plan_for_WhatIf_runs_nothing()
     {
         var (engine, _, drill) = Create();
         using var _ = engine;
@@ -245,7 +245,7 @@ public sealed class DrillTests : IAsyncLifetime
 
         var plan = await drill.PlanAsync(Options() with { BlockMethod = DrillBlockMethod.Firewall, Runner = runner }, default);
 
-        Assert.Equal(["nft --version"], runner.Commands.Select(c => c.ToString()));
+        Assert.Empty(runner.Commands);
         Assert.Equal(["127.0.0.1"], plan.Addresses);
         Assert.Contains("reject with tcp reset", plan.ToString());
         Assert.Equal(0, _cloud.Hits);
