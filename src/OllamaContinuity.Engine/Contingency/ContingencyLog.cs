@@ -29,7 +29,7 @@ public sealed class ContingencyLogEntry
 /// </summary>
 public static class ContingencyLog
 {
-    public static bool ShouldRecord(AiResponse response) => response.Backend == BackendRole.Ollama && response.Contingency;
+    public static bool ShouldRecord(AiResponse response) => response.Backend == nameof(BackendRole.Ollama) && response.Contingency;
 
     public static string? Append(string path, AiRequest request, AiResponse response)
     {

@@ -356,7 +356,7 @@ public sealed class FailoverDrill
             }
 
             // A script block's requests log the failover line to its own verbose stream; the response says the same thing.
-            return responses.Select(r => Result(p, o, phase, nextSeq(), at, r, r.Backend == BackendRole.Ollama && r.FailoverReason is { Length: > 0 } && r.FailoverReason != "Contingency", null)).ToArray();
+            return responses.Select(r => Result(p, o, phase, nextSeq(), at, r, r.Backend == nameof(BackendRole.Ollama) && r.FailoverReason is { Length: > 0 } && r.FailoverReason != "Contingency", null)).ToArray();
         }
         catch (Exception e) when (e is not OperationCanceledException || !ct.IsCancellationRequested)
         {
@@ -395,13 +395,13 @@ public sealed class FailoverDrill
 
         var passed = phase switch
         {
-            "Failover" => r.Backend == BackendRole.Ollama && line && quality,
-            "Recovery" => r.Backend == BackendRole.Cloud && quality,
+            "Failover" => r.Backend == nameof(BackendRole.Ollama) && line && quality,
+            "Recovery" => r.Backend == nameof(BackendRole.Cloud) && quality,
             _ => quality,
         };
         return new DrillProbeResult
         {
-            Sequence = seq, Probe = p.Name, Phase = phase, Timestamp = at, Backend = r.Backend.ToString(), FailoverReason = r.FailoverReason,
+            Sequence = seq, Probe = p.Name, Phase = phase, Timestamp = at, Backend = r.Backend, FailoverReason = r.FailoverReason,
             FailoverLineLogged = line, QualityPassed = quality, Passed = passed, LatencyMs = Math.Round(r.LatencyMs, 1), Error = error ?? qualityError,
             Answer = r.Text.Length > 200 ? r.Text[..200] : r.Text,
         };

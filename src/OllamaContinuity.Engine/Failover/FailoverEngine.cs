@@ -160,13 +160,14 @@ public sealed class FailoverEngine : IDisposable
                 }
                 else
                 {
+                    observer?.OnAttemptStarted(cloud, 1, 1 + plan.Ollama.Count);
                     result = await CloudAttemptAsync(cloud, request, observer, cancellationToken).ConfigureAwait(false);
                 }
 
                 attempts.Add(result.Attempt);
                 if (result.Succeeded)
                 {
-                    return Finish(request, plan, attempts, result, cloud, timestamp, started, "", false, null);
+                    return await FinishAsync(request, plan, attempts, result, cloud, timestamp, started, "", false, null).ConfigureAwait(false);
                 }
 
                 var d = result.Decision!;
@@ -218,13 +219,15 @@ public sealed class FailoverEngine : IDisposable
                 }
             }
 
-            foreach (var ollama in plan.Ollama)
+            for (var i = 0; i < plan.Ollama.Count; i++)
             {
+                var ollama = plan.Ollama[i];
+                observer?.OnAttemptStarted(ollama, (plan.Cloud is null ? 1 : 2) + i, (plan.Cloud is null ? 0 : 1) + plan.Ollama.Count);
                 var result = await AttemptAsync(ollama, request, observer, cancellationToken).ConfigureAwait(false);
                 attempts.Add(result.Attempt);
                 if (result.Succeeded)
                 {
-                    return Finish(request, plan, attempts, result, ollama, timestamp, started, failoverReason, contingency, contingencySource);
+                    return await FinishAsync(request, plan, attempts, result, ollama, timestamp, started, failoverReason, contingency, contingencySource).ConfigureAwait(false);
                 }
 
                 if (!result.Decision!.FailOver)
@@ -247,12 +250,12 @@ public sealed class FailoverEngine : IDisposable
         }
     }
 
-    private AiResponse Finish(AiRequest request, BackendPlan plan, List<AiAttempt> attempts, AttemptResult result, BackendEndpoint served,
+    private async Task<AiResponse> FinishAsync(AiRequest request, BackendPlan plan, List<AiAttempt> attempts, AttemptResult result, BackendEndpoint served,
         DateTimeOffset timestamp, long started, string failoverReason, bool contingency, string? contingencySource)
     {
         var response = new AiResponse
         {
-            Backend = served.Role,
+            Backend = served.Role.ToString(),
             Text = result.Text ?? "",
             Model = result.Model ?? served.Model,
             RequestId = request.RequestId,
@@ -267,8 +270,8 @@ public sealed class FailoverEngine : IDisposable
             InputTokens = result.InputTokens,
             OutputTokens = result.OutputTokens,
         };
-        // Fire and forget would lose lines on exit; the append is a single small write.
-        _ = LogAsync(plan, RequestLog.Serialize(request, response, attempts, timestamp, response.LatencyMs, failoverReason, contingency, contingencySource, null)).GetAwaiter().GetResult();
+        // Awaited, not fired and forgotten: a line must not be lost when the process exits right after.
+        await LogAsync(plan, RequestLog.Serialize(request, response, attempts, timestamp, response.LatencyMs, failoverReason, contingency, contingencySource, null)).ConfigureAwait(false);
         if (RequestServed is { } servedHandlers)
         {
             foreach (Action<AiRequest, AiResponse> h in servedHandlers.GetInvocationList())
@@ -364,7 +367,7 @@ public sealed class FailoverEngine : IDisposable
     }
 
     private AttemptResult Skipped(BackendEndpoint ep, FailureClass cls, string detail) =>
-        new(new AiAttempt { Backend = ep.Role, Endpoint = ep.Display, Model = ep.Model, Outcome = "Skipped", FailureClass = cls, Detail = detail },
+        new(new AiAttempt { Backend = ep.Role.ToString(), Endpoint = ep.Display, Model = ep.Model, Outcome = "Skipped", FailureClass = cls.ToString(), Detail = detail },
             new FailureDecision(cls, true, detail));
 
     /// <summary>One attempt on one backend, with its connect, first-token, stall and total timeouts.</summary>
@@ -386,7 +389,7 @@ public sealed class FailoverEngine : IDisposable
         AttemptResult Fail(FailureDecision d) =>
             new(new AiAttempt
             {
-                Backend = ep.Role, Endpoint = ep.Display, Model = ep.Model, Outcome = "Failed", FailureClass = d.Class,
+                Backend = ep.Role.ToString(), Endpoint = ep.Display, Model = ep.Model, Outcome = "Failed", FailureClass = d.Class.ToString(),
                 StatusCode = d.StatusCode ?? status, LatencyMs = Since(t0), Detail = Redact.Scrub(d.Detail, ep.ApiKey),
             }, d with { Detail = Redact.Scrub(d.Detail, ep.ApiKey)! }, text.ToString(), model, TextEmitted: emitted);
 
@@ -475,7 +478,7 @@ public sealed class FailoverEngine : IDisposable
         }
 
         AttemptResult Success(string answer, string? m, int? inTok, int? outTok) =>
-            new(new AiAttempt { Backend = ep.Role, Endpoint = ep.Display, Model = m ?? ep.Model, Outcome = "Success", StatusCode = status, LatencyMs = Since(t0) },
+            new(new AiAttempt { Backend = ep.Role.ToString(), Endpoint = ep.Display, Model = m ?? ep.Model, Outcome = "Success", StatusCode = status, LatencyMs = Since(t0) },
                 null, answer, m, inTok, outTok, emitted);
     }
 

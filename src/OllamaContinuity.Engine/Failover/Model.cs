@@ -62,12 +62,14 @@ public sealed class AiRequest
 /// <summary>What happened on one backend.</summary>
 public sealed class AiAttempt
 {
-    public required BackendRole Backend { get; init; }
+    /// <summary>'Cloud' or 'Ollama' (a string, so CSV and JSON reports read well).</summary>
+    public required string Backend { get; init; }
     public required string Endpoint { get; init; }
     public required string Model { get; init; }
     /// <summary>Success, Failed, or Skipped (circuit open, cooling down, contingency, not configured).</summary>
     public required string Outcome { get; init; }
-    public FailureClass FailureClass { get; init; }
+    /// <summary>A <see cref="Failover.FailureClass"/> name; empty on success.</summary>
+    public string FailureClass { get; init; } = "";
     public int? StatusCode { get; init; }
     public double LatencyMs { get; init; }
     /// <summary>A short, secret-free description of the failure.</summary>
@@ -80,8 +82,8 @@ public sealed class AiAttempt
 /// <summary>The result of one request: the object <c>Invoke-AiRequest</c> writes.</summary>
 public sealed class AiResponse
 {
-    /// <summary>'Cloud' or 'Ollama': the backend that served the request.</summary>
-    public required BackendRole Backend { get; init; }
+    /// <summary>'Cloud' or 'Ollama': the backend that served the request (a string, so CSV and JSON reports read well).</summary>
+    public required string Backend { get; init; }
     public required string Text { get; init; }
     public required string Model { get; init; }
     public required string RequestId { get; init; }

@@ -17,6 +17,11 @@ public interface IFailoverObserver
 
     /// <summary>Asked before falling back when the request requires approval. False declines.</summary>
     ValueTask<bool> ApproveFailoverAsync(string question, CancellationToken cancellationToken);
+
+    /// <summary>An attempt on <paramref name="endpoint"/> starts (for progress bars). <paramref name="index"/> counts from 1 of <paramref name="count"/> backends.</summary>
+    void OnAttemptStarted(BackendEndpoint endpoint, int index, int count)
+    {
+    }
 }
 
 /// <summary>A state change worth an alert.</summary>

@@ -53,7 +53,7 @@ public static class RequestLog
             w.WriteString("requestId", request.RequestId);
             w.WriteString("timestamp", timestamp);
             w.WriteString("workflow", request.Workflow);
-            w.WriteString("backend", response?.Backend.ToString() ?? "None");
+            w.WriteString("backend", response?.Backend ?? "None");
             w.WriteString("endpoint", response?.Endpoint);
             w.WriteString("model", response?.Model);
             w.WriteNumber("latencyMs", Math.Round(latencyMs, 3));
@@ -74,10 +74,10 @@ public static class RequestLog
             foreach (var a in attempts)
             {
                 w.WriteStartObject();
-                w.WriteString("backend", a.Backend.ToString());
+                w.WriteString("backend", a.Backend);
                 w.WriteString("endpoint", a.Endpoint);
                 w.WriteString("outcome", a.Outcome);
-                w.WriteString("failureClass", a.FailureClass == FailureClass.None ? null : a.FailureClass.ToString());
+                w.WriteString("failureClass", a.FailureClass.Length == 0 ? null : a.FailureClass);
                 if (a.StatusCode is int s)
                 {
                     w.WriteNumber("statusCode", s);

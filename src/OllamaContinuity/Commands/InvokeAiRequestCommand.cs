@@ -156,6 +156,7 @@ public sealed class InvokeAiRequestCommand : AsyncCmdlet, IBackendParameters
         try
         {
             var response = RunAsync(ct => FailoverEngine.Shared.SendAsync(request, plan, new Observer(this), ct));
+            CompleteProgress();
             if (Stream.IsPresent && Host?.UI is { } ui)
             {
                 ui.WriteLine();
@@ -165,7 +166,31 @@ public sealed class InvokeAiRequestCommand : AsyncCmdlet, IBackendParameters
         }
         catch (AiRequestException e)
         {
+            CompleteProgress();
             WriteError(ToErrorRecord(e, ParameterSetName == MessagesSet ? Messages : Prompt));
+        }
+    }
+
+    private const int ProgressId = 0x0A1;
+    private bool _progressShown;
+
+    private void ShowProgress(string backend, string endpoint, int index, int count)
+    {
+        _progressShown = true;
+        WriteProgress(new ProgressRecord(ProgressId, "Invoke-AiRequest" + (Workflow is null ? "" : $" ({Workflow})"),
+            index == 1 ? $"Asking {backend} at {endpoint}" : $"Falling back to {backend} at {endpoint}")
+        {
+            PercentComplete = Math.Min(99, (index - 1) * 100 / Math.Max(1, count)),
+            CurrentOperation = $"backend {index} of {count}",
+        });
+    }
+
+    private void CompleteProgress()
+    {
+        if (_progressShown)
+        {
+            WriteProgress(new ProgressRecord(ProgressId, "Invoke-AiRequest", "Done") { RecordType = ProgressRecordType.Completed });
+            _progressShown = false;
         }
     }
 
@@ -210,6 +235,17 @@ public sealed class InvokeAiRequestCommand : AsyncCmdlet, IBackendParameters
         public void OnWarning(string message) => cmdlet.Post(() => cmdlet.WriteWarning(message));
 
         public void OnToken(string text) => cmdlet.Post(() => cmdlet.Host?.UI?.Write(text));
+
+        public void OnAttemptStarted(BackendEndpoint endpoint, int index, int count)
+        {
+            // Streaming writes tokens to the host; a progress bar would fight with them.
+            if (!cmdlet.Stream.IsPresent)
+            {
+                var role = endpoint.Role.ToString();
+                var display = endpoint.Display;
+                cmdlet.Post(() => cmdlet.ShowProgress(role, display, index, count));
+            }
+        }
 
         public ValueTask<bool> ApproveFailoverAsync(string question, CancellationToken cancellationToken) =>
             cmdlet.FailoverPreApproved ? new(true) : new(cmdlet.InvokeOnPipelineThreadAsync(() => cmdlet.AskToFailOver(question)));

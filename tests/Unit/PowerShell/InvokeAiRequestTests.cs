@@ -115,6 +115,27 @@ public sealed class InvokeAiRequestTests : IAsyncLifetime
     }
 
     [Fact]
+    public void Confirm_asks_before_sending_and_No_sends_nothing()
+    {
+        _s.Host.ChoiceAnswers.Enqueue(2); // [Y] Yes [A] Yes to All [N] No
+        var result = _s.Invoke($"Invoke-AiRequest 'hello' {Common} -Confirm", Vars());
+        Assert.Empty(result);
+        Assert.Contains("Send AI request", Assert.Single(_s.Host.Prompts));
+        Assert.Equal(0, _cloud.Hits + _ollama.Hits);
+    }
+
+    [Fact]
+    public void A_progress_bar_names_the_backend_being_asked_and_completes()
+    {
+        _cloud.Fault = FaultSpec.Http(503);
+        _s.Invoke($"Invoke-AiRequest 'hello' {Common}", Vars());
+        var progress = _s.Streams!.Progress;
+        Assert.Contains(progress, p => p.StatusDescription.StartsWith("Asking Cloud at " + _cloud.ChatUri, StringComparison.Ordinal));
+        Assert.Contains(progress, p => p.StatusDescription.StartsWith("Falling back to Ollama at " + _ollama.BaseUri, StringComparison.Ordinal));
+        Assert.Equal(ProgressRecordType.Completed, progress[^1].RecordType);
+    }
+
+    [Fact]
     public void ConfirmFailover_in_a_non_interactive_session_fails_clearly_and_never_falls_back()
     {
         _cloud.Fault = FaultSpec.Http(503);

@@ -316,6 +316,12 @@ public sealed class FakeAiServer : IAsyncDisposable
 
     private async Task<bool> RespondGetAsync(NetworkStream stream, RecordedRequest request)
     {
+        if (request.Path == "/__stats")
+        {
+            await WriteSimpleAsync(stream, 200, "application/json", $"{{\"hits\":{Hits}}}");
+            return true;
+        }
+
         if (Api != FakeApi.Ollama)
         {
             await WriteSimpleAsync(stream, 404, "application/json", "{\"error\":\"not found\"}");

@@ -53,7 +53,7 @@ public sealed class AlertTests : IAsyncLifetime
 
         for (var i = 0; i < 12; i++)
         {
-            Assert.Equal(BackendRole.Ollama, (await engine.SendAsync(Harness.Request("q" + i), plan)).Backend);
+            Assert.Equal("Ollama", (await engine.SendAsync(Harness.Request("q" + i), plan)).Backend);
             if (i == 6)
             {
                 await Task.Delay(700); // a half-open probe fails: the circuit opens again, same outage
@@ -62,7 +62,7 @@ public sealed class AlertTests : IAsyncLifetime
 
         down = false;
         await Task.Delay(700);
-        Assert.Equal(BackendRole.Cloud, (await engine.SendAsync(Harness.Request("back"), plan)).Backend);
+        Assert.Equal("Cloud", (await engine.SendAsync(Harness.Request("back"), plan)).Backend);
         await alerts.FlushAsync(TimeSpan.FromSeconds(5));
 
         var kinds = _hook.Calls.Select(c => JsonNode.Parse(c.Body)!["kind"]!.GetValue<string>()).ToArray();
@@ -129,7 +129,7 @@ public sealed class AlertTests : IAsyncLifetime
 
         for (var i = 0; i < 3; i++)
         {
-            Assert.Equal(BackendRole.Ollama, (await engine.SendAsync(Harness.Request("q"), plan)).Backend);
+            Assert.Equal("Ollama", (await engine.SendAsync(Harness.Request("q"), plan)).Backend);
         }
 
         await alerts.FlushAsync(TimeSpan.FromSeconds(5));

@@ -53,7 +53,7 @@ public sealed class FaultMatrixTests
         var response = await engine.SendAsync(Harness.Request(name, stream), Harness.Plan(Harness.Cloud(cloud), Harness.TempLog(), Harness.Ollama(ollama)), observer);
         sw.Stop();
 
-        Assert.Equal(BackendRole.Ollama, response.Backend);
+        Assert.Equal("Ollama", response.Backend);
         Assert.Equal(reason, response.FailoverReason);
         Assert.Equal("ollama: reply to " + name, response.Text);
         Assert.Equal(2, response.Attempts.Count);
@@ -81,7 +81,7 @@ public sealed class FaultMatrixTests
         using var engine = new FailoverEngine();
         var sw = Stopwatch.StartNew();
         var r = await engine.SendAsync(Harness.Request(), Harness.Plan(Harness.Cloud(FakeAiServer.RefusedUri()), Harness.TempLog(), Harness.Ollama(ollama)));
-        Assert.Equal(BackendRole.Ollama, r.Backend);
+        Assert.Equal("Ollama", r.Backend);
         Assert.Equal("ConnectionRefused", r.FailoverReason);
         Assert.True(sw.Elapsed < TimeSpan.FromSeconds(1), $"took {sw.Elapsed}");
     }
@@ -95,7 +95,7 @@ public sealed class FaultMatrixTests
         using var engine = new FailoverEngine();
         var sw = Stopwatch.StartNew();
         var r = await engine.SendAsync(Harness.Request(), Harness.Plan(Harness.Cloud(hole.Uri()), Harness.TempLog(), Harness.Ollama(ollama)));
-        Assert.Equal(BackendRole.Ollama, r.Backend);
+        Assert.Equal("Ollama", r.Backend);
         Assert.Equal("ConnectTimeout", r.FailoverReason);
         Assert.InRange(sw.Elapsed.TotalSeconds, 0.45, 1.4);
     }
@@ -125,7 +125,7 @@ public sealed class FaultMatrixTests
         using var engine = new FailoverEngine();
         var observer = new RecordingObserver();
         var r = await engine.SendAsync(Harness.Request(), Harness.Plan(Harness.Cloud(cloud), Harness.TempLog(), Harness.Ollama(ollama)), observer);
-        Assert.Equal(BackendRole.Ollama, r.Backend);
+        Assert.Equal("Ollama", r.Backend);
         var warning = Assert.Single(observer.Warnings);
         Assert.Contains("configuration problem, not an outage", warning);
     }
@@ -208,7 +208,7 @@ public sealed class FaultMatrixTests
         foreach (var stream in new[] { false, true })
         {
             var r = await engine.SendAsync(Harness.Request("ping", stream), Harness.Plan(Harness.Cloud(cloud), Harness.TempLog(), Harness.Ollama(ollama)));
-            Assert.Equal(BackendRole.Cloud, r.Backend);
+            Assert.Equal("Cloud", r.Backend);
             Assert.Equal("cloud: reply to ping", r.Text);
             Assert.Equal("", r.FailoverReason);
             Assert.Equal("fake-model", r.Model);
@@ -240,7 +240,7 @@ public sealed class FaultMatrixTests
         var r = await engine.SendAsync(Harness.Request(stream: true),
             Harness.Plan(Harness.Cloud(cloud), Harness.TempLog(), BackendEndpoint.Ollama(FakeAiServer.RefusedUri("/").ToString(), "m", Harness.Fast), Harness.Ollama(sick), Harness.Ollama(healthy)));
         Assert.Equal("ollama-b: reply to hello", r.Text);
-        Assert.Equal(new[] { "ServerError", "ConnectionRefused", "StreamError", "None" }, r.Attempts.Select(a => a.FailureClass.ToString()));
+        Assert.Equal(new[] { "ServerError", "ConnectionRefused", "StreamError", "" }, r.Attempts.Select(a => a.FailureClass.ToString()));
         Assert.Equal(healthy.BaseUri + "api/chat", r.Endpoint);
         Assert.False(sick.Requests.Single().Json!["stream"]!.GetValue<bool>() == false);
     }
@@ -268,7 +268,7 @@ public sealed class FaultMatrixTests
         await using var ollama = FakeAiServer.Start(FakeApi.Ollama);
         using var engine = new FailoverEngine();
         var r = await engine.SendAsync(Harness.Request(), Harness.Plan(null, Harness.TempLog(), Harness.Ollama(ollama)));
-        Assert.Equal(BackendRole.Ollama, r.Backend);
+        Assert.Equal("Ollama", r.Backend);
         Assert.False(ollama.Requests.Single().Json!["stream"]!.GetValue<bool>());
     }
 }
