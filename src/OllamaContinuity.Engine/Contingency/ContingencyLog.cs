@@ -45,18 +45,7 @@ public static class ContingencyLog
             w.WriteString("endpoint", response.Endpoint);
             w.WriteString("model", response.Model);
             w.WriteNumber("latencyMs", Math.Round(response.LatencyMs, 3));
-            w.WriteString("systemPrompt", request.SystemPrompt);
-            w.WriteStartArray("messages");
-            foreach (var m in request.Messages)
-            {
-                w.WriteStartObject();
-                w.WriteString("role", m.Role);
-                w.WriteString("content", m.Content);
-                w.WriteEndObject();
-            }
-
-            w.WriteEndArray();
-            w.WriteString("output", response.Text);
+            RequestLog.WriteContent(w, request, response.Text);
             w.WriteEndObject();
         }
 

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using OllamaContinuity.Failover;
 
 namespace OllamaContinuity.Contingency;
 
@@ -90,30 +91,7 @@ internal static class StateFile
         }
     }
 
-    private static void WriteAtomic(string path, byte[] bytes, bool worldReadable)
-    {
-        var dir = Path.GetDirectoryName(path)!;
-        var temp = Path.Combine(dir, "." + Path.GetFileName(path) + "." + Guid.NewGuid().ToString("n")[..8] + ".tmp");
-        var options = new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write };
-        if (!OperatingSystem.IsWindows())
-        {
-            options.UnixCreateMode = worldReadable ? WorldReadable : OwnerOnly;
-        }
-
-        try
-        {
-            using (var fs = new FileStream(temp, options))
-            {
-                fs.Write(bytes);
-                fs.Flush(flushToDisk: true);
-            }
-
-            File.Move(temp, path, overwrite: true);
-        }
-        catch
-        {
-            try { File.Delete(temp); } catch (IOException) { }
-            throw;
-        }
-    }
+    private static void WriteAtomic(string path, byte[] bytes, bool worldReadable) =>
+        // The temp file gets its final mode before the rename: another account never sees an unreadable machine file.
+        OwnerOnlyFile.WriteAllBytesAtomic(path, bytes, worldReadable ? WorldReadable : OwnerOnly);
 }

@@ -1,5 +1,4 @@
 using System.Management.Automation;
-using System.Security;
 using System.Text.RegularExpressions;
 using OllamaContinuity.Alerts;
 using OllamaContinuity.Contingency;
@@ -14,7 +13,7 @@ namespace OllamaContinuity.Commands;
 /// </summary>
 [Cmdlet(VerbsLifecycle.Start, "FailoverDrill", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.High)]
 [OutputType("OllamaContinuity.Drill.DrillReport")]
-public sealed class StartFailoverDrillCommand : AsyncCmdlet, IBackendParameters
+public sealed class StartFailoverDrillCommand : BackendCmdlet, IBackendParameters
 {
     [Parameter]
     [ValidateSet("Simulated", "Firewall")]
@@ -54,47 +53,8 @@ public sealed class StartFailoverDrillCommand : AsyncCmdlet, IBackendParameters
     [Parameter]
     public SwitchParameter SkipAlertCheck { get; set; }
 
-    [Parameter]
-    [ValidateSet("OpenAI", "Anthropic")]
-    public string? CloudProvider { get; set; }
-
-    [Parameter]
-    [ValidateNotNullOrEmpty]
-    public string? CloudUri { get; set; }
-
-    [Parameter]
-    [ValidateNotNullOrEmpty]
-    public string? CloudModel { get; set; }
-
-    [Parameter]
-    public SecureString? CloudApiKey { get; set; }
-
-    [Parameter]
-    [ValidateRange(0.1, 3600)]
-    public double CloudTimeoutSec { get; set; }
-
-    [Parameter]
-    [ValidateNotNullOrEmpty]
-    public string[]? OllamaUri { get; set; }
-
-    [Parameter]
-    [ValidateNotNullOrEmpty]
-    public string? OllamaModel { get; set; }
-
-    [Parameter]
-    [ValidateRange(0.1, 3600)]
-    public double OllamaTimeoutSec { get; set; }
-
-    [Parameter]
-    [ValidateRange(0.1, 600)]
-    public double ConnectTimeoutSec { get; set; }
-
     // Start-FailoverDrill does not stream; the property completes IBackendParameters.
     double IBackendParameters.FirstTokenTimeoutSec => 0;
-
-    [Parameter]
-    [ValidateNotNullOrEmpty]
-    public string? LogPath { get; set; }
 
     protected override void EndProcessing() => new DrillRun(this).Run();
 

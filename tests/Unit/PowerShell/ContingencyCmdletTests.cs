@@ -52,17 +52,7 @@ public sealed class ContingencyCmdletTests : IAsyncLifetime
 
     private const string Common = "-CloudUri $cloudUri -CloudApiKey $key -OllamaUri $ollamaUri -CloudTimeoutSec 2 -OllamaTimeoutSec 5 -LogPath $log";
 
-    private static SecureString Secure(string s)
-    {
-        var ss = new SecureString();
-        foreach (var c in s)
-        {
-            ss.AppendChar(c);
-        }
-
-        ss.MakeReadOnly();
-        return ss;
-    }
+    private static SecureString Secure(string s) => new System.Net.NetworkCredential("", s).SecurePassword;
 
     private static object? P(PSObject o, string name) => o.Properties[name]?.Value;
 
