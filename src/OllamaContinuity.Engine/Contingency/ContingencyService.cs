@@ -79,7 +79,7 @@ public sealed class ContingencyService : IContingencySource
         }
 
         var now = Time.GetUtcNow();
-        var targets = workflows is { Count: > 0 } ? workflows.Select(w => (string?)w.Trim()).Distinct(StringComparer.OrdinalIgnoreCase).ToArray() : [null];
+        var targets = workflows is { Count: > 0 } ? workflows.Select(Normalize).Distinct(StringComparer.OrdinalIgnoreCase).ToArray() : [null];
         var by = $"{Environment.UserName}@{Environment.MachineName}";
         var results = Modify(scope, state =>
         {
@@ -140,7 +140,7 @@ public sealed class ContingencyService : IContingencySource
             }
             else
             {
-                foreach (var w in workflows!.Select(x => x.Trim()).Distinct(StringComparer.OrdinalIgnoreCase))
+                foreach (var w in workflows!.Select(Normalize).Distinct(StringComparer.OrdinalIgnoreCase))
                 {
                     var existing = state.Entries.FirstOrDefault(e => e.SameWorkflow(w));
                     if (existing is null)
@@ -168,6 +168,9 @@ public sealed class ContingencyService : IContingencySource
 
         return output;
     }
+
+    /// <summary>'*' is the entry for every workflow (stored as null, so it also covers requests without a workflow).</summary>
+    private static string? Normalize(string w) => w.Trim() is "*" or "" ? null : w.Trim();
 
     private void Raise(ContinuityEvent e)
     {

@@ -26,16 +26,10 @@ public sealed class DisableAiContingencyCommand : PSCmdlet
     {
         if (Workflow is not null)
         {
-            // From Get-AiContingency: '*' is the entry for every workflow.
-            _workflows.AddRange(Workflow.Where(w => w != "*"));
-            if (Workflow.Contains("*"))
-            {
-                _all = true;
-            }
+            // From Get-AiContingency: '*' is the entry for every workflow (and only that entry).
+            _workflows.AddRange(Workflow);
         }
     }
-
-    private bool _all;
 
     protected override void EndProcessing() => Run();
 
@@ -44,7 +38,7 @@ public sealed class DisableAiContingencyCommand : PSCmdlet
         var scope = ContingencyCmdlets.ParseScope(Scope);
         var service = ContingencyService.Default;
         _ = FailoverEngine.Shared;
-        var all = _workflows.Count == 0 || _all;
+        var all = _workflows.Count == 0;
         var what = all ? "every manual contingency" : "contingency for workflow " + string.Join(", ", _workflows);
         if (!ShouldProcess($"{what} in the {scope} scope{(service.PathOf(scope) is { } p ? " (" + p + ")" : "")}", "Disable contingency (the cloud is tried first again)"))
         {
@@ -68,7 +62,7 @@ public sealed class DisableAiContingencyCommand : PSCmdlet
             ThrowTerminatingError(ContingencyCmdlets.StateError(e, scope, service.PathOf(scope)));
         }
 
-        foreach (var w in all ? [] : _workflows)
+        foreach (var w in all ? [] : _workflows.Where(x => x != "*"))
         {
             if (FailoverEngine.Shared.EvaluateContingency(w) is { } still)
             {

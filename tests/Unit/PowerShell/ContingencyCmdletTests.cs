@@ -101,7 +101,8 @@ public sealed class ContingencyCmdletTests : IAsyncLifetime
         Assert.Contains("What if:", _s.Host.TestUI.Text);
         Assert.Contains("Enable contingency", _s.Host.TestUI.Text);
         Assert.False(File.Exists(Path.Combine(_state, "User", "contingency.json")));
-        Assert.Equal("None", P(Assert.Single(_s.Invoke("Get-AiContingency -Workflow legal")), "Source"));
+        // Another test's open circuit may show as Automatic; no manual entry may exist.
+        Assert.DoesNotContain(P(Assert.Single(_s.Invoke("Get-AiContingency -Workflow legal")), "Source") as string, new[] { "User", "Process", "Machine" });
     }
 
     [Fact]

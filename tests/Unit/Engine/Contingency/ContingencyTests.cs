@@ -147,6 +147,22 @@ public sealed class ContingencyTests : IAsyncLifetime
         Assert.Single(service.List(ContinuityScope.Process));
     }
 
+    [Fact]
+    public void Star_is_the_entry_for_every_workflow_and_disabling_it_keeps_named_entries()
+    {
+        var (_, service) = Create();
+        service.Enable(ContinuityScope.User, ["*"], null, null, false);
+        service.Enable(ContinuityScope.User, ["a"], null, null, false);
+        Assert.NotNull(service.Evaluate(null, DateTimeOffset.UtcNow));
+        Assert.Equal("*", service.List(ContinuityScope.User).First(e => e.Workflow != "a").Workflow);
+
+        var off = Assert.Single(service.Disable(ContinuityScope.User, ["*"]));
+
+        Assert.Equal("*", off.Workflow);
+        Assert.Null(service.Evaluate(null, DateTimeOffset.UtcNow));
+        Assert.Equal("a", Assert.Single(service.List(ContinuityScope.User)).Workflow);
+    }
+
     [SkippableFact]
     public void Files_are_owner_only_for_user_scope_and_world_readable_for_machine_scope()
     {
