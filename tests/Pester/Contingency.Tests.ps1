@@ -98,7 +98,9 @@ Describe 'Contingency cmdlets' {
             Enable-AiContingency -Workflow short -Duration 00:00:01 -Scope Process -Confirm:$false | Out-Null
             (Get-AiContingency -Workflow short).Active | Should -BeTrue
             Start-Sleep -Milliseconds 1300
-            (Get-AiContingency -Workflow short).Active | Should -BeFalse
+            # An open circuit of another test in this process may still show as Automatic; the manual entry is gone.
+            (Get-AiContingency -Workflow short).Source | Should -Not -Be 'Process'
+            Get-AiContingency -Source Process | Where-Object Workflow -eq 'short' | Should -BeNullOrEmpty
         }
 
         It 'a workflow that requires approval fails clearly when nobody can approve' {
