@@ -94,6 +94,26 @@ public sealed class ContingencyCmdletTests : IAsyncLifetime
     }
 
     [Fact]
+    public void An_open_circuit_shows_as_Automatic_contingency_and_its_requests_are_logged()
+    {
+        var vars = Vars();
+        var refused = FakeAiServer.RefusedUri();
+        vars["cloudUri"] = refused.ToString();
+        for (var i = 0; i < 4; i++)
+        {
+            Assert.Equal("Ollama", P(Assert.Single(_s.Invoke($"Invoke-AiRequest 'outage {i}' {Common} -Workflow auto-wf", vars)), "Backend")?.ToString());
+        }
+
+        var auto = Assert.Single(_s.Invoke("Get-AiContingency -Source Automatic | Where-Object { $_.Endpoint -like \"*:$port/*\" }", new Dictionary<string, object?> { ["port"] = refused.Port }));
+        Assert.Equal(true, P(auto, "Active"));
+        Assert.NotNull(P(auto, "Since"));
+        Assert.NotNull(P(auto, "Until"));
+        Assert.Contains("ConnectionRefused", (string?)P(auto, "Reason"));
+        var logged = _s.Invoke("Get-AiContingencyLog -Workflow auto-wf");
+        Assert.Contains(logged, e => (string?)P(e, "ContingencySource") == "Automatic" && (string?)P(e, "Prompt") == "outage 3");
+    }
+
+    [Fact]
     public void WhatIf_on_Enable_changes_nothing()
     {
         var result = _s.Invoke("Enable-AiContingency -Workflow legal -WhatIf");

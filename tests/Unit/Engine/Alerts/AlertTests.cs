@@ -179,6 +179,20 @@ public sealed class AlertTests : IAsyncLifetime
         Assert.True(d.Succeeded);
     }
 
+    [SkippableFact]
+    public async Task Without_the_syslog_socket_the_line_goes_through_logger_with_an_argument_list()
+    {
+        Skip.If(OperatingSystem.IsWindows(), "Windows writes to the event log with eventcreate");
+        var runner = new OllamaContinuity.Native.RecordingCommandRunner();
+        var log = new SystemLog(runner, socketPath: Path.Combine(_dir, "no-such-socket"));
+
+        Assert.Null(await log.WriteAsync("critical", "AI unavailable; host h1", default));
+
+        var c = Assert.Single(runner.Commands);
+        Assert.Equal("logger", c.FileName);
+        Assert.Equal(["-t", "OllamaContinuity", "-p", "user.crit", "--", "AI unavailable; host h1"], c.Arguments);
+    }
+
     [Fact]
     public void Settings_are_stored_owner_only_the_environment_wins_and_the_url_is_never_displayed()
     {
