@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Collections.Immutable;
 using System.Diagnostics;
 using System.Text;
@@ -245,7 +246,10 @@ public sealed class FailoverEngine : IDisposable
         }
         catch (AiRequestException e)
         {
-            await LogAsync(plan, RequestLog.Serialize(request, null, attempts, timestamp, ElapsedMs(started), failoverReason, contingency, contingencySource, e.Failure.ToString())).ConfigureAwait(false);
+            if (!plan.DisableLog)
+            {
+                await LogAsync(plan, RequestLog.Serialize(request, null, attempts, timestamp, ElapsedMs(started), failoverReason, contingency, contingencySource, e.Failure.ToString())).ConfigureAwait(false);
+            }
             throw;
         }
     }
@@ -271,7 +275,11 @@ public sealed class FailoverEngine : IDisposable
             OutputTokens = result.OutputTokens,
         };
         // Awaited, not fired and forgotten: a line must not be lost when the process exits right after.
-        await LogAsync(plan, RequestLog.Serialize(request, response, attempts, timestamp, response.LatencyMs, failoverReason, contingency, contingencySource, null)).ConfigureAwait(false);
+        if (!plan.DisableLog)
+        {
+            await LogAsync(plan, RequestLog.Serialize(request, response, attempts, timestamp, response.LatencyMs, failoverReason, contingency, contingencySource, null)).ConfigureAwait(false);
+        }
+
         if (RequestServed is { } servedHandlers)
         {
             foreach (Action<AiRequest, AiResponse> h in servedHandlers.GetInvocationList())
@@ -397,7 +405,7 @@ public sealed class FailoverEngine : IDisposable
         {
             using var message = protocol.BuildRequest(ep, request);
             message.Options.Set(HttpClientPool.ConnectTimeoutOption, timeouts.Connect);
-            using var response = await _pool.CreateClient().SendAsync(message, HttpCompletionOption.ResponseHeadersRead, linked.Token).ConfigureAwait(false);
+            using var response = await _pool.Client.SendAsync(message, HttpCompletionOption.ResponseHeadersRead, linked.Token).ConfigureAwait(false);
             status = (int)response.StatusCode;
             if (status is < 200 or > 299)
             {
@@ -471,7 +479,7 @@ public sealed class FailoverEngine : IDisposable
         {
             throw;
         }
-        catch (Exception ex) when (ex is OperationCanceledException or HttpRequestException or IOException or ObjectDisposedException or InvalidOperationException or System.Text.Json.JsonException)
+        catch (Exception ex) when (ex is OperationCanceledException or HttpRequestException or IOException or ObjectDisposedException or InvalidOperationException or System.Text.Json.JsonException or InvalidDataException)
         {
             var p = total.IsCancellationRequested ? TimeoutPhase.Total : watchdog.IsCancellationRequested ? phase : TimeoutPhase.Total;
             return Fail(FailoverClassifier.FromException(ex, p, emitted));
@@ -485,20 +493,43 @@ public sealed class FailoverEngine : IDisposable
     private static async Task<byte[]> ReadBoundedAsync(HttpResponseMessage response, int max, CancellationToken ct)
     {
         await using var s = await response.Content.ReadAsStreamAsync(ct).ConfigureAwait(false);
-        using var ms = new MemoryStream();
-        var buffer = new byte[16 * 1024];
-        int n;
-        while ((n = await s.ReadAsync(buffer, ct).ConfigureAwait(false)) > 0)
+        if (response.Content.Headers.ContentLength is long length and >= 0)
         {
-            if (ms.Length + n > max)
+            // The usual non-streaming answer: read exactly Content-Length bytes, with no scratch buffer and no copy.
+            // HttpClient ends the body at Content-Length, so nothing larger can follow.
+            if (length > max)
             {
-                throw new InvalidDataException($"the response is larger than {max} bytes");
+                throw TooLarge(max);
             }
 
-            ms.Write(buffer, 0, n);
+            var body = new byte[length];
+            await s.ReadExactlyAsync(body, ct).ConfigureAwait(false);
+            return body;
+        }
+
+        using var ms = new MemoryStream();
+        var buffer = ArrayPool<byte>.Shared.Rent(16 * 1024);
+        try
+        {
+            int n;
+            while ((n = await s.ReadAsync(buffer, ct).ConfigureAwait(false)) > 0)
+            {
+                if (ms.Length + n > max)
+                {
+                    throw TooLarge(max);
+                }
+
+                ms.Write(buffer, 0, n);
+            }
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
         }
 
         return ms.ToArray();
+
+        static InvalidDataException TooLarge(int max) => new($"the response is larger than {max} bytes");
     }
 
     private double Since(long t0) => _time.GetElapsedTime(t0).TotalMilliseconds;

@@ -26,10 +26,12 @@ public sealed class HttpClientPool : IDisposable
     public static readonly HttpRequestOptionsKey<TimeSpan> ConnectTimeoutOption = new("OllamaContinuity.ConnectTimeout");
 
     private static readonly TimeSpan DefaultConnectTimeout = TimeSpan.FromSeconds(3);
+    private static readonly string UserAgent = "OllamaContinuity/" + typeof(HttpClientPool).Assembly.GetName().Version?.ToString(3);
     private readonly ServiceProvider _services;
     private readonly IHttpClientFactory _factory;
     private readonly TimeProvider _time;
     private readonly Func<Socket>? _socketFactory;
+    private readonly Lazy<HttpClient> _client;
 
     public HttpClientPool(TimeProvider? timeProvider = null, Func<Socket>? socketFactory = null)
     {
@@ -40,15 +42,18 @@ public sealed class HttpClientPool : IDisposable
             {
                 // Timeouts are ours (per backend and per phase), not HttpClient's single one.
                 c.Timeout = Timeout.InfiniteTimeSpan;
-                c.DefaultRequestHeaders.UserAgent.ParseAdd("OllamaContinuity/" + typeof(HttpClientPool).Assembly.GetName().Version?.ToString(3));
+                c.DefaultRequestHeaders.UserAgent.ParseAdd(UserAgent);
             })
             .ConfigurePrimaryHttpMessageHandler(CreateHandler)
             // The drill's simulated block acts before the connection pool, so pooled connections are cut too.
             .AddHttpMessageHandler(() => new OutboundBlockHandler(Blocklist))
             // One long-lived handler; SocketsHttpHandler recycles connections itself (PooledConnectionLifetime).
-            .SetHandlerLifetime(Timeout.InfiniteTimeSpan);
+            .SetHandlerLifetime(Timeout.InfiniteTimeSpan)
+            // No logger is ever configured in this private container: without this, two no-op logging handlers wrap every request.
+            .RemoveAllLoggers();
         _services = services.BuildServiceProvider();
         _factory = _services.GetRequiredService<IHttpClientFactory>();
+        _client = new(CreateClient, LazyThreadSafetyMode.ExecutionAndPublication);
     }
 
     /// <summary>Endpoints this pool refuses to reach (Start-FailoverDrill -BlockMethod Simulated); empty normally.</summary>
@@ -56,6 +61,13 @@ public sealed class HttpClientPool : IDisposable
 
     /// <summary>An HttpClient over the shared handler; cheap, do not dispose the handler through it.</summary>
     public HttpClient CreateClient() => _factory.CreateClient(ClientName);
+
+    /// <summary>
+    /// The pool's one HttpClient, shared by every request of the engine. HttpClient is thread-safe and the handler
+    /// lives as long as the pool, so this is what <see cref="CreateClient"/> per request amounts to, without building
+    /// a client (and parsing its User-Agent) each time. Never dispose it.
+    /// </summary>
+    internal HttpClient Client => _client.Value;
 
     private SocketsHttpHandler CreateHandler() => new()
     {

@@ -1,4 +1,4 @@
-using System.Collections.Concurrent;
+using System.Collections.Immutable;
 using System.Net.Sockets;
 
 namespace OllamaContinuity.Http;
@@ -10,17 +10,34 @@ namespace OllamaContinuity.Http;
 /// </summary>
 public sealed class OutboundBlocklist
 {
-    private readonly ConcurrentDictionary<string, byte> _blocked = new(StringComparer.OrdinalIgnoreCase);
+    // Read on every request: an immutable set behind a volatile field costs one read when nothing is blocked.
+    private ImmutableHashSet<string> _blocked = ImmutableHashSet.Create<string>(StringComparer.OrdinalIgnoreCase);
 
     /// <summary>Blocks <paramref name="uri"/>'s host and port. Returns false when it was blocked already.</summary>
-    public bool Block(Uri uri) => _blocked.TryAdd(Key(uri), 0);
+    public bool Block(Uri uri)
+    {
+        var key = Key(uri);
+        var added = false;
+        ImmutableInterlocked.Update(ref _blocked, set => (added = !set.Contains(key)) ? set.Add(key) : set);
+        return added;
+    }
 
     /// <summary>Lifts the block of <paramref name="uri"/>'s host and port. Returns false when it was not blocked.</summary>
-    public bool Unblock(Uri uri) => _blocked.TryRemove(Key(uri), out _);
+    public bool Unblock(Uri uri)
+    {
+        var key = Key(uri);
+        var removed = false;
+        ImmutableInterlocked.Update(ref _blocked, set => (removed = set.Contains(key)) ? set.Remove(key) : set);
+        return removed;
+    }
 
-    public bool IsBlocked(Uri uri) => !_blocked.IsEmpty && _blocked.ContainsKey(Key(uri));
+    public bool IsBlocked(Uri uri)
+    {
+        var set = Volatile.Read(ref _blocked);
+        return set.Count != 0 && set.Contains(Key(uri));
+    }
 
-    public IReadOnlyList<string> Entries => _blocked.Keys.Order(StringComparer.Ordinal).ToArray();
+    public IReadOnlyList<string> Entries => Volatile.Read(ref _blocked).Order(StringComparer.Ordinal).ToArray();
 
     private static string Key(Uri uri) => uri.IdnHost + ":" + uri.Port;
 }

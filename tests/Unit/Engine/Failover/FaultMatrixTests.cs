@@ -86,6 +86,29 @@ public sealed class FaultMatrixTests
         Assert.True(sw.Elapsed < TimeSpan.FromSeconds(1), $"took {sw.Elapsed}");
     }
 
+    [Fact]
+    public async Task A_TLS_handshake_failure_fails_over_at_once()
+    {
+        // An https:// cloud URL whose server answers in plain HTTP: the handshake fails.
+        using var plain = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        plain.Start();
+        var serving = Task.Run(async () =>
+        {
+            using var c = await plain.AcceptTcpClientAsync();
+            await c.GetStream().WriteAsync("HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n"u8.ToArray());
+            await Task.Delay(200);
+        });
+        await using var ollama = FakeAiServer.Start(FakeApi.Ollama);
+        using var engine = new FailoverEngine();
+        var port = ((System.Net.IPEndPoint)plain.LocalEndpoint).Port;
+        var sw = Stopwatch.StartNew();
+        var r = await engine.SendAsync(Harness.Request(), Harness.Plan(Harness.Cloud(new Uri($"https://127.0.0.1:{port}/v1/chat/completions")), Harness.TempLog(), Harness.Ollama(ollama)));
+        Assert.Equal("Ollama", r.Backend);
+        Assert.Equal("Tls", r.FailoverReason);
+        Assert.True(sw.Elapsed < TimeSpan.FromSeconds(1), $"took {sw.Elapsed}");
+        await serving;
+    }
+
     [SkippableFact]
     public async Task Syn_blackhole_fails_over_after_the_connect_timeout()
     {

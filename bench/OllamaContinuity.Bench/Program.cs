@@ -1,0 +1,77 @@
+using System.Diagnostics;
+using System.Runtime;
+using System.Runtime.InteropServices;
+using OllamaContinuity.Bench;
+
+// Usage: dotnet run -c Release --project bench/OllamaContinuity.Bench -- [all|overhead|blackhole|throughput|allocs ...] [--quick]
+var scenarios = new List<string>();
+var quick = false;
+foreach (var a in args)
+{
+    switch (a.ToLowerInvariant())
+    {
+        case "--quick":
+            quick = true;
+            break;
+        case "-h" or "--help" or "/?":
+            Console.WriteLine("OllamaContinuity.Bench [all|overhead|blackhole|throughput|allocs ...] [--quick]");
+            Console.WriteLine("  overhead    the failover core vs a raw HttpClient POST, per request (p50/p95/mean)");
+            Console.WriteLine("  blackhole   50 requests with a blackholed cloud: the seed's strategy vs the circuit breaker");
+            Console.WriteLine("  throughput  requests/s at 1, 16 and 64 concurrent requests vs raw HttpClient");
+            Console.WriteLine("  allocs      (not in all) where the core's allocations come from, sampled by type");
+            Console.WriteLine("  --quick     a smoke run (small counts, short timeouts): the figures are not meaningful");
+            return 0;
+        case "all" or "overhead" or "blackhole" or "throughput" or "allocs":
+            scenarios.Add(a.ToLowerInvariant());
+            break;
+        default:
+            Console.Error.WriteLine($"Unknown argument '{a}'. Try --help.");
+            return 2;
+    }
+}
+
+if (scenarios.Count == 0 || scenarios.Contains("all"))
+{
+    scenarios = ["overhead", "blackhole", "throughput"];
+}
+
+if (Debugger.IsAttached || typeof(Program).Assembly.GetCustomAttributes(typeof(DebuggableAttribute), false)
+        .OfType<DebuggableAttribute>().Any(d => d.IsJITOptimizerDisabled))
+{
+    Console.Error.WriteLine("WARNING: not an optimised build; run with -c Release for meaningful figures.");
+}
+
+// The seed's contingency switch would route everything to Ollama and skew the cloud rows.
+Environment.SetEnvironmentVariable(OllamaContinuity.Failover.EnvironmentContingencySource.VariableName, null);
+
+Fmt.Quick = quick;
+Console.WriteLine($"# OllamaContinuity.Bench {(quick ? "(--quick: smoke run, figures not meaningful)" : "")}");
+Console.WriteLine($"{DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC, {RuntimeInformation.FrameworkDescription}, {RuntimeInformation.OSDescription}, " +
+                  $"{Environment.ProcessorCount} cores, GC {(GCSettings.IsServerGC ? "server" : "workstation")}; " +
+                  "the fake servers run in this same process, on loopback.");
+Console.WriteLine();
+
+var total = Stopwatch.StartNew();
+foreach (var s in scenarios)
+{
+    switch (s)
+    {
+        case "overhead":
+            await OverheadScenario.RunAsync(quick);
+            break;
+        case "blackhole":
+            await BlackholeScenario.RunAsync(quick);
+            break;
+        case "throughput":
+            await ThroughputScenario.RunAsync(quick);
+            break;
+        case "allocs":
+            await AllocationProfile.RunAsync(quick);
+            break;
+    }
+
+    Console.WriteLine();
+}
+
+Console.WriteLine($"Finished in {total.Elapsed.TotalSeconds:0.0} s.");
+return 0;
