@@ -35,7 +35,7 @@ Describe 'Contingency cmdlets' {
         }
 
         It '-Scope accepts Process, User and Machine only' {
-            (Get-Command Enable-AiContingency).Parameters['Scope'].Attributes.ValidValues | Should -Be @('Process', 'User', 'Machine')
+            ((Get-Command Enable-AiContingency).Parameters['Scope'].Attributes.ValidValues -join ',') | Should -Be 'Process,User,Machine'
         }
     }
 

@@ -27,8 +27,8 @@ Describe 'Start-FailoverDrill and Stop-FailoverDrill' {
             $cmd = Get-Command Start-FailoverDrill
             $cmd.Parameters.Keys | Should -Contain 'WhatIf'
             $cmd.ImplementingType.GetCustomAttributes([System.Management.Automation.CmdletAttribute], $false)[0].ConfirmImpact | Should -Be 'High'
-            $cmd.Parameters['BlockMethod'].Attributes.ValidValues | Should -Be @('Simulated', 'Firewall')
-            $cmd.Parameters['ReportFormat'].Attributes.ValidValues | Should -Be @('Markdown', 'Json', 'Html')
+            ($cmd.Parameters['BlockMethod'].Attributes.ValidValues -join ',') | Should -Be 'Simulated,Firewall'
+            ($cmd.Parameters['ReportFormat'].Attributes.ValidValues -join ',') | Should -Be 'Markdown,Json,Html'
         }
     }
 
@@ -43,7 +43,7 @@ Describe 'Start-FailoverDrill and Stop-FailoverDrill' {
 
         It 'passes' {
             $report.Outcome | Should -Be 'Passed'
-            $report.Steps.Name | Should -Be @('Preflight', 'Block', 'Failover', 'Alert', 'Unblock', 'Recovery')
+            ($report.Steps.Name -join ',') | Should -Be 'Preflight,Block,Failover,Alert,Unblock,Recovery'
         }
 
         It 'serves every probe during the block from Ollama with the failover line' {
