@@ -48,13 +48,21 @@ public sealed class AlertDispatcher
     private readonly Func<HttpClient> _http;
     private readonly ISystemLog? _systemLog;
     private readonly Func<string?> _recordPath;
+    private readonly Func<string?>? _sharedStatePath;
 
     /// <param name="settings">The settings in force (read on every alert, so a change applies at once).</param>
     /// <param name="http">The client for webhook POSTs.</param>
     /// <param name="systemLog">The system log; null writes none.</param>
     /// <param name="recordPath">The delivery log (JSON lines); null returns no file.</param>
-    public AlertDispatcher(TimeProvider time, Func<AlertSettings?> settings, Func<HttpClient> http, ISystemLog? systemLog, Func<string?> recordPath)
+    /// <param name="sharedStatePath">
+    /// A small state file shared by every process of the user (scheduled tasks are new processes): an outage that
+    /// another process has already reported within <see cref="AlertSettings.RepeatInterval"/> is not reported
+    /// again. The default value is null: this process only.
+    /// </param>
+    public AlertDispatcher(TimeProvider time, Func<AlertSettings?> settings, Func<HttpClient> http, ISystemLog? systemLog, Func<string?> recordPath,
+        Func<string?>? sharedStatePath = null)
     {
+        _sharedStatePath = sharedStatePath;
         _time = time;
         _settings = settings;
         _http = http;
@@ -68,7 +76,10 @@ public sealed class AlertDispatcher
     /// <summary>Subscribed to <see cref="FailoverEngine.StateChanged"/>: decides whether the event is worth an alert and sends it in the background.</summary>
     public void OnEvent(ContinuityEvent e)
     {
-        if (!ShouldSend(e))
+        var local = ShouldSend(e);
+        var shared = _sharedStatePath?.Invoke();
+        // A circuit that opens again in this process's outage still refreshes the shared record (the outage goes on).
+        if (!local && !(shared is not null && e.Kind == ContinuityEventKind.CircuitOpened))
         {
             return;
         }
@@ -79,7 +90,13 @@ public sealed class AlertDispatcher
             return;
         }
 
-        var task = Task.Run(() => DeliverAsync(e, settings));
+        var task = Task.Run(async () =>
+        {
+            if ((shared is null || SharedAllows(shared, e, settings.RepeatInterval)) && local)
+            {
+                await DeliverAsync(e, settings).ConfigureAwait(false);
+            }
+        });
         _pending.TryAdd(task, 0);
         task.ContinueWith(t => _pending.TryRemove(t, out _), TaskScheduler.Default);
     }
@@ -116,6 +133,64 @@ public sealed class AlertDispatcher
                 default:
                     return true; // an operator's own action: always worth a line
             }
+        }
+    }
+
+    /// <summary>
+    /// The cross-process part of the rate limit, under the state file's lock: endpoint (or 'all backends failed') →
+    /// when it was last seen failing. Entries older than <paramref name="interval"/> are forgotten, so an outage whose
+    /// end nobody saw does not silence the next one. A state file that cannot be used never blocks an alert.
+    /// </summary>
+    internal static bool SharedAllows(string path, ContinuityEvent e, TimeSpan interval)
+    {
+        var key = e.Kind == ContinuityEventKind.AllBackendsFailed ? "(all backends failed)" : e.Endpoint ?? "";
+        try
+        {
+            return Contingency.StateFile.Update(path, worldReadable: false, bytes =>
+            {
+                Dictionary<string, DateTimeOffset> seen;
+                try
+                {
+                    seen = bytes is { Length: > 0 } ? JsonSerializer.Deserialize<Dictionary<string, DateTimeOffset>>(bytes) ?? [] : [];
+                }
+                catch (JsonException)
+                {
+                    seen = [];
+                }
+
+                foreach (var stale in seen.Where(kv => e.Timestamp - kv.Value >= interval).Select(kv => kv.Key).ToArray())
+                {
+                    seen.Remove(stale);
+                }
+
+                bool allow;
+                switch (e.Kind)
+                {
+                    case ContinuityEventKind.CircuitOpened:
+                        allow = !seen.ContainsKey(key);
+                        seen[key] = e.Timestamp;
+                        break;
+                    case ContinuityEventKind.CircuitClosed:
+                        allow = seen.Remove(key);
+                        break;
+                    case ContinuityEventKind.AllBackendsFailed:
+                        allow = !seen.ContainsKey(key);
+                        if (allow)
+                        {
+                            seen[key] = e.Timestamp;
+                        }
+
+                        break;
+                    default:
+                        return ((byte[]?)null, true);
+                }
+
+                return (JsonSerializer.SerializeToUtf8Bytes(seen), allow);
+            });
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            return true;
         }
     }
 

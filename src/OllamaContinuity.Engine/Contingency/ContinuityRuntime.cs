@@ -12,7 +12,7 @@ public static class ContinuityRuntime
 {
     private static readonly Lazy<AlertDispatcher> LazyAlerts = new(() =>
         new AlertDispatcher(TimeProvider.System, AlertSettingsStore.Default.Effective, () => FailoverEngine.Shared.HttpPool.Client,
-            new SystemLog(), () => StatePaths.AlertDeliveryLog));
+            new SystemLog(), () => StatePaths.AlertDeliveryLog, () => StatePaths.AlertStateFile));
 
     /// <summary>The session's alert dispatcher (its <see cref="AlertDispatcher.Deliveries"/> is what a drill checks).</summary>
     public static AlertDispatcher Alerts => LazyAlerts.Value;

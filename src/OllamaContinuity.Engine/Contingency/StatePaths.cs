@@ -57,6 +57,9 @@ public static class StatePaths
     /// <summary>The alert delivery record (which alert went where, and whether it arrived), per user.</summary>
     public static string AlertDeliveryLog => Path.Combine(Directory(ContinuityScope.User), "alert-deliveries.jsonl");
 
+    /// <summary>The outages the user's processes have already alerted on (the cross-process rate limit).</summary>
+    public static string AlertStateFile => Path.Combine(Directory(ContinuityScope.User), "alert-state.json");
+
     /// <summary>The marker of an active drill block, per user.</summary>
     public static string DrillMarker => Path.Combine(Directory(ContinuityScope.User), "drill-block.json");
 }

@@ -294,7 +294,9 @@ public sealed class FailoverDrill
         Close(step, ok.Length > 0 ? "Passed" : "Failed",
             ok.Length > 0 ? "delivered: " + string.Join(", ", ok.Select(d => $"{d.Channel} {d.Target} at {d.Timestamp:HH:mm:ss}"))
             : mine.Length > 0 ? "the alert was sent but not delivered: " + string.Join("; ", mine.Select(d => $"{d.Channel} {d.Target}: {d.Error}"))
-            : "no outage alert was sent: the circuit did not open (it needs 3 failed requests within 30 seconds; use a shorter -Interval or more probes)");
+            : report.Probes.Any(p => p.FailoverReason == nameof(FailureClass.CircuitOpen))
+                ? "the circuit opened but no alert was sent: an outage of this endpoint was already reported by one of this user's processes within the repeat interval (alert-state.json in the state directory)"
+                : "no outage alert was sent: the circuit did not open (it needs 3 failed requests within 30 seconds; use a shorter -Interval or more probes)");
     }
 
     private async Task RecoverAsync(DrillReport report, DrillOptions o, BackendEndpoint cloud, Func<int> nextSeq, Action<string, string, int, double> progress, CancellationToken ct)

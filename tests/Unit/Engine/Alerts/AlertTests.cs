@@ -71,6 +71,40 @@ public sealed class AlertTests : IAsyncLifetime
         Assert.Equal(2, File.ReadAllLines(RecordPath).Length);
     }
 
+    [Fact]
+    public async Task Processes_sharing_the_state_file_report_one_outage_once()
+    {
+        var shared = Path.Combine(_dir, "alert-state.json");
+        var settings = new AlertSettings { WebhookUri = _hook.Uri, SystemLog = false, RepeatInterval = TimeSpan.FromMinutes(15) };
+        // Two dispatchers = two processes (a scheduled task every few minutes is a new process each time).
+        var a = new AlertDispatcher(TimeProvider.System, () => settings, _pool.CreateClient, null, () => null, () => shared);
+        var b = new AlertDispatcher(TimeProvider.System, () => settings, _pool.CreateClient, null, () => null, () => shared);
+        var t0 = DateTimeOffset.UtcNow;
+        const string ep = "https://api.openai.com/v1/chat/completions";
+        async Task Send(AlertDispatcher d, ContinuityEventKind kind, TimeSpan after)
+        {
+            d.OnEvent(new ContinuityEvent(kind, t0 + after, ep, "ServerError"));
+            await d.FlushAsync(TimeSpan.FromSeconds(5));
+        }
+
+        await Send(a, ContinuityEventKind.CircuitOpened, TimeSpan.Zero);          // sent
+        await Send(b, ContinuityEventKind.CircuitOpened, TimeSpan.FromMinutes(5)); // same outage, other process: not sent
+        await Send(a, ContinuityEventKind.CircuitClosed, TimeSpan.FromMinutes(9)); // recovered: sent
+        await Send(b, ContinuityEventKind.CircuitClosed, TimeSpan.FromMinutes(9)); // already reported: not sent
+        await Send(b, ContinuityEventKind.CircuitOpened, TimeSpan.FromMinutes(30)); // a new outage: sent
+        var c = new AlertDispatcher(TimeProvider.System, () => settings, _pool.CreateClient, null, () => null, () => shared);
+        await Send(c, ContinuityEventKind.CircuitOpened, TimeSpan.FromMinutes(50)); // b never saw its end; 20 min later it is stale: sent
+
+        Assert.True(await _hook.WaitForAsync(4, TimeSpan.FromSeconds(5)));
+        await Task.Delay(200);
+        Assert.Equal(["CircuitOpened", "CircuitClosed", "CircuitOpened", "CircuitOpened"],
+            _hook.Calls.Select(call => JsonNode.Parse(call.Body)!["kind"]!.GetValue<string>()));
+        if (!OperatingSystem.IsWindows())
+        {
+            Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(shared));
+        }
+    }
+
     [Theory]
     [InlineData(AlertFormat.Generic)]
     [InlineData(AlertFormat.Teams)]
