@@ -35,6 +35,7 @@ public sealed class AlertDispatcher
     private static readonly JsonSerializerOptions RecordJson = new()
     {
         PropertyNamingPolicy = JsonNamingPolicy.CamelCase,
+        PropertyNameCaseInsensitive = true,
         Converters = { new System.Text.Json.Serialization.JsonStringEnumConverter() },
     };
 
@@ -249,6 +250,35 @@ public sealed class AlertDispatcher
             Timestamp = _time.GetUtcNow(), Kind = e.Kind, Channel = "Webhook", Target = Redact.SecretUrl(uri), Succeeded = error is null,
             StatusCode = status, Error = error, Endpoint = e.Endpoint, Workflow = e.Workflow,
         };
+    }
+
+    /// <summary>Reads a delivery log back (every process of the user), oldest first; damaged lines are skipped.</summary>
+    public static IEnumerable<AlertDelivery> ReadRecord(string path, DateTimeOffset? since = null)
+    {
+        if (!File.Exists(path))
+        {
+            yield break;
+        }
+
+        using var fs = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
+        using var reader = new StreamReader(fs);
+        while (reader.ReadLine() is { } line)
+        {
+            AlertDelivery? d;
+            try
+            {
+                d = string.IsNullOrWhiteSpace(line) ? null : JsonSerializer.Deserialize<AlertDelivery>(line, RecordJson);
+            }
+            catch (JsonException)
+            {
+                continue;
+            }
+
+            if (d is not null && (since is null || d.Timestamp >= since))
+            {
+                yield return d;
+            }
+        }
     }
 
     private void Record(AlertDelivery d)

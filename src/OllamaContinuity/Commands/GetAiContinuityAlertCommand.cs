@@ -18,9 +18,12 @@ public sealed class GetAiContinuityAlertCommand : PSCmdlet
     [ValidateSet("Environment", "Process", "User", "Machine")]
     public string[]? Scope { get; set; }
 
-    /// <summary>The delivery record of this session: every alert, channel, target (redacted) and result.</summary>
+    /// <summary>The delivery record of the user's processes: every alert, channel, target (redacted) and result.</summary>
     [Parameter(Mandatory = true, ParameterSetName = DeliverySet)]
     public SwitchParameter Delivery { get; set; }
+
+    [Parameter(ParameterSetName = DeliverySet)]
+    public DateTime Since { get; set; }
 
     protected override void EndProcessing() => Run();
 
@@ -28,7 +31,10 @@ public sealed class GetAiContinuityAlertCommand : PSCmdlet
     {
         if (Delivery.IsPresent)
         {
-            foreach (var d in ContinuityRuntime.Alerts.Deliveries)
+            DateTimeOffset? since = MyInvocation.BoundParameters.ContainsKey(nameof(Since))
+                ? new DateTimeOffset(Since.Kind == DateTimeKind.Unspecified ? DateTime.SpecifyKind(Since, DateTimeKind.Local) : Since)
+                : null;
+            foreach (var d in AlertDispatcher.ReadRecord(StatePaths.AlertDeliveryLog, since))
             {
                 WriteObject(d);
             }

@@ -193,6 +193,8 @@ public sealed class ContingencyCmdletTests : IAsyncLifetime
         Assert.All(failover, p => Assert.Equal("Ollama", p.GetProperty("backend").GetString()));
         Assert.Contains(_s.Streams.Progress, p => p.CurrentOperation == "Phase: Failover" && p.SecondsRemaining > 0);
         Assert.Contains(_hook.Calls, c => c.Body.Contains("CircuitOpened") && c.Body.Contains(_cloud.Port.ToString()));
+        var delivered = _s.Invoke("Get-AiContinuityAlert -Delivery -Since $since", new Dictionary<string, object?> { ["since"] = DateTime.Now.AddMinutes(-5) });
+        Assert.Contains(delivered, d => P(d, "Kind")?.ToString() == "CircuitOpened" && (bool)P(d, "Succeeded")! && (string?)P(d, "Target") == "http://127.0.0.1/***");
         Assert.False(File.Exists(Path.Combine(_state, "User", "drill-block.json")));
         Assert.Equal("Cloud", P(Assert.Single(_s.Invoke($"Invoke-AiRequest 'after the drill' {Common}", Vars())), "Backend")?.ToString());
     }
