@@ -255,19 +255,12 @@ public sealed class AlertDispatcher
     /// <summary>Reads a delivery log back (every process of the user), oldest first; damaged lines are skipped.</summary>
     public static IEnumerable<AlertDelivery> ReadRecord(string path, DateTimeOffset? since = null)
     {
-        if (!File.Exists(path))
-        {
-            yield break;
-        }
-
-        using var fs = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
-        using var reader = new StreamReader(fs);
-        while (reader.ReadLine() is { } line)
+        foreach (var line in JsonLines.Read(path))
         {
             AlertDelivery? d;
             try
             {
-                d = string.IsNullOrWhiteSpace(line) ? null : JsonSerializer.Deserialize<AlertDelivery>(line, RecordJson);
+                d = JsonSerializer.Deserialize<AlertDelivery>(line, RecordJson);
             }
             catch (JsonException)
             {

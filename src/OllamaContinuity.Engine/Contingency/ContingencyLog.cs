@@ -1,5 +1,6 @@
 using System.Text.Json;
 using OllamaContinuity.Failover;
+using OllamaContinuity.Internal;
 
 namespace OllamaContinuity.Contingency;
 
@@ -56,20 +57,8 @@ public static class ContingencyLog
     /// <summary>Reads the log back, oldest first; lines that are not valid JSON are skipped.</summary>
     public static IEnumerable<ContingencyLogEntry> Read(string path, DateTimeOffset? since = null, IReadOnlyList<string>? workflows = null)
     {
-        if (!File.Exists(path))
+        foreach (var line in JsonLines.Read(path))
         {
-            yield break;
-        }
-
-        using var fs = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
-        using var reader = new StreamReader(fs);
-        while (reader.ReadLine() is { } line)
-        {
-            if (string.IsNullOrWhiteSpace(line))
-            {
-                continue;
-            }
-
             ContingencyLogEntry? entry;
             try
             {
