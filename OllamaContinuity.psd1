@@ -10,10 +10,18 @@
     CompatiblePSEditions = @('Core')
     FormatsToProcess     = @(
         'Formats/Failover.Format.ps1xml'
+        'Formats/Exposure.Format.ps1xml'
+        'Formats/Hardening.Format.ps1xml'
+        'Formats/Firewall.Format.ps1xml'
         'Formats/Contingency.Format.ps1xml'
     )
     CmdletsToExport      = @(
         'Invoke-AiRequest'
+        'Set-OllamaHardening'
+        'Test-OllamaExposure'
+        'Set-OllamaFirewallRule'
+        'Get-OllamaFirewallRule'
+        'Remove-OllamaFirewallRule'
         'Enable-AiContingency'
         'Disable-AiContingency'
         'Get-AiContingency'

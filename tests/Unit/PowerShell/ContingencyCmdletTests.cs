@@ -259,17 +259,3 @@ public sealed class ContingencyCmdletTests : IAsyncLifetime
         Assert.Equal("RequestRejected,OllamaContinuity.Commands.InvokeAiRequestCommand", Assert.Single(_s.Streams!.Error).FullyQualifiedErrorId);
     }
 }
-
-/// <summary>The Pester files of this area parse (Pester itself runs them later on a real pwsh).</summary>
-public sealed class PesterSyntaxTests
-{
-    [Theory]
-    [InlineData("Contingency.Tests.ps1")]
-    [InlineData("Drill.Tests.ps1")]
-    public void Pester_file_parses_without_errors(string file)
-    {
-        var path = Path.Combine(ModuleSession.RepoRoot, "tests", "Pester", file);
-        System.Management.Automation.Language.Parser.ParseFile(path, out _, out var errors);
-        Assert.True(errors.Length == 0, string.Join("\n", errors.Select(e => $"{e.Extent.StartLineNumber}: {e.Message}")));
-    }
-}

@@ -1,0 +1,293 @@
+using System.Globalization;
+using System.Net;
+using System.Net.Sockets;
+using System.Text;
+using System.Text.Json;
+
+namespace OllamaContinuity.Exposure;
+
+/// <summary>Options of the network probe.</summary>
+public sealed record ExposureScanOptions
+{
+    /// <summary>The TCP port probed. The default value is 11434.</summary>
+    public int Port { get; init; } = 11434;
+
+    /// <summary>The connect timeout, and the timeout of each HTTP request. The default value is 2 seconds.</summary>
+    public TimeSpan Timeout { get; init; } = TimeSpan.FromSeconds(2);
+
+    /// <summary>How many addresses are probed at once. The default value is 256 (a /24 in one wave).</summary>
+    public int ThrottleLimit { get; init; } = 256;
+
+    /// <summary>Also report hosts that did not answer, or answered something that is not Ollama, as Pass rows. The default value is false.</summary>
+    public bool IncludeClosed { get; init; }
+
+    /// <summary>
+    /// Creates the TCP sockets the probe connects with. The default value is null: ordinary sockets. Tests create
+    /// them inside a network namespace.
+    /// </summary>
+    public Func<AddressFamily, Socket>? SocketFactory { get; init; }
+
+    /// <summary>The clock for timestamps. The default value is <see cref="TimeProvider.System"/>.</summary>
+    public TimeProvider Time { get; init; } = TimeProvider.System;
+}
+
+/// <summary>What one address answered.</summary>
+public sealed record OllamaProbe(IPAddress Address, int Port)
+{
+    /// <summary>The TCP handshake completed.</summary>
+    public bool Open { get; init; }
+
+    /// <summary>GET / answered 200 with the banner "Ollama is running".</summary>
+    public bool IsOllama { get; init; }
+
+    /// <summary>The status of GET / (0 when there was no HTTP answer).</summary>
+    public int RootStatus { get; init; }
+
+    public string? Version { get; init; }
+
+    /// <summary>The status of GET /api/tags (0 when not asked or no answer).</summary>
+    public int TagsStatus { get; init; }
+
+    public IReadOnlyList<string> Models { get; init; } = [];
+
+    /// <summary>Why the probe stopped (connection refused, timeout, not HTTP...).</summary>
+    public string? Problem { get; init; }
+}
+
+/// <summary>
+/// Finds Ollama servers that answer without authentication: for each address, a TCP connect, then GET / (the banner
+/// "Ollama is running"), /api/version and /api/tags. Addresses are probed concurrently and every step is bounded by
+/// the timeout, so a /24 where nothing answers takes about one timeout per wave of <see cref="ExposureScanOptions.ThrottleLimit"/>.
+/// </summary>
+public static class ExposureScanner
+{
+    public const string Banner = "Ollama is running";
+    private const int MaxSmallBody = 64 * 1024;
+    private const int MaxTagsBody = 1024 * 1024;
+
+    public const string ExposedRemediation = "Set-OllamaHardening -BindAddress 127.0.0.1:11434 -Restart";
+
+    /// <summary>Probes every target; <paramref name="onFinding"/> sees each finding as it is made, <paramref name="progress"/> (done, total) after each address.</summary>
+    public static async Task<IReadOnlyList<ExposureFinding>> ScanAsync(IReadOnlyList<ScanTarget> targets, ExposureScanOptions options,
+        Action<int, int>? progress = null, Action<ExposureFinding>? onFinding = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(options.ThrottleLimit, 1);
+        var findings = new List<ExposureFinding>();
+        var done = 0;
+        await Parallel.ForEachAsync(targets, new ParallelOptions { MaxDegreeOfParallelism = options.ThrottleLimit, CancellationToken = cancellationToken }, async (target, ct) =>
+        {
+            var probe = await ProbeAsync(target.Address, options.Port, options.Timeout, options.SocketFactory, ct).ConfigureAwait(false);
+            var finding = ToFinding(target, probe, options);
+            if (finding is not null)
+            {
+                lock (findings)
+                {
+                    findings.Add(finding);
+                }
+
+                onFinding?.Invoke(finding);
+            }
+
+            progress?.Invoke(Interlocked.Increment(ref done), targets.Count);
+        }).ConfigureAwait(false);
+
+        return findings.OrderBy(f => f.Target.Contains(':') ? 1 : 0).ThenBy(f => IPAddress.TryParse(f.Target, out var a) ? Convert.ToHexString(a.GetAddressBytes()) : f.Target, StringComparer.Ordinal).ToList();
+    }
+
+    /// <summary>The finding for one probe: Fail for an Ollama API that answers; nothing (or a Pass row with IncludeClosed) otherwise.</summary>
+    public static ExposureFinding? ToFinding(ScanTarget target, OllamaProbe p, ExposureScanOptions options)
+    {
+        var now = options.Time.GetUtcNow();
+        var ep = EndPoint(p.Address, p.Port);
+        var hostName = target.Given == p.Address.ToString() ? "" : target.Given;
+        if (p.IsOllama)
+        {
+            var leaked = p.Models.Count == 0 ? "no models" : $"{p.Models.Count} model(s): {string.Join(", ", p.Models)}";
+            var authenticated = p.TagsStatus is 401 or 403;
+            return new ExposureFinding
+            {
+                Check = ExposureChecks.NetworkExposure,
+                Status = authenticated ? ExposureStatus.Warn : ExposureStatus.Fail,
+                Target = p.Address.ToString(),
+                Port = p.Port,
+                HostName = hostName,
+                Version = p.Version ?? "",
+                Models = string.Join(", ", p.Models),
+                ModelCount = p.Models.Count,
+                Timestamp = now,
+                Detail = authenticated
+                    ? $"An Ollama banner answers on {ep} without authentication, but /api/tags asks for it (HTTP {p.TagsStatus}): a proxy guards the API; keep the banner private too."
+                    : $"Ollama {p.Version ?? "(version hidden)"} answers on {ep} without authentication: anyone who can reach it can run, pull and delete models. It lists {leaked}."
+                      + (p.TagsStatus is 0 or 200 ? "" : $" (/api/tags answered HTTP {p.TagsStatus})"),
+                Remediation = authenticated ? "" : ExposedRemediation,
+            };
+        }
+
+        if (!options.IncludeClosed)
+        {
+            return null;
+        }
+
+        return new ExposureFinding
+        {
+            Check = ExposureChecks.NetworkExposure,
+            Status = ExposureStatus.Pass,
+            Target = p.Address.ToString(),
+            Port = p.Port,
+            HostName = hostName,
+            Timestamp = now,
+            Detail = !p.Open ? $"No Ollama: {ep} does not answer ({p.Problem})."
+                : p.RootStatus > 0 ? $"No Ollama: {ep} is open and answers HTTP {p.RootStatus} on / without the Ollama banner (another server)."
+                : $"No Ollama: {ep} is open but {p.Problem}.",
+        };
+    }
+
+    /// <summary>Probes one address. Never throws for network failures: they are in <see cref="OllamaProbe.Problem"/>.</summary>
+    public static async Task<OllamaProbe> ProbeAsync(IPAddress address, int port, TimeSpan timeout, Func<AddressFamily, Socket>? socketFactory, CancellationToken cancellationToken)
+    {
+        var result = new OllamaProbe(address, port);
+        var endPoint = new IPEndPoint(address, port);
+        using var handler = new SocketsHttpHandler
+        {
+            ConnectTimeout = timeout,
+            UseProxy = false,
+            AllowAutoRedirect = false,
+            PooledConnectionLifetime = timeout * 4,
+            MaxConnectionsPerServer = 1,
+            ConnectCallback = async (_, ct) =>
+            {
+                var socket = socketFactory?.Invoke(address.AddressFamily) ?? new Socket(address.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
+                try
+                {
+                    socket.NoDelay = true;
+                    using var cts = CancellationTokenSource.CreateLinkedTokenSource(ct);
+                    cts.CancelAfter(timeout);
+                    await socket.ConnectAsync(endPoint, cts.Token).ConfigureAwait(false);
+                    return new NetworkStream(socket, ownsSocket: true);
+                }
+                catch (Exception e)
+                {
+                    socket.Dispose();
+                    throw new ConnectFailedException(e is OperationCanceledException && !ct.IsCancellationRequested
+                        ? $"no answer within {timeout.TotalMilliseconds:0} ms"
+                        : e is SocketException se ? se.SocketErrorCode switch
+                        {
+                            SocketError.ConnectionRefused => "connection refused",
+                            SocketError.HostUnreachable or SocketError.NetworkUnreachable => "host unreachable",
+                            SocketError.TimedOut => "connection timed out",
+                            _ => se.SocketErrorCode.ToString(),
+                        } : e.Message, e);
+                }
+            },
+        };
+        using var client = new HttpClient(handler, disposeHandler: false) { Timeout = System.Threading.Timeout.InfiniteTimeSpan };
+        var baseUri = new Uri("http://" + EndPoint(address, port) + "/");
+
+        var root = await GetAsync(client, new Uri(baseUri, "/"), timeout, MaxSmallBody, cancellationToken).ConfigureAwait(false);
+        if (root.ConnectProblem is { } cp)
+        {
+            return result with { Problem = cp };
+        }
+
+        result = result with { Open = true, RootStatus = root.Status };
+        if (root.Status == 0)
+        {
+            return result with { Problem = root.Problem ?? "it does not answer HTTP" };
+        }
+
+        if (root.Status != 200 || !root.Body.Trim().StartsWith(Banner, StringComparison.Ordinal))
+        {
+            return result with { Problem = "no Ollama banner" };
+        }
+
+        result = result with { IsOllama = true };
+        var version = await GetAsync(client, new Uri(baseUri, "/api/version"), timeout, MaxSmallBody, cancellationToken).ConfigureAwait(false);
+        if (version.Status == 200)
+        {
+            result = result with { Version = ReadString(version.Body, "version") };
+        }
+
+        var tags = await GetAsync(client, new Uri(baseUri, "/api/tags"), timeout, MaxTagsBody, cancellationToken).ConfigureAwait(false);
+        return result with { TagsStatus = tags.Status, Models = tags.Status == 200 ? ReadModels(tags.Body) : [] };
+    }
+
+    public static string EndPoint(IPAddress address, int port) =>
+        (address.AddressFamily == AddressFamily.InterNetworkV6 ? $"[{address}]" : address.ToString()) + ":" + port.ToString(CultureInfo.InvariantCulture);
+
+    private static async Task<(int Status, string Body, string? Problem, string? ConnectProblem)> GetAsync(HttpClient client, Uri uri, TimeSpan timeout, int maxBody, CancellationToken cancellationToken)
+    {
+        using var cts = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        cts.CancelAfter(timeout * 2); // connect (bounded by the timeout) plus the answer
+        try
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Get, uri);
+            using var response = await client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, cts.Token).ConfigureAwait(false);
+            await using var stream = await response.Content.ReadAsStreamAsync(cts.Token).ConfigureAwait(false);
+            var buffer = new byte[16 * 1024];
+            using var body = new MemoryStream();
+            int n;
+            while (body.Length < maxBody && (n = await stream.ReadAsync(buffer, cts.Token).ConfigureAwait(false)) > 0)
+            {
+                body.Write(buffer, 0, n);
+            }
+
+            return ((int)response.StatusCode, Encoding.UTF8.GetString(body.GetBuffer(), 0, (int)body.Length), null, null);
+        }
+        catch (Exception e) when (!cancellationToken.IsCancellationRequested && FindConnectFailure(e) is { } cf)
+        {
+            return (0, "", null, cf.Message);
+        }
+        catch (Exception e) when (!cancellationToken.IsCancellationRequested && e is HttpRequestException or OperationCanceledException or IOException)
+        {
+            return (0, "", e is OperationCanceledException ? $"it sends no HTTP answer within {timeout.TotalMilliseconds:0} ms" : "it does not answer HTTP", null);
+        }
+    }
+
+    private static ConnectFailedException? FindConnectFailure(Exception? e)
+    {
+        for (; e is not null; e = e.InnerException)
+        {
+            if (e is ConnectFailedException c)
+            {
+                return c;
+            }
+        }
+
+        return null;
+    }
+
+    private static string? ReadString(string json, string property)
+    {
+        try
+        {
+            using var doc = JsonDocument.Parse(json);
+            return doc.RootElement.ValueKind == JsonValueKind.Object && doc.RootElement.TryGetProperty(property, out var v) && v.ValueKind == JsonValueKind.String ? v.GetString() : null;
+        }
+        catch (JsonException)
+        {
+            return null;
+        }
+    }
+
+    private static IReadOnlyList<string> ReadModels(string json)
+    {
+        try
+        {
+            using var doc = JsonDocument.Parse(json);
+            if (doc.RootElement.ValueKind != JsonValueKind.Object || !doc.RootElement.TryGetProperty("models", out var models) || models.ValueKind != JsonValueKind.Array)
+            {
+                return [];
+            }
+
+            return models.EnumerateArray()
+                .Select(m => m.ValueKind == JsonValueKind.Object && m.TryGetProperty("name", out var n) && n.ValueKind == JsonValueKind.String ? n.GetString() : null)
+                .Where(n => !string.IsNullOrEmpty(n)).Select(n => n!).ToArray();
+        }
+        catch (JsonException)
+        {
+            return [];
+        }
+    }
+
+    private sealed class ConnectFailedException(string message, Exception inner) : IOException(message, inner);
+}

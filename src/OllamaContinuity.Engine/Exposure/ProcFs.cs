@@ -1,0 +1,179 @@
+using System.Globalization;
+using System.Net;
+
+namespace OllamaContinuity.Exposure;
+
+/// <summary>A TCP socket in LISTEN state, from /proc/net/tcp or tcp6.</summary>
+public sealed record ListeningSocket(IPAddress Address, int Port, int Uid)
+{
+    public bool IsLoopback => IPAddress.IsLoopback(Address) || (Address.IsIPv4MappedToIPv6 && IPAddress.IsLoopback(Address.MapToIPv4()));
+
+    public bool IsWildcard => Address.Equals(IPAddress.Any) || Address.Equals(IPAddress.IPv6Any);
+
+    public override string ToString() => (Address.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6 ? $"[{Address}]" : Address.ToString()) + ":" + Port;
+}
+
+/// <summary>A running process, from /proc/&lt;pid&gt;.</summary>
+public sealed record ProcessInfo(int Pid, string Command, IReadOnlyList<string> Arguments, int Uid, IReadOnlyDictionary<string, string>? Environment);
+
+/// <summary>Reads Linux /proc under a configurable root, so tests use fixture trees.</summary>
+public static class ProcFs
+{
+    /// <summary>Sockets listening on <paramref name="port"/> (any port when 0) from &lt;proc&gt;/net/tcp and tcp6.</summary>
+    public static IReadOnlyList<ListeningSocket> Listening(string procRoot, int port = 0)
+    {
+        var result = new List<ListeningSocket>();
+        foreach (var file in new[] { "net/tcp", "net/tcp6" })
+        {
+            var path = Path.Combine(procRoot, file);
+            if (!File.Exists(path))
+            {
+                continue;
+            }
+
+            foreach (var line in File.ReadLines(path).Skip(1))
+            {
+                if (ParseLine(line) is { } s && (port == 0 || s.Port == port))
+                {
+                    result.Add(s);
+                }
+            }
+        }
+
+        return result;
+    }
+
+    /// <summary>One line of /proc/net/tcp{,6}; null unless the socket is listening (state 0A).</summary>
+    internal static ListeningSocket? ParseLine(string line)
+    {
+        var f = line.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+        if (f.Length < 8 || f[3] != "0A")
+        {
+            return null;
+        }
+
+        var colon = f[1].LastIndexOf(':');
+        if (colon < 0 || !int.TryParse(f[1][(colon + 1)..], NumberStyles.HexNumber, CultureInfo.InvariantCulture, out var port))
+        {
+            return null;
+        }
+
+        var hex = f[1][..colon];
+        byte[] bytes;
+        if (hex.Length is 8 or 32)
+        {
+            // Each 32-bit word is printed in the kernel's (little-endian) byte order.
+            bytes = new byte[hex.Length / 2];
+            for (var w = 0; w < hex.Length / 8; w++)
+            {
+                var word = uint.Parse(hex.AsSpan(w * 8, 8), NumberStyles.HexNumber, CultureInfo.InvariantCulture);
+                bytes[(w * 4) + 0] = (byte)word;
+                bytes[(w * 4) + 1] = (byte)(word >> 8);
+                bytes[(w * 4) + 2] = (byte)(word >> 16);
+                bytes[(w * 4) + 3] = (byte)(word >> 24);
+            }
+        }
+        else
+        {
+            return null;
+        }
+
+        _ = int.TryParse(f[7], NumberStyles.Integer, CultureInfo.InvariantCulture, out var uid);
+        return new ListeningSocket(new IPAddress(bytes), port, uid);
+    }
+
+    /// <summary>Running <c>ollama serve</c> processes (and the desktop app's server), with uid and, where readable, environment.</summary>
+    public static IReadOnlyList<ProcessInfo> OllamaServers(string procRoot)
+    {
+        var list = new List<ProcessInfo>();
+        if (!Directory.Exists(procRoot))
+        {
+            return list;
+        }
+
+        foreach (var dir in Directory.EnumerateDirectories(procRoot))
+        {
+            if (!int.TryParse(Path.GetFileName(dir), out var pid))
+            {
+                continue;
+            }
+
+            try
+            {
+                var cmdline = File.Exists(Path.Combine(dir, "cmdline")) ? File.ReadAllText(Path.Combine(dir, "cmdline")).Split('\0', StringSplitOptions.RemoveEmptyEntries) : [];
+                var comm = File.Exists(Path.Combine(dir, "comm")) ? File.ReadAllText(Path.Combine(dir, "comm")).Trim() : "";
+                var exe = cmdline.Length > 0 ? Path.GetFileName(cmdline[0]) : comm;
+                if (!(exe == "ollama" || comm == "ollama") || !cmdline.Contains("serve"))
+                {
+                    continue;
+                }
+
+                var uid = -1;
+                var status = Path.Combine(dir, "status");
+                if (File.Exists(status))
+                {
+                    var uidLine = File.ReadLines(status).FirstOrDefault(l => l.StartsWith("Uid:", StringComparison.Ordinal));
+                    var parts = uidLine?.Split(['\t', ' '], StringSplitOptions.RemoveEmptyEntries);
+                    if (parts is { Length: > 1 })
+                    {
+                        _ = int.TryParse(parts[1], out uid);
+                    }
+                }
+
+                list.Add(new ProcessInfo(pid, exe, cmdline, uid, ReadEnvironment(Path.Combine(dir, "environ"))));
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                // The process ended or is not ours to read.
+            }
+        }
+
+        return list;
+    }
+
+    private static Dictionary<string, string>? ReadEnvironment(string path)
+    {
+        try
+        {
+            if (!File.Exists(path))
+            {
+                return null;
+            }
+
+            var env = new Dictionary<string, string>(StringComparer.Ordinal);
+            foreach (var kv in File.ReadAllText(path).Split('\0', StringSplitOptions.RemoveEmptyEntries))
+            {
+                var eq = kv.IndexOf('=');
+                if (eq > 0)
+                {
+                    env[kv[..eq]] = kv[(eq + 1)..];
+                }
+            }
+
+            return env;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>A user name from &lt;root&gt;/etc/passwd, or the number.</summary>
+    public static string UserName(string root, int uid)
+    {
+        var passwd = Path.Combine(root, "etc/passwd");
+        if (uid >= 0 && File.Exists(passwd))
+        {
+            foreach (var line in File.ReadLines(passwd))
+            {
+                var f = line.Split(':');
+                if (f.Length > 2 && f[2] == uid.ToString(CultureInfo.InvariantCulture))
+                {
+                    return f[0];
+                }
+            }
+        }
+
+        return uid.ToString(CultureInfo.InvariantCulture);
+    }
+}
