@@ -37,7 +37,7 @@ Describe 'Start-FailoverDrill and Stop-FailoverDrill' {
             $f = Start-FailoverFixture -ApiKey $key
             $cloud, $ollama, $common = $f.Cloud, $f.Ollama, $f.Common
             $reportDir = Join-Path $stateDir 'reports'
-            $report = Start-FailoverDrill -Duration 00:00:03 -Interval 00:00:00.5 -SkipAlertCheck -QualityCheck { $_ -match 'reply' } @common -ReportPath (Join-Path $reportDir 'drill.md') -RecoveryTimeout 00:01:30 -Confirm:$false -ProgressAction SilentlyContinue
+            $report = Start-FailoverDrill -Duration 00:00:03 -Interval 00:00:00.5 -SkipAlertCheck -QualityCheck 'reply' @common -ReportPath (Join-Path $reportDir 'drill.md') -RecoveryTimeout 00:01:30 -Confirm:$false -ProgressAction SilentlyContinue
         }
         AfterAll { $f | Stop-FailoverFixture }
 

@@ -179,7 +179,7 @@ public sealed class ContingencyCmdletTests : IAsyncLifetime
         var vars = Vars();
         vars["report"] = report;
 
-        var result = _s.Invoke($"Start-FailoverDrill -Probe 'drill prompt', {{ Invoke-AiRequest 'workflow step' {Common} -Workflow team }} -Duration 00:00:02 -Interval 00:00:00.4 -QualityCheck 'reply' {Common} -ReportPath $report -RecoveryTimeout 00:01:30 -Confirm:$false", vars);
+        var result = _s.Invoke($"Start-FailoverDrill -Probe 'drill prompt', {{ Invoke-AiRequest 'workflow step' {Common} -Workflow team }} -Duration 00:00:02 -Interval 00:00:00.4 -QualityCheck {{ $_ -like '*reply*' }} {Common} -ReportPath $report -RecoveryTimeout 00:01:30 -Confirm:$false", vars);
 
         Assert.True(result.Count == 1, string.Join("\n", _s.Streams!.Error.Select(e => e.ToString())));
         var r = result[0];
