@@ -13,6 +13,7 @@
         'Formats/Exposure.Format.ps1xml'
         'Formats/Hardening.Format.ps1xml'
         'Formats/Firewall.Format.ps1xml'
+        'Formats/Contingency.Format.ps1xml'
     )
     CmdletsToExport      = @(
         'Invoke-AiRequest'
@@ -21,6 +22,14 @@
         'Set-OllamaFirewallRule'
         'Get-OllamaFirewallRule'
         'Remove-OllamaFirewallRule'
+        'Enable-AiContingency'
+        'Disable-AiContingency'
+        'Get-AiContingency'
+        'Get-AiContingencyLog'
+        'Set-AiContinuityAlert'
+        'Get-AiContinuityAlert'
+        'Start-FailoverDrill'
+        'Stop-FailoverDrill'
     )
     FunctionsToExport    = @()
     VariablesToExport    = @()

@@ -30,6 +30,9 @@ public sealed record FailoverEngineOptions
 
     /// <summary>The largest non-streaming body read. The default value is 16 MiB.</summary>
     public int MaxResponseBytes { get; init; } = 16 * 1024 * 1024;
+
+    /// <summary>Creates the TCP sockets of the HTTP pool (tests create them inside a network namespace). The default value is null: a plain dual-mode socket.</summary>
+    public Func<System.Net.Sockets.Socket>? SocketFactory { get; init; }
 }
 
 /// <summary>
@@ -44,7 +47,8 @@ public sealed class FailoverEngine : IDisposable
     /// <summary>The line written when contingency skips the cloud.</summary>
     public const string ContingencyLine = "Contingency mode active, routing directly to Ollama";
 
-    private static readonly Lazy<FailoverEngine> LazyShared = new(() => new FailoverEngine(), LazyThreadSafetyMode.ExecutionAndPublication);
+    // The session's engine also reads persisted contingency, writes the contingency log and sends alerts.
+    private static readonly Lazy<FailoverEngine> LazyShared = new(() => Contingency.ContinuityRuntime.Attach(new FailoverEngine()), LazyThreadSafetyMode.ExecutionAndPublication);
     private readonly TimeProvider _time;
     private readonly HttpClientPool _pool;
     private readonly CircuitRegistry _circuits;
@@ -56,7 +60,7 @@ public sealed class FailoverEngine : IDisposable
         options ??= new();
         _time = options.TimeProvider;
         _maxBody = options.MaxResponseBytes;
-        _pool = new HttpClientPool(_time);
+        _pool = new HttpClientPool(_time, options.SocketFactory);
         _circuits = new CircuitRegistry(_time, options.Circuit, Raise);
     }
 
@@ -65,6 +69,9 @@ public sealed class FailoverEngine : IDisposable
 
     /// <summary>Raised on circuit and failure state changes (alerts hook in here). Handlers must not throw; if they do, it is ignored.</summary>
     public event Action<ContinuityEvent>? StateChanged;
+
+    /// <summary>Raised after a request was served (the contingency log hooks in here). Handlers must not throw; if they do, it is ignored.</summary>
+    public event Action<AiRequest, AiResponse>? RequestServed;
 
     public TimeProvider TimeProvider => _time;
 
@@ -187,16 +194,18 @@ public sealed class FailoverEngine : IDisposable
                     observer?.OnVerbose($"{FailoverLine} ({d.Class}: {d.Detail})");
                 }
 
-                if ((request.RequireFailoverApproval || decision?.RequireApproval == true) && d.Class != FailureClass.Contingency)
+                // -ConfirmFailover asks on an outage; a contingency enabled with -RequireApproval asks before serving locally.
+                if ((request.RequireFailoverApproval && d.Class != FailureClass.Contingency) || decision?.RequireApproval == true)
                 {
                     var target = plan.Ollama.Count > 0 ? plan.Ollama[0].Display : "Ollama";
+                    var why = decision is null ? $"The cloud failed ({d.Class}: {d.Detail})." : $"Contingency is on ({decision.Source}) and this workflow requires approval.";
                     var ok = observer is not null && await observer.ApproveFailoverAsync(
-                        $"The cloud failed ({d.Class}: {d.Detail}). Send this request to the local Ollama server at {target}?", cancellationToken).ConfigureAwait(false);
+                        $"{why} Send this request to the local Ollama server at {target}?", cancellationToken).ConfigureAwait(false);
                     if (!ok)
                     {
                         attempts.Add(Skipped(plan.Ollama.Count > 0 ? plan.Ollama[0] : cloud, FailureClass.FailoverDeclined, "failover was not approved").Attempt);
                         throw new AiRequestException(AiRequestFailure.FailoverNotApproved,
-                            $"The cloud failed ({d.Class}) and falling back to Ollama needs approval, which was not given.", request.RequestId, attempts);
+                            (decision is null ? $"The cloud failed ({d.Class}) and falling back" : $"Contingency is on ({decision.Source}) and serving this workflow") + " to Ollama needs approval, which was not given.", request.RequestId, attempts);
                     }
                 }
             }
@@ -269,6 +278,21 @@ public sealed class FailoverEngine : IDisposable
         if (!plan.DisableLog)
         {
             await LogAsync(plan, RequestLog.Serialize(request, response, attempts, timestamp, response.LatencyMs, failoverReason, contingency, contingencySource, null)).ConfigureAwait(false);
+        }
+
+        if (RequestServed is { } servedHandlers)
+        {
+            foreach (Action<AiRequest, AiResponse> h in servedHandlers.GetInvocationList())
+            {
+                try
+                {
+                    h(request, response);
+                }
+                catch (Exception ex) when (ex is not OutOfMemoryException)
+                {
+                    Debug.WriteLine("RequestServed handler failed: " + ex.GetType().Name);
+                }
+            }
         }
 
         return response;

@@ -94,18 +94,7 @@ public static class RequestLog
             w.WriteEndArray();
             if (request.LogContent)
             {
-                w.WriteString("systemPrompt", request.SystemPrompt);
-                w.WriteStartArray("messages");
-                foreach (var m in request.Messages)
-                {
-                    w.WriteStartObject();
-                    w.WriteString("role", m.Role);
-                    w.WriteString("content", m.Content);
-                    w.WriteEndObject();
-                }
-
-                w.WriteEndArray();
-                w.WriteString("output", response?.Text);
+                WriteContent(w, request, response?.Text);
             }
 
             w.WriteEndObject();
@@ -113,6 +102,23 @@ public static class RequestLog
 
         buffer.WriteByte((byte)'\n');
         return buffer.ToArray();
+    }
+
+    /// <summary>The prompt and the output: systemPrompt, messages (role, content), output. Also used by the contingency log.</summary>
+    internal static void WriteContent(Utf8JsonWriter w, AiRequest request, string? output)
+    {
+        w.WriteString("systemPrompt", request.SystemPrompt);
+        w.WriteStartArray("messages");
+        foreach (var m in request.Messages)
+        {
+            w.WriteStartObject();
+            w.WriteString("role", m.Role);
+            w.WriteString("content", m.Content);
+            w.WriteEndObject();
+        }
+
+        w.WriteEndArray();
+        w.WriteString("output", output);
     }
 
     /// <summary>Appends one line to <paramref name="path"/>; returns the error text instead of throwing.</summary>
@@ -188,7 +194,8 @@ public static class OwnerOnlyFile
     }
 
     /// <summary>Writes a whole file atomically (temp file in the same folder, then rename), owner-only.</summary>
-    public static void WriteAllBytesAtomic(string path, ReadOnlySpan<byte> bytes)
+    /// <param name="unixMode">The file's mode on Unix. The default value is null: 0600 (owner-only).</param>
+    public static void WriteAllBytesAtomic(string path, ReadOnlySpan<byte> bytes, UnixFileMode? unixMode = null)
     {
         var dir = Path.GetDirectoryName(Path.GetFullPath(path))!;
         EnsureDirectory(dir);
@@ -196,7 +203,7 @@ public static class OwnerOnlyFile
         var options = new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write };
         if (!OperatingSystem.IsWindows())
         {
-            options.UnixCreateMode = FileMode600;
+            options.UnixCreateMode = unixMode ?? FileMode600;
         }
 
         try

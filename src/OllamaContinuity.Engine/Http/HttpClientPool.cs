@@ -30,11 +30,13 @@ public sealed class HttpClientPool : IDisposable
     private readonly ServiceProvider _services;
     private readonly IHttpClientFactory _factory;
     private readonly TimeProvider _time;
+    private readonly Func<Socket>? _socketFactory;
     private readonly Lazy<HttpClient> _client;
 
-    public HttpClientPool(TimeProvider? timeProvider = null)
+    public HttpClientPool(TimeProvider? timeProvider = null, Func<Socket>? socketFactory = null)
     {
         _time = timeProvider ?? TimeProvider.System;
+        _socketFactory = socketFactory;
         var services = new ServiceCollection();
         services.AddHttpClient(ClientName, c =>
             {
@@ -43,6 +45,8 @@ public sealed class HttpClientPool : IDisposable
                 c.DefaultRequestHeaders.UserAgent.ParseAdd(UserAgent);
             })
             .ConfigurePrimaryHttpMessageHandler(CreateHandler)
+            // The drill's simulated block acts before the connection pool, so pooled connections are cut too.
+            .AddHttpMessageHandler(() => new OutboundBlockHandler(Blocklist))
             // One long-lived handler; SocketsHttpHandler recycles connections itself (PooledConnectionLifetime).
             .SetHandlerLifetime(Timeout.InfiniteTimeSpan)
             // No logger is ever configured in this private container: without this, two no-op logging handlers wrap every request.
@@ -51,6 +55,9 @@ public sealed class HttpClientPool : IDisposable
         _factory = _services.GetRequiredService<IHttpClientFactory>();
         _client = new(CreateClient, LazyThreadSafetyMode.ExecutionAndPublication);
     }
+
+    /// <summary>Endpoints this pool refuses to reach (Start-FailoverDrill -BlockMethod Simulated); empty normally.</summary>
+    public OutboundBlocklist Blocklist { get; } = new();
 
     /// <summary>An HttpClient over the shared handler; cheap, do not dispose the handler through it.</summary>
     public HttpClient CreateClient() => _factory.CreateClient(ClientName);
@@ -78,7 +85,8 @@ public sealed class HttpClientPool : IDisposable
         var timeout = context.InitialRequestMessage.Options.TryGetValue(ConnectTimeoutOption, out var t) ? t : DefaultConnectTimeout;
         using var timeoutCts = new CancellationTokenSource(timeout, _time);
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, timeoutCts.Token);
-        var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+        var socket = _socketFactory?.Invoke() ?? new Socket(SocketType.Stream, ProtocolType.Tcp);
+        socket.NoDelay = true;
         try
         {
             await socket.ConnectAsync(context.DnsEndPoint, linked.Token).ConfigureAwait(false);

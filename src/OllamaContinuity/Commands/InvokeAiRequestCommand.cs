@@ -16,7 +16,7 @@ namespace OllamaContinuity.Commands;
 // Engine types stay out of the cmdlet's signature (base types, interfaces, attributes): PowerShell reflects over
 // it before the module initializer can load the engine into its own load context.
 [OutputType("OllamaContinuity.Failover.AiResponse")]
-public sealed class InvokeAiRequestCommand : AsyncCmdlet
+public sealed class InvokeAiRequestCommand : BackendCmdlet, IBackendParameters
 {
     private const string PromptSet = "Prompt";
     private const string MessagesSet = "Messages";
@@ -34,41 +34,6 @@ public sealed class InvokeAiRequestCommand : AsyncCmdlet
 
     [Parameter]
     public string? SystemPrompt { get; set; }
-
-    [Parameter]
-    [ValidateSet("OpenAI", "Anthropic")]
-    public string? CloudProvider { get; set; }
-
-    [Parameter]
-    [ValidateNotNullOrEmpty]
-    public string? CloudUri { get; set; }
-
-    [Parameter]
-    [ValidateNotNullOrEmpty]
-    public string? CloudModel { get; set; }
-
-    [Parameter]
-    public SecureString? CloudApiKey { get; set; }
-
-    [Parameter]
-    [ValidateRange(0.1, 3600)]
-    public double CloudTimeoutSec { get; set; }
-
-    [Parameter]
-    [ValidateNotNullOrEmpty]
-    public string[]? OllamaUri { get; set; }
-
-    [Parameter]
-    [ValidateNotNullOrEmpty]
-    public string? OllamaModel { get; set; }
-
-    [Parameter]
-    [ValidateRange(0.1, 3600)]
-    public double OllamaTimeoutSec { get; set; }
-
-    [Parameter]
-    [ValidateRange(0.1, 600)]
-    public double ConnectTimeoutSec { get; set; }
 
     [Parameter]
     [ValidateRange(0.1, 3600)]
@@ -94,10 +59,6 @@ public sealed class InvokeAiRequestCommand : AsyncCmdlet
     [Parameter]
     [ValidateRange(0.0, 2.0)]
     public double Temperature { get; set; } = double.NaN;
-
-    [Parameter]
-    [ValidateNotNullOrEmpty]
-    public string? LogPath { get; set; }
 
     [Parameter]
     public SwitchParameter LogContent { get; set; }
@@ -252,10 +213,27 @@ public sealed class InvokeAiRequestCommand : AsyncCmdlet
     }
 }
 
+/// <summary>The backend parameters a cmdlet shares with Invoke-AiRequest (Start-FailoverDrill has the same ones).</summary>
+internal interface IBackendParameters
+{
+    InvocationInfo MyInvocation { get; }
+    string? CloudProvider { get; }
+    string? CloudUri { get; }
+    string? CloudModel { get; }
+    SecureString? CloudApiKey { get; }
+    double CloudTimeoutSec { get; }
+    string[]? OllamaUri { get; }
+    string? OllamaModel { get; }
+    double OllamaTimeoutSec { get; }
+    double ConnectTimeoutSec { get; }
+    double FirstTokenTimeoutSec { get; }
+    string? LogPath { get; }
+}
+
 /// <summary>Parameters, environment variables and defaults into a <see cref="BackendPlan"/>: parameters win.</summary>
 internal static class InvokeAiRequestSettings
 {
-    public static BackendPlan BuildPlan(InvokeAiRequestCommand p)
+    public static BackendPlan BuildPlan(IBackendParameters p)
     {
         var bound = p.MyInvocation.BoundParameters;
         var cloudUri = p.CloudUri ?? Env("CLOUD_API_URL") ?? BackendEndpoint.DefaultOpenAIUri;

@@ -8,6 +8,8 @@ public sealed class PesterSyntaxTests
     [Theory]
     [InlineData("Hardening.Tests.ps1")]
     [InlineData("Exposure.Tests.ps1")]
+    [InlineData("Contingency.Tests.ps1")]
+    [InlineData("Drill.Tests.ps1")]
     public void Pester_file_parses_without_errors(string file)
     {
         Parser.ParseFile(Path.Combine(ModuleSession.RepoRoot, "tests", "Pester", file), out _, out var errors);

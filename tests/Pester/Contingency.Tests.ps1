@@ -1,0 +1,162 @@
+#Requires -Version 7.4
+#Requires -Modules @{ ModuleName = 'Pester'; ModuleVersion = '5.0.0' }
+
+BeforeAll {
+    Import-Module -Force (Join-Path $PSScriptRoot '../../out/OllamaContinuity/OllamaContinuity.psd1')
+    Import-Module -Force (Join-Path $PSScriptRoot 'TestHelpers.psm1')
+    $script:savedStateDir = $env:OLLAMACONTINUITY_STATE_DIR
+    $script:stateDir = Join-Path ([System.IO.Path]::GetTempPath()) ("oc-pester-state-{0}" -f [guid]::NewGuid().ToString('n'))
+    $env:OLLAMACONTINUITY_STATE_DIR = $script:stateDir
+    $script:key = ConvertTo-SecureString -String 'sk-PESTER-CONTINGENCY-51d0c2' -AsPlainText -Force
+}
+
+AfterAll {
+    Disable-AiContingency -Scope User -Confirm:$false | Out-Null
+    Disable-AiContingency -Scope Process -Confirm:$false | Out-Null
+    $env:OLLAMACONTINUITY_STATE_DIR = $script:savedStateDir
+    Remove-Item -Recurse -Force $script:stateDir -ErrorAction SilentlyContinue
+}
+
+Describe 'Contingency cmdlets' {
+    Context 'module surface' {
+        It '<_> is exported with help and examples' -ForEach 'Enable-AiContingency', 'Disable-AiContingency', 'Get-AiContingency', 'Get-AiContingencyLog', 'Set-AiContinuityAlert', 'Get-AiContinuityAlert' {
+            $cmd = Get-Command $_ -Module OllamaContinuity
+            $cmd.CommandType | Should -Be 'Cmdlet'
+            $help = Get-Help $_ -Full
+            $help.Synopsis | Should -Not -BeNullOrEmpty
+            @($help.examples.example).Count | Should -BeGreaterOrEqual 3
+        }
+
+        It 'Enable and Disable support -WhatIf and -Confirm' {
+            foreach ($name in 'Enable-AiContingency', 'Disable-AiContingency', 'Set-AiContinuityAlert') {
+                (Get-Command $name).Parameters.Keys | Should -Contain 'WhatIf'
+                (Get-Command $name).Parameters.Keys | Should -Contain 'Confirm'
+            }
+        }
+
+        It '-Scope accepts Process, User and Machine only' {
+            ((Get-Command Enable-AiContingency).Parameters['Scope'].Attributes.ValidValues -join ',') | Should -Be 'Process,User,Machine'
+        }
+    }
+
+    Context 'selective contingency with fake servers' {
+        BeforeAll {
+            $f = Start-FailoverFixture -ApiKey $key
+            $cloud, $ollama, $common = $f.Cloud, $f.Ollama, $f.Common
+        }
+        AfterAll {
+            Disable-AiContingency -Confirm:$false | Out-Null
+            $f | Stop-FailoverFixture
+        }
+
+        It '-WhatIf changes nothing' {
+            Enable-AiContingency -Workflow legal -WhatIf | Should -BeNullOrEmpty
+            Join-Path $stateDir 'User/contingency.json' | Should -Not -Exist
+        }
+
+        It 'keeps the matching workflows off the cloud and leaves the others on it' {
+            $on = Enable-AiContingency -Workflow 'hr-*' -Reason 'data stays on premises' -Confirm:$false
+            $on.Changed | Should -BeTrue
+            $on.Source | Should -Be 'User'
+
+            $hr = Invoke-AiRequest 'salary bands' @common -Workflow hr-payroll
+            $other = Invoke-AiRequest 'slogan' @common -Workflow marketing
+
+            $hr.Backend | Should -Be 'Ollama'
+            $hr.FailoverReason | Should -Be 'Contingency'
+            $hr.ContingencySource | Should -Be 'User'
+            $other.Backend | Should -Be 'Cloud'
+            Get-FakeServerHits $cloud | Should -Be 1
+        }
+
+        It 'is idempotent' {
+            (Enable-AiContingency -Workflow 'hr-*' -Reason 'data stays on premises' -Confirm:$false).Changed | Should -BeFalse
+        }
+
+        It 'is visible to another process (persisted)' {
+            $json = & (Get-Process -Id $PID).Path -NoProfile -Command "`$env:OLLAMACONTINUITY_STATE_DIR = '$stateDir'; Import-Module '$(Get-ModuleManifestPath)'; Get-AiContingency -Workflow hr-payroll | ConvertTo-Json -Compress"
+            ($json | ConvertFrom-Json).Active | Should -BeTrue
+        }
+
+        It 'logs the prompt and the output of what ran locally' {
+            $entry = Get-AiContingencyLog -Workflow 'hr-*' | Select-Object -Last 1
+            $entry.Prompt | Should -Be 'salary bands'
+            $entry.Output | Should -Be 'ollama: reply to salary bands'
+            if (-not $IsWindows) {
+                (Get-Item (Join-Path $stateDir 'User/contingency-log.jsonl')).UnixFileMode.ToString() | Should -Be 'UserRead, UserWrite'
+            }
+        }
+
+        It 'Get-AiContingency lists the entry and Disable-AiContingency takes it from the pipeline' {
+            Get-AiContingency -Source User | Where-Object Workflow -eq 'hr-*' | Should -Not -BeNullOrEmpty
+            $off = Get-AiContingency -Source User | Disable-AiContingency -Confirm:$false
+            $off.Changed | Should -Contain $true
+            (Invoke-AiRequest 'back' @common -Workflow hr-payroll).Backend | Should -Be 'Cloud'
+        }
+
+        It 'a -Duration entry expires by itself' {
+            Enable-AiContingency -Workflow short -Duration 00:00:01 -Scope Process -Confirm:$false | Out-Null
+            (Get-AiContingency -Workflow short).Active | Should -BeTrue
+            Start-Sleep -Milliseconds 1300
+            # An open circuit of another test in this process may still show as Automatic; the manual entry is gone.
+            (Get-AiContingency -Workflow short).Source | Should -Not -Be 'Process'
+            Get-AiContingency -Source Process | Where-Object Workflow -eq 'short' | Should -BeNullOrEmpty
+        }
+
+        It 'a workflow that requires approval fails clearly when nobody can approve' {
+            # A non-interactive pwsh, as a scheduled task runs it: nobody can approve, so the request must fail.
+            $child = @"
+`$env:OLLAMACONTINUITY_STATE_DIR = '$stateDir'
+`$env:CLOUD_API_URL = '$($cloud.ChatUri)'
+`$env:CLOUD_API_KEY = 'sk-PESTER-CHILD-7a1e'
+`$env:OLLAMA_URL = '$($ollama.BaseUri)'
+Import-Module '$(Get-ModuleManifestPath)'
+Enable-AiContingency -Workflow finance -RequireApproval -Scope Process -Confirm:`$false | Out-Null
+try { Invoke-AiRequest 'ledger' -Workflow finance -ErrorAction Stop | Out-Null; 'served' } catch { `$_.FullyQualifiedErrorId }
+"@
+            $id = & (Get-Process -Id $PID).Path -NoProfile -NonInteractive -Command $child
+            $id | Should -Be 'FailoverNotApproved,OllamaContinuity.Commands.InvokeAiRequestCommand'
+        }
+    }
+
+    Context 'alerts' {
+        It 'sends a Teams card when contingency is enabled and never prints the webhook URL' {
+            $probe = [System.Net.Sockets.TcpListener]::new([System.Net.IPAddress]::Loopback, 0)
+            $probe.Start(); $port = $probe.LocalEndpoint.Port; $probe.Stop()
+            $listener = [System.Net.HttpListener]::new()
+            $listener.Prefixes.Add("http://127.0.0.1:$port/")
+            $listener.Start()
+            try {
+                $secretUrl = "http://127.0.0.1:$port/hooks/T0PESTER/xoxb-SECRET-PATH"
+                $config = Set-AiContinuityAlert -WebhookUri $secretUrl -Format Teams -NoSystemLog -Scope Process -Confirm:$false
+                $config.Webhook | Should -Be 'http://127.0.0.1/***'
+                ($config | Out-String) | Should -Not -Match 'SECRET'
+
+                $pending = $listener.GetContextAsync()
+                Enable-AiContingency -Workflow alert-test -Scope Process -Confirm:$false | Out-Null
+                $pending.Wait(10000) | Should -BeTrue
+                $ctx = $pending.Result
+                $body = [System.IO.StreamReader]::new($ctx.Request.InputStream).ReadToEnd()
+                $ctx.Response.StatusCode = 200
+                $ctx.Response.Close()
+
+                $card = $body | ConvertFrom-Json
+                $card.type | Should -Be 'message'
+                $card.attachments[0].contentType | Should -Be 'application/vnd.microsoft.card.adaptive'
+                $card.attachments[0].content.body[0].text | Should -Be 'AI contingency mode enabled'
+                (Get-AiContinuityAlert | Out-String) | Should -Not -Match 'SECRET'
+            }
+            finally {
+                $listener.Stop()
+                Set-AiContinuityAlert -Clear -Scope Process -Confirm:$false | Out-Null
+                Disable-AiContingency -Scope Process -Confirm:$false | Out-Null
+            }
+        }
+
+        It 'rejects a malformed webhook URL without echoing it' {
+            { Set-AiContinuityAlert -WebhookUri 'not-a-url-SECRET' -Scope Process -Confirm:$false -ErrorAction Stop } |
+                Should -Throw -ErrorId 'InvalidWebhookUri,OllamaContinuity.Commands.SetAiContinuityAlertCommand'
+            try { Set-AiContinuityAlert -WebhookUri 'not-a-url-SECRET' -Scope Process -Confirm:$false -ErrorAction Stop } catch { "$_" | Should -Not -Match 'SECRET' }
+        }
+    }
+}

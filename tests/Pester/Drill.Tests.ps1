@@ -1,0 +1,114 @@
+#Requires -Version 7.4
+#Requires -Modules @{ ModuleName = 'Pester'; ModuleVersion = '5.0.0' }
+
+BeforeAll {
+    Import-Module -Force (Join-Path $PSScriptRoot '../../out/OllamaContinuity/OllamaContinuity.psd1')
+    Import-Module -Force (Join-Path $PSScriptRoot 'TestHelpers.psm1')
+    $script:savedStateDir = $env:OLLAMACONTINUITY_STATE_DIR
+    $script:stateDir = Join-Path ([System.IO.Path]::GetTempPath()) ("oc-pester-drill-{0}" -f [guid]::NewGuid().ToString('n'))
+    $env:OLLAMACONTINUITY_STATE_DIR = $script:stateDir
+    $script:key = ConvertTo-SecureString -String 'sk-PESTER-DRILL-93be07' -AsPlainText -Force
+    $script:marker = Join-Path $script:stateDir 'User/drill-block.json'
+}
+
+AfterAll {
+    $env:OLLAMACONTINUITY_STATE_DIR = $script:savedStateDir
+    Remove-Item -Recurse -Force $script:stateDir -ErrorAction SilentlyContinue
+}
+
+Describe 'Start-FailoverDrill and Stop-FailoverDrill' {
+    Context 'module surface' {
+        It '<_> is exported with help and examples' -ForEach 'Start-FailoverDrill', 'Stop-FailoverDrill' {
+            (Get-Command $_ -Module OllamaContinuity).CommandType | Should -Be 'Cmdlet'
+            @((Get-Help $_ -Full).examples.example).Count | Should -BeGreaterOrEqual 3
+        }
+
+        It 'Start-FailoverDrill is ConfirmImpact High with -WhatIf' {
+            $cmd = Get-Command Start-FailoverDrill
+            $cmd.Parameters.Keys | Should -Contain 'WhatIf'
+            $cmd.ImplementingType.GetCustomAttributes([System.Management.Automation.CmdletAttribute], $false)[0].ConfirmImpact | Should -Be 'High'
+            ($cmd.Parameters['BlockMethod'].Attributes.ValidValues -join ',') | Should -Be 'Simulated,Firewall'
+            ($cmd.Parameters['ReportFormat'].Attributes.ValidValues -join ',') | Should -Be 'Markdown,Json,Html'
+        }
+    }
+
+    Context 'a simulated drill against fake servers' {
+        BeforeAll {
+            $f = Start-FailoverFixture -ApiKey $key
+            $cloud, $ollama, $common = $f.Cloud, $f.Ollama, $f.Common
+            $reportDir = Join-Path $stateDir 'reports'
+            $report = Start-FailoverDrill -Duration 00:00:03 -Interval 00:00:00.5 -SkipAlertCheck -QualityCheck 'reply' @common -ReportPath (Join-Path $reportDir 'drill.md') -RecoveryTimeout 00:01:30 -Confirm:$false -ProgressAction SilentlyContinue
+        }
+        AfterAll { $f | Stop-FailoverFixture }
+
+        It 'passes' {
+            $report.Outcome | Should -Be 'Passed'
+            ($report.Steps.Name -join ',') | Should -Be 'Preflight,Block,Failover,Alert,Unblock,Recovery'
+        }
+
+        It 'serves every probe during the block from Ollama with the failover line' {
+            $during = $report.Probes | Where-Object Phase -eq 'Failover'
+            $during.Count | Should -BeGreaterOrEqual 3
+            $during | ForEach-Object { $_.Backend | Should -Be 'Ollama'; $_.FailoverLineLogged | Should -BeTrue }
+        }
+
+        It 'measures the time to fail over and to recover' {
+            $report.TimeToFailoverSeconds | Should -BeGreaterOrEqual 0
+            $report.TimeToRecoverSeconds | Should -BeGreaterThan 0
+        }
+
+        It 'writes the Markdown report and leaves no marker' {
+            Get-Content (Join-Path $reportDir 'drill.md') -Raw | Should -Match '^# Failover drill report: Passed'
+            $marker | Should -Not -Exist
+        }
+
+        It 'leaves the cloud serving' {
+            (Invoke-AiRequest 'after' @common).Backend | Should -Be 'Cloud'
+        }
+    }
+
+    Context 'reports in every format' {
+        BeforeAll {
+            $f = Start-FailoverFixture -CloudFault 'status:503' -ApiKey $key
+            $common = $f.Common
+        }
+        AfterAll { $f | Stop-FailoverFixture }
+
+        It 'a drill that cannot start writes a <_> report and DrillNotStarted' -ForEach 'json', 'html', 'md' {
+            $path = Join-Path $stateDir "notstarted.$_"
+            $r = Start-FailoverDrill -Duration 00:00:02 -SkipAlertCheck @common -ReportPath $path -Confirm:$false -ErrorVariable err -ErrorAction SilentlyContinue
+            $r.Outcome | Should -Be 'NotStarted'
+            $err[0].FullyQualifiedErrorId | Should -Be 'DrillNotStarted,OllamaContinuity.Commands.StartFailoverDrillCommand'
+            $text = Get-Content $path -Raw
+            switch ($_) {
+                'json' { ($text | ConvertFrom-Json).outcome | Should -Be 'NotStarted' }
+                'html' { $text | Should -Match '<!DOCTYPE html>' }
+                'md' { $text | Should -Match '# Failover drill report: NotStarted' }
+            }
+        }
+    }
+
+    Context 'safety' {
+        It '-WhatIf with -BlockMethod Firewall prints the plan and changes nothing' {
+            $f = Start-FailoverFixture -ApiKey $key
+            try {
+                $c = $f.Common
+                Start-FailoverDrill -BlockMethod Firewall @c -WhatIf | Should -BeNullOrEmpty
+                Get-FakeServerHits $f.Cloud | Should -Be 0
+                $marker | Should -Not -Exist
+            }
+            finally { $f | Stop-FailoverFixture }
+        }
+
+        It 'Stop-FailoverDrill removes a simulated block marker left by a dead process' {
+            New-Item -ItemType Directory -Force (Split-Path $marker) | Out-Null
+            @{ drillId = 'dead'; method = 'Simulated'; cloudEndpoint = 'https://api.openai.com/v1/chat/completions'; blockedOrigin = 'https://api.openai.com'; processId = -1; startedAt = (Get-Date).ToString('o') } |
+                ConvertTo-Json | Set-Content $marker
+            $r = Stop-FailoverDrill -Confirm:$false
+            $r.Found | Should -BeTrue
+            $r.Removed | Should -BeTrue
+            $marker | Should -Not -Exist
+            (Stop-FailoverDrill -Confirm:$false).Found | Should -BeFalse
+        }
+    }
+}
