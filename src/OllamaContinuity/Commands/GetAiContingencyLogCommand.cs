@@ -37,7 +37,7 @@ public sealed class GetAiContingencyLogCommand : PSCmdlet
             {
                 ThrowTerminatingError(new ErrorRecord(new FileNotFoundException("No contingency log at " + path, path), "ContingencyLogNotFound", ErrorCategory.ObjectNotFound, path)
                 {
-                    ErrorDetails = new ErrorDetails($"No contingency log at {path}.") { RecommendedAction = "Check the path; the default log is in the user's state directory (see docs/contingency.md)." },
+                    ErrorDetails = new ErrorDetails($"No contingency log at {path}.") { RecommendedAction = "Check the path; the default log is in the user's state directory (see about_OllamaContinuity)." },
                 });
             }
 

@@ -11,10 +11,7 @@ internal static class StateIsolation
     [ModuleInitializer]
     internal static void Initialize()
     {
-        if (string.IsNullOrEmpty(Environment.GetEnvironmentVariable("OLLAMACONTINUITY_STATE_DIR")))
-        {
-            Environment.SetEnvironmentVariable("OLLAMACONTINUITY_STATE_DIR",
-                Path.Combine(Path.GetTempPath(), "oc-ps-state", Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture)));
-        }
+        OllamaContinuity.TestSupport.TestState.Isolate();
+        OllamaContinuity.TestSupport.TestThreadPool.Raise();
     }
 }

@@ -117,7 +117,7 @@ public sealed class FaultMatrixTests
         await using var ollama = FakeAiServer.Start(FakeApi.Ollama);
         using var engine = new FailoverEngine();
         var sw = Stopwatch.StartNew();
-        var r = await engine.SendAsync(Harness.Request(), Harness.Plan(Harness.Cloud(hole.Uri()), Harness.TempLog(), Harness.Ollama(ollama)));
+        var r = await engine.SendAsync(Harness.Request(), Harness.Plan(Harness.Cloud(hole.Uri(), t: Harness.Fast with { Connect = TimeSpan.FromMilliseconds(500) }), Harness.TempLog(), Harness.Ollama(ollama)));
         Assert.Equal("Ollama", r.Backend);
         Assert.Equal("ConnectTimeout", r.FailoverReason);
         Assert.InRange(sw.Elapsed.TotalSeconds, 0.45, 1.4);
