@@ -519,7 +519,8 @@ public sealed class FakeAiServer : IAsyncDisposable
         _ => "Status",
     };
 
-    private static async Task<RecordedRequest?> ReadRequestAsync(Stream stream, CancellationToken token)
+    /// <summary>Reads one HTTP/1.1 request (head and Content-Length body); null when the client closed the connection.</summary>
+    public static async Task<RecordedRequest?> ReadRequestAsync(Stream stream, CancellationToken token)
     {
         var header = new List<byte>(1024);
         var one = new byte[1];

@@ -76,41 +76,18 @@ public sealed class WebhookListener : IAsyncDisposable
         {
             using (client)
             {
-                var stream = client.GetStream();
+                var stream = new BufferedStream(client.GetStream(), 16 * 1024);
                 while (true)
                 {
-                    var head = new StringBuilder();
-                    var one = new byte[1];
-                    while (!head.ToString().EndsWith("\r\n\r\n", StringComparison.Ordinal))
+                    if (await FakeAiServer.ReadRequestAsync(stream, _stop.Token) is not { } request)
                     {
-                        if (await stream.ReadAsync(one, _stop.Token) == 0)
-                        {
-                            return;
-                        }
-
-                        head.Append((char)one[0]);
+                        return;
                     }
 
-                    var lines = head.ToString().Split("\r\n");
-                    var path = lines[0].Split(' ')[1];
-                    var headers = lines.Skip(1).Where(l => l.Contains(':')).ToDictionary(l => l[..l.IndexOf(':')].Trim().ToLowerInvariant(), l => l[(l.IndexOf(':') + 1)..].Trim());
-                    var length = headers.TryGetValue("content-length", out var cl) ? int.Parse(cl) : 0;
-                    var body = new byte[length];
-                    var read = 0;
-                    while (read < length)
-                    {
-                        var n = await stream.ReadAsync(body.AsMemory(read), _stop.Token);
-                        if (n == 0)
-                        {
-                            return;
-                        }
-
-                        read += n;
-                    }
-
-                    Calls.Enqueue(new WebhookCall(path, headers.GetValueOrDefault("content-type", ""), Encoding.UTF8.GetString(body)));
+                    Calls.Enqueue(new WebhookCall(request.Path, request.Headers.GetValueOrDefault("Content-Type", ""), request.Body));
                     var reply = Encoding.ASCII.GetBytes($"HTTP/1.1 {Status} X\r\nContent-Length: 2\r\nContent-Type: text/plain\r\n\r\nok");
                     await stream.WriteAsync(reply, _stop.Token);
+                    await stream.FlushAsync(_stop.Token);
                 }
             }
         }
