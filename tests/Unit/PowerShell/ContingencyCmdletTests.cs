@@ -14,7 +14,7 @@ namespace OllamaContinuity.PowerShellTests;
 public sealed class ContingencyCmdletTests : IAsyncLifetime
 {
     private readonly string? _savedStateDir = Environment.GetEnvironmentVariable("OLLAMACONTINUITY_STATE_DIR");
-    private readonly string _state = Path.Combine(Path.GetTempPath(), "oc-ps-contingency", Guid.NewGuid().ToString("n"));
+    private readonly string _state = TestPaths.New("ps-contingency");
     private FakeAiServer _cloud = null!;
     private FakeAiServer _ollama = null!;
     private WebhookListener _hook = null!;

@@ -25,7 +25,7 @@ public sealed class EnvironmentDefaultsTests : IAsyncLifetime
         _cloud = FakeAiServer.Start(FakeApi.OpenAI, "cloud");
         _ollama = FakeAiServer.Start(FakeApi.Ollama, "ollama");
         _s = new ModuleSession();
-        _log = Path.Combine(Path.GetTempPath(), "oc-env-tests", Guid.NewGuid().ToString("n"), "requests.jsonl");
+        _log = Path.Combine(TestPaths.New("env-tests"), "requests.jsonl");
         Environment.SetEnvironmentVariable("CLOUD_API_URL", _cloud.ChatUri.ToString());
         Environment.SetEnvironmentVariable("CLOUD_API_KEY", "sk-env-key-0123456789");
         Environment.SetEnvironmentVariable("CLOUD_MODEL", "env-cloud-model");

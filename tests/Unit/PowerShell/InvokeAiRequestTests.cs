@@ -20,7 +20,7 @@ public sealed class InvokeAiRequestTests : IAsyncLifetime
         _cloud = FakeAiServer.Start(FakeApi.OpenAI, "cloud");
         _ollama = FakeAiServer.Start(FakeApi.Ollama, "ollama");
         _s = new ModuleSession();
-        _log = Path.Combine(Path.GetTempPath(), "oc-ps-tests", Guid.NewGuid().ToString("n"), "requests.jsonl");
+        _log = Path.Combine(TestPaths.New("ps-tests"), "requests.jsonl");
         return Task.CompletedTask;
     }
 

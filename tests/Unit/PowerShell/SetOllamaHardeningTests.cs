@@ -1,3 +1,4 @@
+using OllamaContinuity.TestSupport;
 using System.Management.Automation;
 
 namespace OllamaContinuity.PowerShellTests;
@@ -7,7 +8,7 @@ public sealed class SetOllamaHardeningTests : IDisposable
 {
     private const string Id = ",OllamaContinuity.Commands.SetOllamaHardeningCommand";
     private readonly ModuleSession _s = new();
-    private readonly string _root = Path.Combine(Path.GetTempPath(), "oc-ps-harden-" + Guid.NewGuid().ToString("n"));
+    private readonly string _root = TestPaths.New("ps-harden");
 
     public SetOllamaHardeningTests()
     {

@@ -9,7 +9,7 @@ namespace OllamaContinuity.PowerShellTests;
 public sealed class TestOllamaExposureTests : IAsyncLifetime
 {
     private const string Id = ",OllamaContinuity.Commands.TestOllamaExposureCommand";
-    private readonly string _root = Path.Combine(Path.GetTempPath(), "oc-ps-audit-" + Guid.NewGuid().ToString("n"));
+    private readonly string _root = TestPaths.New("ps-audit");
     private ModuleSession _s = null!;
     private FakeAiServer _ollama = null!;
 

@@ -23,7 +23,7 @@ public static class TestState
 {
     public static void Isolate()
     {
-        var dir = Path.Combine(Path.GetTempPath(), "oc-test-state", Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        var dir = Path.Combine(TestPaths.Root, "state");
         if (string.IsNullOrEmpty(Environment.GetEnvironmentVariable("OLLAMACONTINUITY_STATE_DIR")))
         {
             Environment.SetEnvironmentVariable("OLLAMACONTINUITY_STATE_DIR", dir);
@@ -34,4 +34,33 @@ public static class TestState
             Environment.SetEnvironmentVariable("OLLAMACONTINUITY_LOG_PATH", Path.Combine(dir, "requests.jsonl"));
         }
     }
+}
+
+/// <summary>
+/// Where tests put their files: one folder per test process, created by the user running the tests (so root's
+/// and another user's runs on one machine never share a folder that one of them cannot write).
+/// </summary>
+public static class TestPaths
+{
+    private static readonly Lazy<string> LazyRoot = new(() =>
+    {
+        var root = Directory.CreateTempSubdirectory("oc-tests-").FullName;
+        AppDomain.CurrentDomain.ProcessExit += (_, _) =>
+        {
+            try
+            {
+                Directory.Delete(root, recursive: true);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                // Best effort: a file still open, or created by a child process as another user.
+            }
+        };
+        return root;
+    });
+
+    public static string Root => LazyRoot.Value;
+
+    /// <summary>A new, not yet created path under <see cref="Root"/>: <c>Root/tag/guid</c>.</summary>
+    public static string New(string tag) => Path.Combine(Root, tag, Guid.NewGuid().ToString("n"));
 }

@@ -12,7 +12,7 @@ namespace OllamaContinuity.Tests.Alerts;
 
 public sealed class AlertTests : IAsyncLifetime
 {
-    private readonly string _dir = Path.Combine(Path.GetTempPath(), "oc-alert-tests", Guid.NewGuid().ToString("n"));
+    private readonly string _dir = TestPaths.New("alert-tests");
     private WebhookListener _hook = null!;
     private FakeAiServer _ollama = null!;
     private readonly HttpClientPool _pool = new();

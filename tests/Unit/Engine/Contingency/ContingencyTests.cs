@@ -10,7 +10,7 @@ namespace OllamaContinuity.Tests.Contingency;
 
 public sealed class ContingencyTests : IAsyncLifetime
 {
-    private readonly string _dir = Path.Combine(Path.GetTempPath(), "oc-contingency-tests", Guid.NewGuid().ToString("n"));
+    private readonly string _dir = TestPaths.New("contingency-tests");
     private FakeAiServer _cloud = null!;
     private FakeAiServer _ollama = null!;
 

@@ -11,7 +11,7 @@ namespace OllamaContinuity.Tests.Drill;
 
 public sealed class DrillTests : IAsyncLifetime
 {
-    private readonly string _dir = Path.Combine(Path.GetTempPath(), "oc-drill-tests", Guid.NewGuid().ToString("n"));
+    private readonly string _dir = TestPaths.New("drill-tests");
     private FakeAiServer _cloud = null!;
     private FakeAiServer _ollama = null!;
     private WebhookListener _hook = null!;

@@ -26,7 +26,7 @@ public sealed class FirewallDrillTests
         Require.Root();
         Require.Tool(firewall == OutboundFirewall.Nftables ? "nft" : "iptables");
         var before = HostFirewallSnapshot.Take();
-        var dir = Path.Combine(Path.GetTempPath(), "oc-fwdrill-tests", Guid.NewGuid().ToString("n"));
+        var dir = TestPaths.New("fwdrill-tests");
         var n = 200 + Random.Shared.Next(0, 50);
         using (var client = NetNs.Create("dc"))
         using (var cloudNs = NetNs.Create("dk"))

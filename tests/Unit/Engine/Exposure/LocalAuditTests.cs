@@ -16,7 +16,7 @@ internal sealed class HostFixture : IDisposable
 
     public HostFixture() => Directory.CreateDirectory(Root);
 
-    public string Root { get; } = Path.Combine(Path.GetTempPath(), "oc-audit-" + Guid.NewGuid().ToString("n"));
+    public string Root { get; } = TestPaths.New("audit");
 
     public HostFixture File(string path, string content, DateTime? written = null)
     {

@@ -61,5 +61,5 @@ internal static class Harness
 
     public static BackendPlan Plan(BackendEndpoint? cloud, string logPath, params BackendEndpoint[] ollama) => new(cloud, ollama) { LogPath = logPath };
 
-    public static string TempLog() => Path.Combine(Path.GetTempPath(), "oc-tests", Guid.NewGuid().ToString("n"), "requests.jsonl");
+    public static string TempLog() => Path.Combine(TestPaths.New("tests"), "requests.jsonl");
 }

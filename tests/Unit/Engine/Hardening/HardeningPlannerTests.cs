@@ -1,3 +1,4 @@
+using OllamaContinuity.TestSupport;
 using Microsoft.Extensions.Time.Testing;
 using OllamaContinuity.Hardening;
 using OllamaContinuity.Native;
@@ -8,7 +9,7 @@ namespace OllamaContinuity.Tests.Hardening;
 public sealed class HardeningPlannerTests : IDisposable
 {
     private const string Unit = "[Unit]\nDescription=Ollama Service\nAfter=network-online.target\n\n[Service]\nExecStart=/usr/local/bin/ollama serve\nUser=ollama\nGroup=ollama\nRestart=always\nRestartSec=3\n\n[Install]\nWantedBy=default.target\n";
-    private readonly string _root = Path.Combine(Path.GetTempPath(), "oc-harden-" + Guid.NewGuid().ToString("n"));
+    private readonly string _root = TestPaths.New("harden");
     private readonly FakeTimeProvider _time = new(new DateTimeOffset(2026, 11, 24, 6, 0, 0, TimeSpan.Zero));
     private readonly RecordingCommandRunner _runner = new();
 
