@@ -47,7 +47,7 @@ public sealed class ExposureFirewallWiringTests : IDisposable
     public void An_offline_audit_of_an_image_never_asks_the_live_firewall()
     {
         Environment.SetEnvironmentVariable("OLLAMA_HOST", "0.0.0.0:11434");
-        var root = Directory.CreateTempSubdirectory("oc-offline-").FullName;
+        var root = OllamaContinuity.TestSupport.TestPaths.New("offline");
         Directory.CreateDirectory(Path.Combine(root, "etc"));
         _s.Invoke("$null = Test-OllamaExposure -Root $root -Port 11434", new Dictionary<string, object?> { ["root"] = root });
         Assert.Empty(_s.Invoke("$runner.CommandLines"));

@@ -42,24 +42,12 @@ public static class TestState
 /// </summary>
 public static class TestPaths
 {
-    private static readonly Lazy<string> LazyRoot = new(() =>
-    {
-        var root = Directory.CreateTempSubdirectory("oc-tests-").FullName;
-        AppDomain.CurrentDomain.ProcessExit += (_, _) =>
-        {
-            try
-            {
-                Directory.Delete(root, recursive: true);
-            }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-            {
-                // Best effort: a file still open, or created by a child process as another user.
-            }
-        };
-        return root;
-    });
-
-    public static string Root => LazyRoot.Value;
+    /// <summary>
+    /// <c>$TMPDIR/oc-tests-&lt;user&gt;-&lt;pid&gt;</c>: named, not created, until a test creates something under it. Child
+    /// processes that never write get no folder. .ci/run removes these folders after the run.
+    /// </summary>
+    public static string Root { get; } = Path.Combine(Path.GetTempPath(),
+        $"oc-tests-{Environment.UserName}-{Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture)}");
 
     /// <summary>A new, not yet created path under <see cref="Root"/>: <c>Root/tag/guid</c>.</summary>
     public static string New(string tag) => Path.Combine(Root, tag, Guid.NewGuid().ToString("n"));

@@ -75,7 +75,9 @@ public sealed class RequestLogTests
     {
         await using var ollama = FakeAiServer.Start(FakeApi.Ollama);
         using var engine = new FailoverEngine();
-        var blocker = Path.GetTempFileName(); // a file where the log's folder should be
+        var blocker = TestPaths.New("blocker"); // a file where the log's folder should be
+        Directory.CreateDirectory(Path.GetDirectoryName(blocker)!);
+        File.WriteAllText(blocker, "");
         var plan = Harness.Plan(null, Path.Combine(blocker, "sub", "requests.jsonl"), Harness.Ollama(ollama));
         var r = await engine.SendAsync(Harness.Request(), plan);
         Assert.Equal("Ollama", r.Backend);
