@@ -302,9 +302,6 @@ public sealed class LocalAuditTests : IDisposable
     [Fact]
     public async Task Windows_audit_falls_back_to_netstat_and_reads_sc_and_manage_bde_through_the_runner()
     {
-        var machine = new InMemoryMachineEnvironment();
-        machine.Set("OLLAMA_HOST", "0.0.0.0");
-        machine.Set("OLLAMA_MODELS", @"d:\models");
         _runner.Respond = c => (c.FileName, string.Join(' ', c.Arguments)) switch
         {
             ("netstat.exe", "-an -p TCP") => new CommandResult(0, "\r\nActive Connections\r\n\r\n  Proto  Local Address          Foreign Address        State\r\n  TCP    0.0.0.0:11434          0.0.0.0:0              LISTENING\r\n  TCP    127.0.0.1:3001         0.0.0.0:0              LISTENING\r\n", ""),
@@ -313,16 +310,7 @@ public sealed class LocalAuditTests : IDisposable
             ("manage-bde.exe", _) => new CommandResult(0, "Volume C: [OS]\r\n    Protection Status:    Protection On\r\n", ""),
             _ => new CommandResult(1, "", "unexpected"),
         };
-        var audit = new LocalAudit(new LocalAuditOptions
-        {
-            Platform = HardeningPlatform.Windows,
-            Root = "/",
-            Runner = _runner,
-            Machine = machine,
-            SessionEnvironment = new Dictionary<string, string>(),
-            ProbeTimeout = TimeSpan.FromMilliseconds(300),
-            SocketFactory = _ => throw new SocketException((int)SocketError.ConnectionRefused), // no real probe from a plan test
-        });
+        var audit = WindowsAudit(("OLLAMA_HOST", "0.0.0.0"), ("OLLAMA_MODELS", @"d:\models"));
         var f = (await audit.RunAsync()).ToDictionary(x => x.Check);
         Assert.Equal(ExposureStatus.Warn, f[ExposureChecks.BindAddress].Status);
         Assert.Contains("machine environment", f[ExposureChecks.BindAddress].Detail, StringComparison.Ordinal);
@@ -331,15 +319,15 @@ public sealed class LocalAuditTests : IDisposable
         Assert.Equal(ExposureStatus.Pass, f[ExposureChecks.DiskEncryption].Status);
         Assert.Contains(_runner.Commands, c => c.ToString() == "manage-bde.exe -status D:");
         Assert.Equal("Get-NetTCPConnection -State Listen -LocalPort 11434", _runner.Commands[0].ToString()); // answered "unexpected" (exit 1): netstat.exe next
-        Assert.Contains("sockets from netstat.exe; Get-NetTCPConnection failed (exit code 1)", f[ExposureChecks.BindAddress].Detail, StringComparison.Ordinal);
+        Assert.Contains("listening on 0.0.0.0:11434, [::]:11434 (sockets from netstat.exe; Get-NetTCPConnection failed (exit code 1))", f[ExposureChecks.BindAddress].Detail, StringComparison.Ordinal);
     }
 
-    private LocalAudit WindowsAudit(string? ollamaHost = null)
+    private LocalAudit WindowsAudit(params (string Name, string Value)[] machineVariables)
     {
         var machine = new InMemoryMachineEnvironment();
-        if (ollamaHost is not null)
+        foreach (var (name, value) in machineVariables)
         {
-            machine.Set("OLLAMA_HOST", ollamaHost);
+            machine.Set(name, value);
         }
 
         return new LocalAudit(new LocalAuditOptions
@@ -404,6 +392,18 @@ public sealed class LocalAuditTests : IDisposable
         var s = Assert.Single(LocalAudit.ParseNetTcpConnection(text, 11434));
         Assert.Equal(IPAddress.Parse("fe80::1"), s.Address);
         Assert.Equal(9, s.Pid);
+    }
+
+    [Fact]
+    public void Get_NetTCPConnection_line_as_the_session_runner_writes_it_parses()
+    {
+        // The session runner writes every property: primitives and enums as strings, lists as string arrays, other objects as null.
+        const string line = "{\"State\":\"Listen\",\"AppliedSetting\":\"Internet\",\"OwningProcess\":\"5120\",\"CreationTime\":null,\"OffloadState\":\"InHost\","
+            + "\"LocalAddress\":\"::\",\"LocalPort\":\"11434\",\"RemoteAddress\":\"::\",\"RemotePort\":\"0\",\"CimClass\":null,\"CimInstanceProperties\":[\"AggregationBehavior\",\"LocalAddress = \\\"::\\\"\"]}";
+        var s = Assert.Single(LocalAudit.ParseNetTcpConnection(line + "\n", 11434));
+        Assert.Equal(IPAddress.IPv6Any, s.Address);
+        Assert.Equal(5120, s.Pid);
+        Assert.False(s.IsLoopback);
     }
 
     [Theory]
