@@ -238,7 +238,7 @@ public sealed partial class LocalAudit(LocalAuditOptions options)
             return (fromCmdlet, "Get-NetTCPConnection");
         }
 
-        var why = tcp.Succeeded ? "Get-NetTCPConnection listed no listener" : $"Get-NetTCPConnection failed (exit code {tcp.ExitCode})";
+        var why = tcp.Succeeded ? "Get-NetTCPConnection listed no listener" : $"Get-NetTCPConnection failed or found no listener (exit code {tcp.ExitCode})";
         var list = new List<ListeningSocket>();
         foreach (var protocol in new[] { "TCP", "TCPv6" })
         {
