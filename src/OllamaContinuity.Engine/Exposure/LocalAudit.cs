@@ -44,7 +44,7 @@ public sealed class LocalAuditOptions
     public TimeProvider Time { get; init; } = TimeProvider.System;
 
     /// <summary>
-    /// Whether the audit may run commands (journalctl, netstat, manage-bde...) and probe a specific local address.
+    /// Whether the audit may run commands (journalctl, Get-NetTCPConnection, netstat, manage-bde...) and probe a specific local address.
     /// The default value is null: true when <see cref="Root"/> is "/".
     /// </summary>
     public bool? Live { get; init; }
@@ -104,10 +104,10 @@ public sealed partial class LocalAudit(LocalAuditOptions options)
         var host = await EffectiveAsync(HostVar, cancellationToken).ConfigureAwait(false);
         var parsed = OllamaHost.Parse(host.Value);
         var port = options.Port ?? parsed.Port;
-        var sockets = await ListeningAsync(port, cancellationToken).ConfigureAwait(false);
+        var (sockets, socketSource) = await ListeningAsync(port, cancellationToken).ConfigureAwait(false);
         var exposed = sockets.Any(s => !s.IsLoopback) || (sockets.Count == 0 && !parsed.IsLoopback);
 
-        await Step(ExposureChecks.BindAddress, () => Task.FromResult(CheckBind(host, parsed, port, sockets))).ConfigureAwait(false);
+        await Step(ExposureChecks.BindAddress, () => Task.FromResult(CheckBind(host, parsed, port, sockets, socketSource))).ConfigureAwait(false);
         await Step(ExposureChecks.Firewall, () => CheckFirewallAsync(exposed, port, cancellationToken)).ConfigureAwait(false);
         await Step(ExposureChecks.Origins, () => CheckOriginsAsync(cancellationToken)).ConfigureAwait(false);
         await Step(ExposureChecks.WebUI, () => CheckWebUiAsync(cancellationToken)).ConfigureAwait(false);
@@ -210,35 +210,104 @@ public sealed partial class LocalAudit(LocalAuditOptions options)
         return d;
     }
 
-    private async Task<IReadOnlyList<ListeningSocket>> ListeningAsync(int port, CancellationToken ct)
+    /// <summary>The sockets listening on <paramref name="port"/> and where they were read (for the finding's evidence).</summary>
+    private async Task<(IReadOnlyList<ListeningSocket> Sockets, string Source)> ListeningAsync(int port, CancellationToken ct)
     {
         if (Linux)
         {
-            return ProcFs.Listening(R("/proc"), port);
+            return (ProcFs.Listening(R("/proc"), port), "/proc/net/tcp and tcp6");
         }
 
         if (!options.IsLive)
         {
-            return [];
+            return ([], "no socket table: offline root");
         }
 
-        var r = await options.Runner.RunAsync(options.Platform == HardeningPlatform.Windows
-            ? CommandInvocation.Of("netstat.exe", "-an", "-p", "TCP")
-            : CommandInvocation.Of("netstat", "-an", "-p", "tcp"), ct).ConfigureAwait(false);
-        var list = ParseNetstat(r.StandardOutput, port).ToList();
-        if (options.Platform == HardeningPlatform.Windows)
+        if (options.Platform != HardeningPlatform.Windows)
         {
-            var r6 = await options.Runner.RunAsync(CommandInvocation.Of("netstat.exe", "-an", "-p", "TCPv6"), ct).ConfigureAwait(false);
-            list.AddRange(ParseNetstat(r6.StandardOutput, port));
+            var mac = await options.Runner.RunAsync(CommandInvocation.Of("netstat", "-an", "-p", "tcp"), ct).ConfigureAwait(false);
+            return (ParseNetstat(mac.StandardOutput, port).ToList(), "netstat");
         }
 
-        return list;
+        // Windows: the NetTCPIP cmdlet first (runs in the user's PowerShell session); netstat.exe when it is missing,
+        // fails, or answers nothing usable (it also reports "no objects found" as an error when nothing listens).
+        var tcp = await options.Runner.RunAsync(GetNetTcpConnection(port), ct).ConfigureAwait(false);
+        var fromCmdlet = tcp.Succeeded ? ParseNetTcpConnection(tcp.StandardOutput, port).ToList() : [];
+        if (fromCmdlet.Count > 0)
+        {
+            return (fromCmdlet, "Get-NetTCPConnection");
+        }
+
+        var why = tcp.Succeeded ? "Get-NetTCPConnection listed no listener" : $"Get-NetTCPConnection failed or found no listener (exit code {tcp.ExitCode})";
+        var list = new List<ListeningSocket>();
+        foreach (var protocol in new[] { "TCP", "TCPv6" })
+        {
+            var r = await options.Runner.RunAsync(CommandInvocation.Of("netstat.exe", "-an", "-p", protocol), ct).ConfigureAwait(false);
+            list.AddRange(ParseNetstat(r.StandardOutput, port));
+        }
+
+        return (list, $"netstat.exe; {why}");
+    }
+
+    /// <summary>The Windows listener query: <c>Get-NetTCPConnection -State Listen -LocalPort &lt;port&gt;</c>.</summary>
+    internal static CommandInvocation GetNetTcpConnection(int port) =>
+        CommandInvocation.Of("Get-NetTCPConnection", "-State", "Listen", "-LocalPort", port.ToString(CultureInfo.InvariantCulture));
+
+    /// <summary>
+    /// Listening sockets from Get-NetTCPConnection objects, one JSON object a line (LocalAddress, LocalPort, State,
+    /// OwningProcess). State is the TcpState name ("Listen") or its number (2); numbers may come as JSON numbers or
+    /// strings. Lines that are not such objects are skipped.
+    /// </summary>
+    internal static IEnumerable<ListeningSocket> ParseNetTcpConnection(string text, int port)
+    {
+        foreach (var line in text.Split('\n'))
+        {
+            var t = line.Trim();
+            if (!t.StartsWith('{'))
+            {
+                continue;
+            }
+
+            ListeningSocket? socket = null;
+            try
+            {
+                using var doc = System.Text.Json.JsonDocument.Parse(t);
+                var o = doc.RootElement;
+                if (Text(o, "LocalAddress") is { } addr && IPAddress.TryParse(addr.Split('%')[0], out var ip)
+                    && int.TryParse(Text(o, "LocalPort"), NumberStyles.None, CultureInfo.InvariantCulture, out var p) && p == port
+                    && Text(o, "State") is { } state && (state == "2" || state.Equals("Listen", StringComparison.OrdinalIgnoreCase)))
+                {
+                    socket = new ListeningSocket(ip, p, -1)
+                    {
+                        Pid = int.TryParse(Text(o, "OwningProcess"), NumberStyles.None, CultureInfo.InvariantCulture, out var pid) ? pid : null,
+                    };
+                }
+            }
+            catch (System.Text.Json.JsonException)
+            {
+            }
+
+            if (socket is not null)
+            {
+                yield return socket;
+            }
+        }
+
+        static string? Text(System.Text.Json.JsonElement o, string name) =>
+            o.ValueKind == System.Text.Json.JsonValueKind.Object && o.TryGetProperty(name, out var v)
+                ? v.ValueKind switch
+                {
+                    System.Text.Json.JsonValueKind.String => v.GetString()?.Trim(),
+                    System.Text.Json.JsonValueKind.Number => v.GetRawText(),
+                    _ => null,
+                }
+                : null;
     }
 
     /// <summary>Listening sockets from <c>netstat -an</c> on Windows (<c>TCP 0.0.0.0:11434 ... LISTENING</c>) or macOS (<c>tcp4 ... *.11434 ... LISTEN</c>).</summary>
     internal static IEnumerable<ListeningSocket> ParseNetstat(string text, int port)
     {
-        foreach (var line in text.Split('\n'))
+        foreach (var line in text.Split(['\r', '\n'], StringSplitOptions.RemoveEmptyEntries))
         {
             var f = line.Split([' ', '\t'], StringSplitOptions.RemoveEmptyEntries);
             if (f.Length < 4 || !(f[^1] is "LISTENING" or "LISTEN"))
@@ -266,11 +335,13 @@ public sealed partial class LocalAudit(LocalAuditOptions options)
 
     // ---- 1. bind address ------------------------------------------------------------------------------------
 
-    private ExposureFinding CheckBind(SourcedValue host, OllamaHost parsed, int port, IReadOnlyList<ListeningSocket> sockets)
+    private ExposureFinding CheckBind(SourcedValue host, OllamaHost parsed, int port, IReadOnlyList<ListeningSocket> sockets, string socketSource)
     {
         var fix = $"Set-OllamaHardening -BindAddress 127.0.0.1:{OllamaHost.DefaultPort} -Restart";
         var config = $"OLLAMA_HOST={(host.Value is null ? "(unset)" : "'" + host.Value + "'")} from {host.Source} -> listens on {parsed.ListenAddress}";
         var listening = sockets.Count == 0 ? $"nothing listens on port {port}" : "listening on " + string.Join(", ", sockets.Select(s => s.ToString()).Distinct());
+        var pids = sockets.Where(s => s.Pid is not null).Select(s => s.Pid!.Value.ToString(CultureInfo.InvariantCulture)).Distinct().ToList();
+        listening += $" (sockets from {socketSource}{(pids.Count > 0 ? "; owning process " + string.Join(", ", pids) : "")})";
         var wide = sockets.Where(s => !s.IsLoopback).ToList();
         if (parsed.MovesOffDefaultPortByAccident)
         {
@@ -340,7 +411,7 @@ public sealed partial class LocalAudit(LocalAuditOptions options)
     private async Task<ExposureFinding> CheckWebUiAsync(CancellationToken ct)
     {
         var v = await EffectiveAsync("OLLAMA_NO_WEBSERVER", ct).ConfigureAwait(false);
-        var ui = await ListeningAsync(int.Parse(WebUiPort, CultureInfo.InvariantCulture), ct).ConfigureAwait(false);
+        var (ui, _) = await ListeningAsync(int.Parse(WebUiPort, CultureInfo.InvariantCulture), ct).ConfigureAwait(false);
         var wide = ui.Where(s => !s.IsLoopback).Select(s => s.ToString()).Distinct().ToList();
         const string fix = "Set-OllamaHardening -DisableWebUI -Restart";
         const string note = "(Ollama's server has no web UI and does not read OLLAMA_NO_WEBSERVER; the desktop app's UI listens on 3001, so reachability is what counts.)";

@@ -3,9 +3,12 @@ using System.Net;
 
 namespace OllamaContinuity.Exposure;
 
-/// <summary>A TCP socket in LISTEN state, from /proc/net/tcp or tcp6.</summary>
+/// <summary>A TCP socket in LISTEN state, from /proc/net/tcp or tcp6 (Uid set), Get-NetTCPConnection (Pid set) or netstat.</summary>
 public sealed record ListeningSocket(IPAddress Address, int Port, int Uid)
 {
+    /// <summary>The owning process where the source tells it (Get-NetTCPConnection's OwningProcess); otherwise null.</summary>
+    public int? Pid { get; init; }
+
     public bool IsLoopback => IPAddress.IsLoopback(Address) || (Address.IsIPv4MappedToIPv6 && IPAddress.IsLoopback(Address.MapToIPv4()));
 
     public bool IsWildcard => Address.Equals(IPAddress.Any) || Address.Equals(IPAddress.IPv6Any);

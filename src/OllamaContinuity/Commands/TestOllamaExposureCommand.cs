@@ -87,6 +87,7 @@ public sealed class TestOllamaExposureCommand : AsyncCmdlet
             Root = root,
             Port = MyInvocation.BoundParameters.ContainsKey(nameof(Port)) ? Port : null,
             Firewall = LiveOrOffline(Root is null),
+            Runner = new CmdletOrProcessCommandRunner(this), // Get-NetTCPConnection in this session; native tools as processes
         };
         const int activity = 1;
         var step = 0;

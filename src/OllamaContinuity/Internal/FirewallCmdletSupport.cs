@@ -130,11 +130,12 @@ internal static class FirewallCmdletSupport
     }
 
     /// <summary>
-    /// Runs a NetSecurity cmdlet call on the pipeline thread, in the current session: FileName is the cmdlet,
-    /// Arguments are "-Parameter", "value" pairs. Output objects come back as one JSON line each; errors make a
-    /// non-zero exit code with their text as standard error.
+    /// Runs a cmdlet call (NetSecurity, NetTCPIP) on the pipeline thread, in the current session: FileName is the
+    /// cmdlet, Arguments are "-Parameter", "value" pairs and switches. Output objects come back as one JSON line each;
+    /// errors make a non-zero exit code with their text as standard error. Also used by
+    /// <see cref="CmdletOrProcessCommandRunner"/> (Test-OllamaExposure).
     /// </summary>
-    private sealed class PowerShellCmdletRunner(AsyncCmdlet cmdlet) : ICommandRunner
+    internal sealed class PowerShellCmdletRunner(AsyncCmdlet cmdlet) : ICommandRunner
     {
         public Task<CommandResult> RunAsync(CommandInvocation command, CancellationToken cancellationToken = default) =>
             cmdlet.InvokeOnPipelineThreadAsync(() => Invoke(command));

@@ -300,11 +300,8 @@ public sealed class LocalAuditTests : IDisposable
     }
 
     [Fact]
-    public async Task Windows_audit_reads_netstat_sc_and_manage_bde_through_the_runner()
+    public async Task Windows_audit_falls_back_to_netstat_and_reads_sc_and_manage_bde_through_the_runner()
     {
-        var machine = new InMemoryMachineEnvironment();
-        machine.Set("OLLAMA_HOST", "0.0.0.0");
-        machine.Set("OLLAMA_MODELS", @"d:\models");
         _runner.Respond = c => (c.FileName, string.Join(' ', c.Arguments)) switch
         {
             ("netstat.exe", "-an -p TCP") => new CommandResult(0, "\r\nActive Connections\r\n\r\n  Proto  Local Address          Foreign Address        State\r\n  TCP    0.0.0.0:11434          0.0.0.0:0              LISTENING\r\n  TCP    127.0.0.1:3001         0.0.0.0:0              LISTENING\r\n", ""),
@@ -313,7 +310,27 @@ public sealed class LocalAuditTests : IDisposable
             ("manage-bde.exe", _) => new CommandResult(0, "Volume C: [OS]\r\n    Protection Status:    Protection On\r\n", ""),
             _ => new CommandResult(1, "", "unexpected"),
         };
-        var audit = new LocalAudit(new LocalAuditOptions
+        var audit = WindowsAudit(("OLLAMA_HOST", "0.0.0.0"), ("OLLAMA_MODELS", @"d:\models"));
+        var f = (await audit.RunAsync()).ToDictionary(x => x.Check);
+        Assert.Equal(ExposureStatus.Warn, f[ExposureChecks.BindAddress].Status);
+        Assert.Contains("machine environment", f[ExposureChecks.BindAddress].Detail, StringComparison.Ordinal);
+        Assert.Equal(ExposureStatus.Warn, f[ExposureChecks.WebUI].Status); // 3001 on loopback only, variable unset
+        Assert.Equal(ExposureStatus.Fail, f[ExposureChecks.ServiceUser].Status);
+        Assert.Equal(ExposureStatus.Pass, f[ExposureChecks.DiskEncryption].Status);
+        Assert.Contains(_runner.Commands, c => c.ToString() == "manage-bde.exe -status D:");
+        Assert.Equal("Get-NetTCPConnection -State Listen -LocalPort 11434", _runner.Commands[0].ToString()); // answered "unexpected" (exit 1): netstat.exe next
+        Assert.Contains("listening on 0.0.0.0:11434, [::]:11434 (sockets from netstat.exe; Get-NetTCPConnection failed or found no listener (exit code 1))", f[ExposureChecks.BindAddress].Detail, StringComparison.Ordinal);
+    }
+
+    private LocalAudit WindowsAudit(params (string Name, string Value)[] machineVariables)
+    {
+        var machine = new InMemoryMachineEnvironment();
+        foreach (var (name, value) in machineVariables)
+        {
+            machine.Set(name, value);
+        }
+
+        return new LocalAudit(new LocalAuditOptions
         {
             Platform = HardeningPlatform.Windows,
             Root = "/",
@@ -323,13 +340,92 @@ public sealed class LocalAuditTests : IDisposable
             ProbeTimeout = TimeSpan.FromMilliseconds(300),
             SocketFactory = _ => throw new SocketException((int)SocketError.ConnectionRefused), // no real probe from a plan test
         });
-        var f = (await audit.RunAsync()).ToDictionary(x => x.Check);
-        Assert.Equal(ExposureStatus.Warn, f[ExposureChecks.BindAddress].Status);
-        Assert.Contains("machine environment", f[ExposureChecks.BindAddress].Detail, StringComparison.Ordinal);
+    }
+
+    private static string Tcp(string address, object port, object state, object pid) =>
+        System.Text.Json.JsonSerializer.Serialize(new Dictionary<string, object> { ["LocalAddress"] = address, ["LocalPort"] = port, ["RemoteAddress"] = "0.0.0.0", ["State"] = state, ["OwningProcess"] = pid }) + "\n";
+
+    [Fact]
+    public async Task Windows_audit_asks_Get_NetTCPConnection_first_and_no_netstat_when_it_answers()
+    {
+        _runner.Respond = c => c.FileName switch
+        {
+            "Get-NetTCPConnection" when c.Arguments.Contains("11434") => new CommandResult(0, Tcp("0.0.0.0", "11434", "Listen", "4321") + Tcp("::", "11434", "Listen", "4321"), ""),
+            "Get-NetTCPConnection" => new CommandResult(0, Tcp("127.0.0.1", "3001", "Listen", "77"), ""),
+            _ => new CommandResult(1, "", "unexpected"),
+        };
+        var f = (await WindowsAudit().RunAsync()).ToDictionary(x => x.Check);
+        var asked = _runner.Commands.Select(c => c.ToString()).ToList();
+        Assert.Equal("Get-NetTCPConnection -State Listen -LocalPort 11434", asked[0]);
+        Assert.Contains("Get-NetTCPConnection -State Listen -LocalPort 3001", asked);
+        Assert.DoesNotContain(asked, c => c.StartsWith("netstat", StringComparison.Ordinal));
+        var bind = f[ExposureChecks.BindAddress];
+        Assert.Equal(ExposureStatus.Warn, bind.Status);
+        Assert.Contains("listening on 0.0.0.0:11434, [::]:11434 (sockets from Get-NetTCPConnection; owning process 4321)", bind.Detail, StringComparison.Ordinal);
         Assert.Equal(ExposureStatus.Warn, f[ExposureChecks.WebUI].Status); // 3001 on loopback only, variable unset
-        Assert.Equal(ExposureStatus.Fail, f[ExposureChecks.ServiceUser].Status);
-        Assert.Equal(ExposureStatus.Pass, f[ExposureChecks.DiskEncryption].Status);
-        Assert.Contains(_runner.Commands, c => c.ToString() == "manage-bde.exe -status D:");
+    }
+
+    [Theory]
+    [InlineData("0.0.0.0", "2", ExposureStatus.Warn)]
+    [InlineData("::", "Listen", ExposureStatus.Warn)]
+    [InlineData("192.168.1.20", 2, ExposureStatus.Warn)]
+    [InlineData("127.0.0.1", "Listen", ExposureStatus.Pass)]
+    [InlineData("::1", 2, ExposureStatus.Pass)]
+    [InlineData("::1", "listen", ExposureStatus.Pass)]
+    public async Task Windows_bind_finding_reads_Get_NetTCPConnection_objects(string address, object state, string expected)
+    {
+        _runner.Respond = c => c.FileName == "Get-NetTCPConnection" && c.Arguments.Contains("11434")
+            ? new CommandResult(0, Tcp(address, 11434, state, 4321), "")
+            : new CommandResult(1, "", "");
+        var bind = (await WindowsAudit().RunAsync()).Single(x => x.Check == ExposureChecks.BindAddress);
+        Assert.Equal(expected, bind.Status);
+        var shown = IPAddress.Parse(address).AddressFamily == AddressFamily.InterNetworkV6 ? $"[{address}]:11434" : $"{address}:11434";
+        Assert.Contains($"listening on {shown} (sockets from Get-NetTCPConnection; owning process 4321)", bind.Detail, StringComparison.Ordinal);
+        Assert.Contains(expected == ExposureStatus.Pass ? "Loopback only" : "Reachable beyond loopback", bind.Detail, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Get_NetTCPConnection_lines_that_are_not_listeners_on_the_port_are_skipped()
+    {
+        var text = Tcp("0.0.0.0", "11435", "Listen", "1") + Tcp("10.0.0.5", "11434", "Established", "1") + Tcp("10.0.0.6", "11434", 5, "1")
+            + Tcp("not-an-address", "11434", "Listen", "1") + "WARNING: not json\n{broken\n" + Tcp("fe80::1%12", "11434", "Listen", "9");
+        var s = Assert.Single(LocalAudit.ParseNetTcpConnection(text, 11434));
+        Assert.Equal(IPAddress.Parse("fe80::1"), s.Address);
+        Assert.Equal(9, s.Pid);
+    }
+
+    [Fact]
+    public void Get_NetTCPConnection_line_as_the_session_runner_writes_it_parses()
+    {
+        // The session runner writes every property: primitives and enums as strings, lists as string arrays, other objects as null.
+        const string line = "{\"State\":\"Listen\",\"AppliedSetting\":\"Internet\",\"OwningProcess\":\"5120\",\"CreationTime\":null,\"OffloadState\":\"InHost\","
+            + "\"LocalAddress\":\"::\",\"LocalPort\":\"11434\",\"RemoteAddress\":\"::\",\"RemotePort\":\"0\",\"CimClass\":null,\"CimInstanceProperties\":[\"AggregationBehavior\",\"LocalAddress = \\\"::\\\"\"]}";
+        var s = Assert.Single(LocalAudit.ParseNetTcpConnection(line + "\n", 11434));
+        Assert.Equal(IPAddress.IPv6Any, s.Address);
+        Assert.Equal(5120, s.Pid);
+        Assert.False(s.IsLoopback);
+    }
+
+    [Theory]
+    [InlineData(1, "")] // the cmdlet is missing or failed (also its "no objects found" error when nothing listens)
+    [InlineData(0, "")] // it answered, but nothing usable
+    [InlineData(0, "{\"State\":\"Listen\"}\n")]
+    public async Task Windows_falls_back_to_netstat_when_Get_NetTCPConnection_gives_nothing(int exitCode, string output)
+    {
+        _runner.Respond = c => (c.FileName, string.Join(' ', c.Arguments)) switch
+        {
+            ("Get-NetTCPConnection", _) => new CommandResult(exitCode, output, exitCode == 0 ? "" : "The term 'Get-NetTCPConnection' is not recognized"),
+            ("netstat.exe", "-an -p TCP") => new CommandResult(0, "  TCP    127.0.0.1:11434        0.0.0.0:0              LISTENING\r\n", ""),
+            ("netstat.exe", "-an -p TCPv6") => new CommandResult(0, "  TCP    [::1]:11434            [::]:0                 LISTENING\r\n", ""),
+            _ => new CommandResult(1, "", ""),
+        };
+        var bind = (await WindowsAudit().RunAsync()).Single(x => x.Check == ExposureChecks.BindAddress);
+        Assert.Equal(
+            ["Get-NetTCPConnection -State Listen -LocalPort 11434", "netstat.exe -an -p TCP", "netstat.exe -an -p TCPv6"],
+            _runner.Commands.Select(c => c.ToString()).Take(3));
+        Assert.Equal(ExposureStatus.Pass, bind.Status);
+        var why = exitCode == 0 ? "Get-NetTCPConnection listed no listener" : $"Get-NetTCPConnection failed or found no listener (exit code {exitCode})";
+        Assert.Contains($"listening on 127.0.0.1:11434, [::1]:11434 (sockets from netstat.exe; {why})", bind.Detail, StringComparison.Ordinal);
     }
 
     [Theory]
@@ -343,6 +439,13 @@ public sealed class LocalAuditTests : IDisposable
     {
         var s = Assert.Single(LocalAudit.ParseNetstat("Proto Recv-Q Send-Q  Local Address  Foreign Address  (state)\n" + line + "\n" + line.Replace("11434", "11435", StringComparison.Ordinal), 11434));
         Assert.Equal(IPAddress.Parse(address), s.Address);
+    }
+
+    [Fact]
+    public void Netstat_exe_output_with_CRLF_line_ends_parses()
+    {
+        var text = "\r\nActive Connections\r\n\r\n  Proto  Local Address          Foreign Address        State\r\n  TCP    0.0.0.0:11434          0.0.0.0:0              LISTENING\r\n  TCP    [::]:11434             [::]:0                 LISTENING\r\n";
+        Assert.Equal([IPAddress.Any, IPAddress.IPv6Any], LocalAudit.ParseNetstat(text, 11434).Select(s => s.Address));
     }
 
     [Fact]
