@@ -14,7 +14,7 @@ BeforeAll {
     try { Set-OllamaFirewallRule -AllowFrom 'load;engine' -ErrorAction Stop } catch { }
     $script:engine = [System.AppDomain]::CurrentDomain.GetAssemblies() | Where-Object { $_.GetName().Name -eq 'OllamaContinuity.Engine' } | Select-Object -First 1
     $script:envType = $engine.GetType('OllamaContinuity.Firewall.FirewallEnvironment', $true)
-    $script:scriptedType = $engine.GetType('OllamaContinuity.Native.ScriptedCommandRunner', $true)
+    $script:scriptedType = $engine.GetType('OllamaContinuity.Native.RecordingCommandRunner', $true)
     $script:processType = $engine.GetType('OllamaContinuity.Native.ProcessCommandRunner', $true)
 
     function Use-ScriptedRunner {

@@ -122,13 +122,18 @@ public sealed class ProcessCommandRunner : ICommandRunner
     }
 }
 
-/// <summary>Records every command and answers from a script: the runner for -WhatIf plans and plan tests.</summary>
+/// <summary>
+/// Records every command and answers from a script: the runner for -WhatIf plans and plan tests. Answers come from
+/// a table that can be filled without a delegate (so PowerShell and Pester can fill it too): the first entry whose
+/// prefix starts the command line wins; otherwise <see cref="Respond"/> answers (exit code 0, no output, by default).
+/// </summary>
 public sealed class RecordingCommandRunner : ICommandRunner
 {
     private readonly object _lock = new();
     private readonly List<CommandInvocation> _commands = [];
+    private readonly List<(string Prefix, CommandResult Result)> _answers = [];
 
-    /// <summary>Answers a command; the default answers exit code 0 with no output.</summary>
+    /// <summary>Answers a command no table entry matched; the default answers exit code 0 with no output.</summary>
     public Func<CommandInvocation, CommandResult> Respond { get; set; } = _ => new CommandResult(0, "", "");
 
     public IReadOnlyList<CommandInvocation> Commands
@@ -142,13 +147,46 @@ public sealed class RecordingCommandRunner : ICommandRunner
         }
     }
 
-    public Task<CommandResult> RunAsync(CommandInvocation command, CancellationToken cancellationToken = default)
+    /// <summary>The recorded commands as lines ("program arg arg"), for assertions.</summary>
+    public string[] CommandLines => Commands.Select(Line).ToArray();
+
+    /// <summary>Answers commands whose line ("program arg arg") starts with <paramref name="prefix"/>.</summary>
+    public RecordingCommandRunner Answer(string prefix, int exitCode, string standardOutput = "", string standardError = "")
     {
         lock (_lock)
         {
+            _answers.Add((prefix, new CommandResult(exitCode, standardOutput, standardError)));
+        }
+
+        return this;
+    }
+
+    /// <summary>Forgets the recorded commands (the answers stay).</summary>
+    public void Clear()
+    {
+        lock (_lock)
+        {
+            _commands.Clear();
+        }
+    }
+
+    public Task<CommandResult> RunAsync(CommandInvocation command, CancellationToken cancellationToken = default)
+    {
+        var line = Line(command);
+        lock (_lock)
+        {
             _commands.Add(command);
+            foreach (var (prefix, result) in _answers)
+            {
+                if (line.StartsWith(prefix, StringComparison.Ordinal))
+                {
+                    return Task.FromResult(result);
+                }
+            }
         }
 
         return Task.FromResult(Respond(command));
     }
+
+    public static string Line(CommandInvocation command) => string.Join(' ', new[] { command.FileName }.Concat(command.Arguments));
 }

@@ -10,7 +10,7 @@ public sealed class ExposureRunnerRoutingTests : IDisposable
     private const string Setup = """
         $null = Test-OllamaExposure -Root $root -Port 11434  # loads the engine into the module's context
         $engine = [System.AppDomain]::CurrentDomain.GetAssemblies() | Where-Object { $_.GetName().Name -eq 'OllamaContinuity.Engine' }
-        $scripted = $engine.GetType('OllamaContinuity.Native.ScriptedCommandRunner', $true)
+        $scripted = $engine.GetType('OllamaContinuity.Native.RecordingCommandRunner', $true)
         $invocation = $engine.GetType('OllamaContinuity.Native.CommandInvocation', $true)
         $composite = (Get-Command Test-OllamaExposure).ImplementingType.Assembly.GetType('OllamaContinuity.Internal.CmdletOrProcessCommandRunner', $true)
         $session = $scripted::new()

@@ -25,7 +25,7 @@ public sealed class FirewallCmdletTests : IDisposable
     public FirewallCmdletTests()
     {
         var installed = _s.Invoke(Seam);
-        Assert.True(installed.Count == 1 && installed[0].ToString() == "ScriptedCommandRunner", "seam not installed: " + string.Join("; ", _s.Streams!.Error));
+        Assert.True(installed.Count == 1 && installed[0].ToString() == "RecordingCommandRunner", "seam not installed: " + string.Join("; ", _s.Streams!.Error));
     }
 
     public void Dispose()

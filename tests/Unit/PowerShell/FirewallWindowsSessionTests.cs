@@ -104,7 +104,7 @@ public sealed class FirewallSeam
         try { Set-OllamaFirewallRule -AllowFrom 'load;engine' -ErrorAction Stop } catch { }
         $engine = [System.AppDomain]::CurrentDomain.GetAssemblies() | Where-Object { $_.GetName().Name -eq 'OllamaContinuity.Engine' }
         $envType = $engine.GetType('OllamaContinuity.Firewall.FirewallEnvironment', $true)
-        $runnerType = $engine.GetType('OllamaContinuity.Native.ScriptedCommandRunner', $true)
+        $runnerType = $engine.GetType('OllamaContinuity.Native.RecordingCommandRunner', $true)
 
         """;
 

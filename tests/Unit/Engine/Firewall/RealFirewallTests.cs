@@ -193,7 +193,7 @@ public sealed class RealFirewallTests
         private int _failed;
 
         public Task<Native.CommandResult> RunAsync(Native.CommandInvocation command, CancellationToken cancellationToken = default) =>
-            Native.ScriptedCommandRunner.Line(command).StartsWith(prefix, StringComparison.Ordinal) && Interlocked.Exchange(ref _failed, 1) == 0
+            Native.RecordingCommandRunner.Line(command).StartsWith(prefix, StringComparison.Ordinal) && Interlocked.Exchange(ref _failed, 1) == 0
                 ? Task.FromResult(new Native.CommandResult(1, "", "injected failure"))
                 : inner.RunAsync(command, cancellationToken);
     }
