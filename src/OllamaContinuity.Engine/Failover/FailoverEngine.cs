@@ -385,8 +385,11 @@ public sealed class FailoverEngine : IDisposable
         var t0 = _time.GetTimestamp();
         var timeouts = ep.Timeouts;
         using var total = new CancellationTokenSource(timeouts.Total, _time);
-        using var watchdog = new CancellationTokenSource(request.Stream ? timeouts.EffectiveFirstToken : timeouts.Total, _time);
-        using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, total.Token, watchdog.Token);
+        // Streaming only: the first-token, then stall, watchdog. A whole-body request has just the total timeout.
+        using var watchdog = request.Stream ? new CancellationTokenSource(timeouts.EffectiveFirstToken, _time) : null;
+        using var linked = watchdog is null
+            ? CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, total.Token)
+            : CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, total.Token, watchdog.Token);
         var phase = request.Stream ? TimeoutPhase.FirstToken : TimeoutPhase.Total;
         var emitted = false;
         var text = new StringBuilder();
@@ -450,7 +453,7 @@ public sealed class FailoverEngine : IDisposable
                                 phase = TimeoutPhase.Stall;
                             }
 
-                            watchdog.CancelAfter(timeouts.EffectiveStall);
+                            watchdog!.CancelAfter(timeouts.EffectiveStall);
                             text.Append(chunk.Text);
                             observer?.OnToken(chunk.Text);
                         }
@@ -481,7 +484,7 @@ public sealed class FailoverEngine : IDisposable
         }
         catch (Exception ex) when (ex is OperationCanceledException or HttpRequestException or IOException or ObjectDisposedException or InvalidOperationException or System.Text.Json.JsonException or InvalidDataException)
         {
-            var p = total.IsCancellationRequested ? TimeoutPhase.Total : watchdog.IsCancellationRequested ? phase : TimeoutPhase.Total;
+            var p = total.IsCancellationRequested ? TimeoutPhase.Total : watchdog?.IsCancellationRequested == true ? phase : TimeoutPhase.Total;
             return Fail(FailoverClassifier.FromException(ex, p, emitted));
         }
 
