@@ -1,4 +1,5 @@
 #Requires -Version 7.4
+
 <#
 .SYNOPSIS
     Builds the OllamaContinuity module into out/OllamaContinuity, and optionally tests and packages it.
@@ -47,6 +48,7 @@ param(
     [switch] $SkipPester,
     [switch] $Package
 )
+$PesterVersion = '5.9.1'
 
 $ErrorActionPreference = 'Stop'
 Set-StrictMode -Version Latest
@@ -78,38 +80,77 @@ Invoke-Native dotnet @('build', (Join-Path $root 'src/OllamaContinuity/OllamaCon
 if (-not (Test-Path (Join-Path $moduleDir 'OllamaContinuity.psd1'))) { throw "The module was not laid out in $moduleDir." }
 Write-Host "Module ready: Import-Module $moduleDir"
 
+function Get-PesterModulePath {
+    # Pester 5.9.1 comes from NuGet (a PackageDownload in tests/FakeServer), not from the PowerShell Gallery.
+    $packages = $env:NUGET_PACKAGES
+    if (-not $packages) {
+        $line = & dotnet nuget locals global-packages --list 2>$null | Select-Object -First 1
+        $packages = if ($line -match 'global-packages:\s*(.+)$') { $Matches[1].Trim() } else { Join-Path $HOME '.nuget/packages' }
+    }
+    Join-Path $packages "pester/$PesterVersion/tools/Pester.psd1"
+}
+
 if ($Test) {
-    Write-Host 'Running the xunit suite (dotnet test)'
-    & dotnet test (Join-Path $root 'OllamaContinuity.sln') --configuration $Configuration --nologo
-    $xunitFailed = $LASTEXITCODE -ne 0
+    $summary = [ordered]@{ XunitPassed = 0; XunitFailed = 0; XunitSkipped = 0; XunitAssemblies = 0
+        PesterRan = $false; PesterPassed = 0; PesterFailed = 0; PesterSkipped = 0 }
+
+    Write-Host "Running the xunit suite (dotnet test, $Configuration)"
+    # -m:1: the test projects share the fake servers' project and the module layout; building them in parallel races.
+    & dotnet test (Join-Path $root 'OllamaContinuity.sln') --configuration $Configuration --nologo -m:1 2>&1 | ForEach-Object {
+        $line = "$_"
+        Write-Host $line
+        # "Passed!  - Failed:     0, Passed:    44, Skipped:     0, Total:    44, ..." once per test assembly.
+        if ($line -match '^(Passed|Failed)! +- Failed: *(\d+), Passed: *(\d+), Skipped: *(\d+)') {
+            $summary.XunitAssemblies++
+            $summary.XunitFailed += [int]$Matches[2]; $summary.XunitPassed += [int]$Matches[3]; $summary.XunitSkipped += [int]$Matches[4]
+        }
+    }
+    $xunitFailed = $LASTEXITCODE -ne 0 -or $summary.XunitAssemblies -eq 0
+    if ($xunitFailed -and $summary.XunitFailed -eq 0) { $summary.XunitFailed = 1 }
 
     $pesterFailed = $false
     if (-not $SkipPester) {
-        # Pester runs in a fresh process: a binary module cannot be unloaded from this one.
-        $pester = Get-Module -ListAvailable Pester | Where-Object Version -GE ([version]'5.0') | Sort-Object Version -Descending | Select-Object -First 1
-        if (-not $pester) {
-            Write-Warning 'Pester 5 is not installed (Install-Module Pester -MinimumVersion 5.0 -Scope CurrentUser); the Pester suite was skipped.'
-        }
-        else {
-            Write-Host "Running the Pester suite (Pester $($pester.Version))"
-            $script = @"
+        & dotnet restore (Join-Path $root 'tests/FakeServer/OllamaContinuity.FakeServer.csproj') --nologo --verbosity quiet | Out-Null
+        & dotnet build (Join-Path $root 'tests/FakeServer/OllamaContinuity.FakeServer.csproj') --configuration $Configuration --nologo --verbosity quiet | Out-Null
+        $pester = Get-PesterModulePath
+        if (-not (Test-Path $pester)) { throw "Pester $PesterVersion was not restored from NuGet (expected $pester)." }
+        Write-Host "Running the Pester suite (Pester $PesterVersion, $(Join-Path $PSHOME 'pwsh') $($PSVersionTable.PSVersion))"
+        $resultFile = Join-Path $out 'pester-summary.json'
+        if (Test-Path $resultFile) { Remove-Item $resultFile -Force }
+        $script = @"
 `$ErrorActionPreference = 'Stop'
-Import-Module Pester -RequiredVersion $($pester.Version)
+Import-Module '$pester'
 `$c = New-PesterConfiguration
 `$c.Run.Path = '$(Join-Path $root 'tests/Pester')'
-`$c.Run.Exit = `$true
+`$c.Run.PassThru = `$true
 `$c.Output.Verbosity = 'Detailed'
+`$c.Output.RenderMode = '$(if ([Console]::IsOutputRedirected -or $env:CI) { 'Plaintext' } else { 'Auto' })'
 `$c.TestResult.Enabled = `$true
 `$c.TestResult.OutputPath = '$(Join-Path $out 'pester-results.xml')'
-Invoke-Pester -Configuration `$c
+`$r = Invoke-Pester -Configuration `$c
+@{ Passed = `$r.PassedCount; Failed = `$r.FailedCount + `$r.FailedBlocksCount + `$r.FailedContainersCount; Skipped = `$r.SkippedCount; Total = `$r.TotalCount } |
+    ConvertTo-Json | Set-Content -LiteralPath '$resultFile'
 "@
-            & (Join-Path $PSHOME 'pwsh') -NoProfile -NonInteractive -Command $script
-            $pesterFailed = $LASTEXITCODE -ne 0
+        # Pester runs in a fresh process: a binary module cannot be unloaded from this one. A pwsh run as a .NET tool
+        # is the process 'dotnet', so the child is started from `$PSHOME, not from this process's path.
+        & (Join-Path $PSHOME 'pwsh') -NoProfile -NonInteractive -Command $script
+        if (Test-Path $resultFile) {
+            $r = Get-Content -Raw $resultFile | ConvertFrom-Json
+            $summary.PesterRan = $r.Total -gt 0
+            $summary.PesterPassed = $r.Passed; $summary.PesterFailed = $r.Failed; $summary.PesterSkipped = $r.Skipped
         }
+        $pesterFailed = $LASTEXITCODE -ne 0 -or -not $summary.PesterRan -or $summary.PesterFailed -gt 0
+        if ($pesterFailed -and $summary.PesterFailed -eq 0) { $summary.PesterFailed = 1 }
+        if (-not $summary.PesterRan) { Write-Host 'Pester did not run or ran no test.' }
     }
 
+    $summary | ConvertTo-Json | Set-Content -LiteralPath (Join-Path $out 'test-summary.json')
+    Write-Host ("xunit: {0} passed, {1} failed, {2} skipped; Pester: {3}" -f $summary.XunitPassed, $summary.XunitFailed, $summary.XunitSkipped,
+        $(if ($SkipPester) { 'not run (-SkipPester)' } else { '{0} passed, {1} failed, {2} skipped' -f $summary.PesterPassed, $summary.PesterFailed, $summary.PesterSkipped }))
+    Write-Host ("{0} passed, {1} failed, {2} skipped" -f ($summary.XunitPassed + $summary.PesterPassed), ($summary.XunitFailed + $summary.PesterFailed), ($summary.XunitSkipped + $summary.PesterSkipped))
     if ($xunitFailed -or $pesterFailed) {
-        throw "Tests failed (xunit: $(-not $xunitFailed ? 'passed' : 'FAILED'), Pester: $(-not $pesterFailed ? 'passed or skipped' : 'FAILED'))."
+        Write-Error "Tests failed (xunit: $(-not $xunitFailed ? 'passed' : 'FAILED'), Pester: $(-not $pesterFailed ? ($SkipPester ? 'skipped' : 'passed') : 'FAILED'))." -ErrorAction Continue
+        exit 1
     }
 }
 

@@ -74,7 +74,7 @@ Describe 'Contingency cmdlets' {
         }
 
         It 'is visible to another process (persisted)' {
-            $json = & (Get-Process -Id $PID).Path -NoProfile -Command "`$env:OLLAMACONTINUITY_STATE_DIR = '$stateDir'; Import-Module '$(Get-ModuleManifestPath)'; Get-AiContingency -Workflow hr-payroll | ConvertTo-Json -Compress"
+            $json = & (Join-Path $PSHOME pwsh) -NoProfile -Command "`$env:OLLAMACONTINUITY_STATE_DIR = '$stateDir'; Import-Module '$(Get-ModuleManifestPath)'; Get-AiContingency -Workflow hr-payroll | ConvertTo-Json -Compress"
             ($json | ConvertFrom-Json).Active | Should -BeTrue
         }
 
@@ -83,7 +83,7 @@ Describe 'Contingency cmdlets' {
             $entry.Prompt | Should -Be 'salary bands'
             $entry.Output | Should -Be 'ollama: reply to salary bands'
             if (-not $IsWindows) {
-                (Get-Item (Join-Path $stateDir 'User/contingency-log.jsonl')).UnixFileMode.ToString() | Should -Be 'UserRead, UserWrite'
+                (Get-Item (Join-Path $stateDir 'User/contingency-log.jsonl')).UnixFileMode | Should -Be ([System.IO.UnixFileMode]::UserRead -bor [System.IO.UnixFileMode]::UserWrite)
             }
         }
 
@@ -114,7 +114,7 @@ Import-Module '$(Get-ModuleManifestPath)'
 Enable-AiContingency -Workflow finance -RequireApproval -Scope Process -Confirm:`$false | Out-Null
 try { Invoke-AiRequest 'ledger' -Workflow finance -ErrorAction Stop | Out-Null; 'served' } catch { `$_.FullyQualifiedErrorId }
 "@
-            $id = & (Get-Process -Id $PID).Path -NoProfile -NonInteractive -Command $child
+            $id = & (Join-Path $PSHOME pwsh) -NoProfile -NonInteractive -Command $child
             $id | Should -Be 'FailoverNotApproved,OllamaContinuity.Commands.InvokeAiRequestCommand'
         }
     }

@@ -77,7 +77,15 @@ Describe 'Invoke-AiRequest' {
             $r.Backend | Should -Be 'Ollama'
             $r.FailoverReason | Should -Be $Reason
             $r.Text | Should -Be 'ollama: reply to status report'
-            ($verbose | Where-Object { $_ -is [System.Management.Automation.VerboseRecord] }).Message | Should -Match '^Cloud unavailable, falling back to Ollama'
+            # ShouldProcess writes its own 'Performing the operation' line first; the seed's line follows it.
+            ($verbose | Where-Object { $_ -is [System.Management.Automation.VerboseRecord] }).Message -match '^Cloud unavailable, falling back to Ollama' | Should -HaveCount 1
+        }
+
+        It 'works with -Debug in a non-interactive session (<Reason>): no prompt, the narrative on the debug stream' {
+            # This suite runs under pwsh -NonInteractive, where any prompt throws.
+            $all = Invoke-AiRequest 'status report' @common -Debug 5>&1
+            ($all | Where-Object { $_ -isnot [System.Management.Automation.DebugRecord] }).Backend | Should -Be 'Ollama'
+            ($all | Where-Object { $_ -is [System.Management.Automation.DebugRecord] }).Message -match '^VERBOSE: Cloud unavailable, falling back to Ollama' | Should -HaveCount 1
         }
     }
 

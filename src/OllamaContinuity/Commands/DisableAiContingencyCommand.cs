@@ -1,4 +1,5 @@
 using System.Management.Automation;
+using OllamaContinuity.Internal;
 using OllamaContinuity.Contingency;
 using OllamaContinuity.Failover;
 
@@ -51,7 +52,7 @@ public sealed class DisableAiContingencyCommand : PSCmdlet
             {
                 if (!status.Changed)
                 {
-                    WriteVerbose($"No manual contingency for '{status.Workflow}' in the {scope} scope; nothing changed.");
+                    this.Narrate($"No manual contingency for '{status.Workflow}' in the {scope} scope; nothing changed.");
                 }
 
                 WriteObject(status);
@@ -66,7 +67,7 @@ public sealed class DisableAiContingencyCommand : PSCmdlet
         {
             if (FailoverEngine.Shared.EvaluateContingency(w) is { } still)
             {
-                WriteWarning($"Workflow '{w}' is still under contingency from the {still.Source} source ({still.Reason}). Run Get-AiContingency -Workflow '{w}' to see it.");
+                this.Warn($"Workflow '{w}' is still under contingency from the {still.Source} source ({still.Reason}). Run Get-AiContingency -Workflow '{w}' to see it.");
             }
         }
     }

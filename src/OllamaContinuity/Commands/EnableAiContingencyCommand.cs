@@ -1,4 +1,5 @@
 using System.Management.Automation;
+using OllamaContinuity.Internal;
 using OllamaContinuity.Contingency;
 using OllamaContinuity.Failover;
 
@@ -79,7 +80,7 @@ internal static class ContingencyCmdlets
             {
                 if (!status.Changed)
                 {
-                    cmdlet.WriteVerbose($"Contingency for '{status.Workflow}' in the {scope} scope was already on with the same settings; nothing changed.");
+                    cmdlet.Narrate($"Contingency for '{status.Workflow}' in the {scope} scope was already on with the same settings; nothing changed.");
                 }
 
                 cmdlet.WriteObject(status);

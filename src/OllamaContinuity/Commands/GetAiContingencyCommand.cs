@@ -1,4 +1,5 @@
 using System.Management.Automation;
+using OllamaContinuity.Internal;
 using OllamaContinuity.Contingency;
 using OllamaContinuity.Failover;
 
@@ -63,7 +64,7 @@ public sealed class GetAiContingencyCommand : PSCmdlet
 
         if (service.Problem is { } problem)
         {
-            WriteWarning("A contingency state file could not be read, so its entries are ignored: " + problem);
+            this.Warn("A contingency state file could not be read, so its entries are ignored: " + problem);
         }
 
         foreach (var s in list.Where(s => Source is null || Source.Contains(s.Source, StringComparer.OrdinalIgnoreCase)))

@@ -1,4 +1,5 @@
 using System.Management.Automation;
+using OllamaContinuity.Internal;
 using OllamaContinuity.Contingency;
 
 namespace OllamaContinuity.Commands;
@@ -41,7 +42,7 @@ public sealed class GetAiContingencyLogCommand : PSCmdlet
                 });
             }
 
-            WriteVerbose($"No contingency log yet at {path}: nothing has been served locally under contingency.");
+            this.Narrate($"No contingency log yet at {path}: nothing has been served locally under contingency.");
             return;
         }
 

@@ -1,4 +1,5 @@
 using System.Management.Automation;
+using OllamaContinuity.Internal;
 using OllamaContinuity.Alerts;
 using OllamaContinuity.Contingency;
 
@@ -48,7 +49,7 @@ public sealed class GetAiContinuityAlertCommand : PSCmdlet
             var effective = AlertCmdlets.Describe(store, null, false);
             if (effective.Scope == "None")
             {
-                WriteWarning($"No alert destination is configured: run Set-AiContinuityAlert -WebhookUri ... or set {AlertSettingsStore.WebhookVariable}.");
+                this.Warn($"No alert destination is configured: run Set-AiContinuityAlert -WebhookUri ... or set {AlertSettingsStore.WebhookVariable}.");
                 return;
             }
 

@@ -22,7 +22,7 @@ public sealed class GetOllamaFirewallRuleCommand : FirewallRuleCmdletBase
             });
             foreach (var warning in info.Warnings)
             {
-                WriteWarning(warning);
+                this.Warn(warning);
             }
 
             WriteObject(info);

@@ -191,9 +191,9 @@ public sealed class InvokeAiRequestCommand : BackendCmdlet, IBackendParameters
     /// <summary>Bridges the engine's callbacks to the pipeline thread.</summary>
     private sealed class Observer(InvokeAiRequestCommand cmdlet) : IFailoverObserver
     {
-        public void OnVerbose(string message) => cmdlet.Post(() => cmdlet.WriteVerbose(message));
+        public void OnVerbose(string message) => cmdlet.Post(() => cmdlet.Narrate(message));
 
-        public void OnWarning(string message) => cmdlet.Post(() => cmdlet.WriteWarning(message));
+        public void OnWarning(string message) => cmdlet.Post(() => cmdlet.Warn(message));
 
         public void OnToken(string text) => cmdlet.Post(() => cmdlet.Host?.UI?.Write(text));
 

@@ -60,7 +60,7 @@ public sealed class SetAiContinuityAlertCommand : PSCmdlet
 
             if (uri is { Scheme: "http" } && !uri.IsLoopback)
             {
-                WriteWarning("The webhook URL uses plain http: the secret in its path travels unencrypted. Use https.");
+                this.Warn("The webhook URL uses plain http: the secret in its path travels unencrypted. Use https.");
             }
 
             settings = new AlertSettings
@@ -97,7 +97,7 @@ public sealed class SetAiContinuityAlertCommand : PSCmdlet
 
         if (!changed)
         {
-            WriteVerbose("The alert settings were like that already; nothing changed.");
+            this.Narrate("The alert settings were like that already; nothing changed.");
         }
 
         WriteObject(AlertCmdlets.Describe(store, scope, changed));

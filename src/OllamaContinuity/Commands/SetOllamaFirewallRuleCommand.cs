@@ -73,7 +73,7 @@ public sealed class SetOllamaFirewallRuleCommand : AsyncCmdlet
             });
             foreach (var warning in plan.Current.Warnings)
             {
-                WriteWarning(warning);
+                this.Warn(warning);
             }
 
             FirewallCmdletSupport.ConfirmAndApply(this, RunAsync, "Set-OllamaFirewallRule", "Set the Ollama firewall rule",

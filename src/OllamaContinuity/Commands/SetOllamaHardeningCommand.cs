@@ -99,12 +99,12 @@ public sealed class SetOllamaHardeningCommand : AsyncCmdlet
 
         foreach (var w in plan.Warnings)
         {
-            WriteWarning(w);
+            this.Warn(w);
         }
 
         if (plan.Steps.Count == 0)
         {
-            WriteVerbose("Nothing to change: every setting already has the requested value.");
+            this.Narrate("Nothing to change: every setting already has the requested value.");
         }
 
         var executor = new HardeningExecutor(ProcessCommandRunner.Default, MachineEnvironment.Instance);
@@ -122,7 +122,7 @@ public sealed class SetOllamaHardeningCommand : AsyncCmdlet
                 var messages = RunAsync(ct => executor.ExecuteAsync(step, ct));
                 foreach (var m in messages)
                 {
-                    WriteVerbose(m);
+                    this.Narrate(m);
                 }
             }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidOperationException)

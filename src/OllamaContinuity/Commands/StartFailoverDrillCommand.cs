@@ -126,7 +126,7 @@ public sealed class StartFailoverDrillCommand : BackendCmdlet, IBackendParameter
             {
                 var full = c.GetUnresolvedProviderPathFromPSPath(path);
                 DrillReportWriter.Write(report, full, c.ReportFormat is { } f ? Enum.Parse<DrillReportFormat>(f) : null);
-                c.WriteVerbose($"Drill report written to {full}.");
+                c.Narrate($"Drill report written to {full}.");
             }
 
             c.WriteObject(report);

@@ -22,7 +22,7 @@ public sealed class StopFailoverDrillCommand : AsyncCmdlet
         var marker = DrillMarker.Read(path);
         if (marker is null && !File.Exists(path))
         {
-            WriteVerbose($"No active drill block (no marker at {path}); nothing to do.");
+            this.Narrate($"No active drill block (no marker at {path}); nothing to do.");
             WriteObject(new DrillCleanupResult { Detail = "no active drill block" });
             return;
         }

@@ -95,7 +95,7 @@ internal static class FirewallCmdletSupport
     {
         if (plan.IsEmpty)
         {
-            cmdlet.WriteVerbose(unchanged);
+            cmdlet.Narrate(unchanged);
             cmdlet.WriteObject(FirewallManager.ToInfo(backend, plan.Port, plan.Current, false, []));
             return;
         }
@@ -123,7 +123,7 @@ internal static class FirewallCmdletSupport
             };
             cmdlet.Post(() =>
             {
-                cmdlet.WriteVerbose("Running: " + value.Command);
+                cmdlet.Narrate("Running: " + value.Command);
                 cmdlet.WriteProgress(record);
             });
         }

@@ -36,7 +36,16 @@ public sealed class ModuleSession : IDisposable
 
     public static string RepoRoot { get; } = FindRepoRoot();
 
+    /// <summary>
+    /// The module laid out by the same configuration as this test assembly: out/OllamaContinuity for Release (what
+    /// build.ps1 and users import), out/Debug/OllamaContinuity for Debug, so a Debug 'dotnet test' never replaces the
+    /// Release module.
+    /// </summary>
+#if DEBUG
+    public static string ModuleDirectory => Path.Combine(RepoRoot, "out", "Debug", "OllamaContinuity");
+#else
     public static string ModuleDirectory => Path.Combine(RepoRoot, "out", "OllamaContinuity");
+#endif
 
     public static string ManifestPath => Path.Combine(ModuleDirectory, "OllamaContinuity.psd1");
 

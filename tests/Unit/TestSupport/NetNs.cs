@@ -179,7 +179,9 @@ public sealed class NetNs : IDisposable
 
 /// <summary>
 /// The host's own firewall state, read before and after a test that uses firewalls inside namespaces; any
-/// difference fails the test. Reading never changes anything.
+/// difference fails the test. The rules themselves are compared; iptables' notice that legacy tables exist is not
+/// (the first 'iptables-legacy -S' of a boot instantiates the empty legacy filter table, ACCEPT everywhere, and
+/// from then on the nft-based iptables prints "# Warning: iptables-legacy tables present").
 /// </summary>
 public sealed record HostFirewallSnapshot(string State)
 {
@@ -188,7 +190,7 @@ public sealed record HostFirewallSnapshot(string State)
         var parts = new List<string>();
         foreach (var cmd in new[] { new[] { "nft", "list", "ruleset" }, ["iptables", "-S"], ["ip6tables", "-S"], ["iptables-legacy", "-S"] })
         {
-            parts.Add(Require.Which(cmd[0]) is null ? $"{cmd[0]}: absent" : string.Join(' ', cmd) + "\n" + NetNs.RunProcess(cmd).Output);
+            parts.Add(Require.Which(cmd[0]) is null ? $"{cmd[0]}: absent" : string.Join(' ', cmd) + "\n" + WithoutLegacyNotice(NetNs.RunProcess(cmd).Output));
         }
 
         foreach (var dir in new[] { "/etc/ufw", "/etc/firewalld", "/etc/nftables.d" })
@@ -201,4 +203,7 @@ public sealed record HostFirewallSnapshot(string State)
 
         return new HostFirewallSnapshot(string.Join("\n---\n", parts));
     }
+
+    private static string WithoutLegacyNotice(string output) =>
+        string.Join('\n', output.Split('\n').Where(l => !l.StartsWith("# Warning: iptables-legacy tables present", StringComparison.Ordinal)));
 }
