@@ -117,9 +117,9 @@ if ($Test) {
         Write-Host "Running the Pester suite (Pester $PesterVersion, $(Join-Path $PSHOME 'pwsh') $($PSVersionTable.PSVersion))"
         $resultFile = Join-Path $out 'pester-summary.json'
         if (Test-Path $resultFile) { Remove-Item $resultFile -Force }
+        # No `$ErrorActionPreference = 'Stop' here: it would leak into every test's scope.
         $script = @"
-`$ErrorActionPreference = 'Stop'
-Import-Module '$pester'
+Import-Module '$pester' -ErrorAction Stop
 `$c = New-PesterConfiguration
 `$c.Run.Path = '$(Join-Path $root 'tests/Pester')'
 `$c.Run.PassThru = `$true
