@@ -140,14 +140,17 @@ public sealed class StreamParsingTests
     [InlineData("compat_st_reasoning.sse", FakeApi.OpenAI)]
     [InlineData("an_st_thinking_docs.sse", FakeApi.Anthropic)]
     [InlineData("ol_st_thinking.ndjson", FakeApi.Ollama)]
-    public async Task Recorded_reasoning_streams_keep_thinking_apart(string fixture, FakeApi api)
+    [InlineData("ol_ns_thinking.json", FakeApi.Ollama)]
+    [InlineData("an_ns_thinking_docs.json", FakeApi.Anthropic)]
+    public async Task Recorded_reasoning_keeps_thinking_apart(string fixture, FakeApi api)
     {
         await using var server = FakeAiServer.Start(api, "srv");
         server.Fault = WireFixture.Spec(fixture);
         using var engine = new FailoverEngine();
         var plan = api == FakeApi.Ollama ? Harness.Plan(null, Harness.TempLog(), Harness.Ollama(server, Harness.Relaxed)) : Harness.Plan(Harness.Cloud(server, Harness.Relaxed), Harness.TempLog());
+        var stream = !fixture.EndsWith(".json", StringComparison.Ordinal);
 
-        var r = await engine.SendAsync(Streamed(thinking: true), plan);
+        var r = await engine.SendAsync(stream ? Streamed(thinking: true) : new AiRequest { Messages = [new ChatMessage("user", "hello")], IncludeThinking = true }, plan);
 
         Assert.False(string.IsNullOrWhiteSpace(r.Thinking));
         Assert.False(string.IsNullOrWhiteSpace(r.Text));
