@@ -263,6 +263,10 @@ Describe 'Invoke-AiRequest' {
             $r.Attempts[0].BadEvents | Should -Be $BadEvents
             (Get-Content $log | Select-Object -Last 1 | ConvertFrom-Json).finishReason | Should -Be 'stop'
             Get-FakeServerHits $ollama | Should -Be 0
+            # The default view shows why the answer ended (a 'length' answer is truncated).
+            $view = $r | Format-Table | Out-String -Width 200
+            $view | Should -Match 'Finish'
+            $view | Should -Match 'Cloud\s+\S+\s+\d+\s+stop'
         }
     }
 

@@ -70,7 +70,7 @@ public sealed record FaultSpec(FaultKind Kind)
     public string? Body { get; init; }
     public IReadOnlyDictionary<string, string>? Headers { get; init; }
     public TimeSpan Delay { get; init; }
-    /// <summary>For the *AfterWords and MalformedAmong faults: how many words before the fault.</summary>
+    /// <summary>For the *AfterWords and MalformedAmong faults: how many words before the fault. For Replay: serve in pieces of this many bytes (0: one event or line per chunk).</summary>
     public int Words { get; init; }
     /// <summary>For <see cref="FaultKind.Replay"/>: the Content-Type sent.</summary>
     public string? ContentType { get; init; }
@@ -577,6 +577,24 @@ public sealed class FakeAiServer : IAsyncDisposable
         }
 
         await stream.WriteAsync(Encoding.ASCII.GetBytes($"HTTP/1.1 {fault.Status} {Reason(fault.Status)}\r\nContent-Type: {contentType}\r\nTransfer-Encoding: chunked\r\n\r\n"), token);
+        if (fault.Words > 0)
+        {
+            // Fixed-size TCP pieces, as a proxy may cut them: lines and UTF-8 sequences split mid-way.
+            var bytes = Encoding.UTF8.GetBytes(body);
+            for (var i = 0; i < bytes.Length; i += fault.Words)
+            {
+                var n = Math.Min(fault.Words, bytes.Length - i);
+                await stream.WriteAsync(Encoding.ASCII.GetBytes($"{n:X}\r\n"), token);
+                await stream.WriteAsync(bytes.AsMemory(i, n), token);
+                await stream.WriteAsync("\r\n"u8.ToArray(), token);
+                await stream.FlushAsync(token);
+            }
+
+            await stream.WriteAsync("0\r\n\r\n"u8.ToArray(), token);
+            await stream.FlushAsync(token);
+            return true;
+        }
+
         var separator = contentType.StartsWith("text/event-stream", StringComparison.Ordinal) ? "\n\n" : "\n";
         var at = 0;
         while (at < body.Length)

@@ -196,6 +196,26 @@ public sealed class StreamParsingTests
         Assert.NotNull(r.InputTokens);
     }
 
+    [SkippableFact]
+    public async Task A_long_recorded_stream_cut_into_97_byte_pieces_is_read_whole()
+    {
+        var path = WireFixture.Path("oa_st_long_bytesplit.sse");
+        var expected = string.Concat(File.ReadAllText(path).Split('\n')
+            .Where(l => l.StartsWith("data: {", StringComparison.Ordinal))
+            .Select(l => JsonNode.Parse(l[6..])!["choices"]!.AsArray())
+            .Where(c => c.Count > 0)
+            .Select(c => c[0]!["delta"]?["content"]?.GetValue<string>() ?? ""));
+        await using var cloud = FakeAiServer.Start(FakeApi.OpenAI, "cloud");
+        cloud.Fault = FaultSpec.Fixture(path) with { Words = 97 };
+        using var engine = new FailoverEngine();
+
+        var r = await engine.SendAsync(Streamed(), Harness.Plan(Harness.Cloud(cloud, Harness.Relaxed), Harness.TempLog()));
+
+        Assert.True(expected.Length > 500, $"{expected.Length} characters");
+        Assert.Equal(expected, r.Text);
+        Assert.Equal(0, r.Attempts[0].BadEvents);
+    }
+
     [Fact]
     public async Task Streamed_OpenAI_requests_ask_for_usage()
     {
