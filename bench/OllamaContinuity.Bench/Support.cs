@@ -73,7 +73,8 @@ internal sealed class RawPost
     {
         PooledConnectionLifetime = TimeSpan.FromMinutes(5),
         PooledConnectionIdleTimeout = TimeSpan.FromMinutes(1),
-        AutomaticDecompression = DecompressionMethods.All,
+        // As the engine's: it decompresses answers itself (Failover/Streaming/BoundedBody), so its handler does not.
+        AutomaticDecompression = DecompressionMethods.None,
         MaxConnectionsPerServer = 256,
         AllowAutoRedirect = false,
         ConnectTimeout = connectTimeout ?? Timeout.InfiniteTimeSpan,

@@ -1,11 +1,17 @@
 using OllamaContinuity.TestSupport;
 
 // Usage: OllamaContinuity.FakeServer --api openai|anthropic|ollama [--name NAME] [--fault ok|blackhole|reset|status:503|malformed|...]
+//        [--answer TEXT | --words N] [--reject-assistant true] [--chunk-delay-ms N]
+// Faults: ok, blackhole, reset, malformed, stall, refusal, refusal-delta, no-terminator, endless-line, gzip-bomb,
+//         status:N, cut:N / stall:N / error:N (after N words), malformed-among:N, reasoning:MS, replay:FILE[:STATUS]
 // Prints "LISTENING <base-uri> <chat-uri>" and serves on 127.0.0.1 until standard input closes.
 // GET /__stats answers {"hits":N} (chat requests so far).
 var api = FakeApi.OpenAI;
 var name = "fake";
 var fault = FaultSpec.Ok;
+string? answer = null;
+var rejectAssistant = false;
+var chunkDelay = TimeSpan.Zero;
 for (var i = 0; i + 1 < args.Length; i += 2)
 {
     switch (args[i])
@@ -19,6 +25,18 @@ for (var i = 0; i + 1 < args.Length; i += 2)
         case "--fault":
             fault = ParseFault(args[i + 1]);
             break;
+        case "--answer":
+            answer = args[i + 1];
+            break;
+        case "--words":
+            answer = string.Join(" ", Enumerable.Range(1, int.Parse(args[i + 1], System.Globalization.CultureInfo.InvariantCulture)).Select(n => "w" + n));
+            break;
+        case "--reject-assistant":
+            rejectAssistant = bool.Parse(args[i + 1]);
+            break;
+        case "--chunk-delay-ms":
+            chunkDelay = TimeSpan.FromMilliseconds(int.Parse(args[i + 1], System.Globalization.CultureInfo.InvariantCulture));
+            break;
         default:
             Console.Error.WriteLine("unknown option " + args[i]);
             return 2;
@@ -27,6 +45,12 @@ for (var i = 0; i + 1 < args.Length; i += 2)
 
 await using var server = FakeAiServer.Start(api, name);
 server.Fault = fault;
+server.RejectTrailingAssistant = rejectAssistant;
+server.ChunkDelay = chunkDelay;
+if (answer is not null)
+{
+    server.Answer = _ => answer;
+}
 Console.WriteLine($"LISTENING {server.BaseUri} {server.ChatUri}");
 Console.Out.Flush();
 await Console.In.ReadToEndAsync();
@@ -40,6 +64,23 @@ static FaultSpec ParseFault(string s) => s.ToLowerInvariant() switch
     "malformed" => new FaultSpec(FaultKind.MalformedJson),
     "stall" => new FaultSpec(FaultKind.StallMidStream),
     "refusal" => new FaultSpec(FaultKind.Refusal),
+    "refusal-delta" => new FaultSpec(FaultKind.RefusalDelta),
+    "no-terminator" => new FaultSpec(FaultKind.FinishWithoutTerminator),
+    "endless-line" => new FaultSpec(FaultKind.EndlessLine),
+    "gzip-bomb" => new FaultSpec(FaultKind.GzipBomb),
     _ when s.StartsWith("status:", StringComparison.OrdinalIgnoreCase) => FaultSpec.Http(int.Parse(s[7..])),
+    _ when s.StartsWith("cut:", StringComparison.OrdinalIgnoreCase) => new FaultSpec(FaultKind.CutAfterWords) { Words = int.Parse(s[4..]) },
+    _ when s.StartsWith("stall:", StringComparison.OrdinalIgnoreCase) => new FaultSpec(FaultKind.StallAfterWords) { Words = int.Parse(s[6..]) },
+    _ when s.StartsWith("error:", StringComparison.OrdinalIgnoreCase) => new FaultSpec(FaultKind.ErrorAfterWords) { Words = int.Parse(s[6..]) },
+    _ when s.StartsWith("malformed-among:", StringComparison.OrdinalIgnoreCase) => new FaultSpec(FaultKind.MalformedAmong) { Words = int.Parse(s[16..]) },
+    _ when s.StartsWith("reasoning:", StringComparison.OrdinalIgnoreCase) => new FaultSpec(FaultKind.ReasoningFirst) { Delay = TimeSpan.FromMilliseconds(int.Parse(s[10..])) },
+    _ when s.StartsWith("replay:", StringComparison.OrdinalIgnoreCase) => Replay(s[7..]),
     _ => throw new ArgumentException("unknown fault " + s),
 };
+
+// replay:FILE or replay:FILE:STATUS (a file of /work/shared/wire-fixtures).
+static FaultSpec Replay(string spec)
+{
+    var colon = spec.LastIndexOf(':');
+    return colon > 0 && int.TryParse(spec[(colon + 1)..], out var status) ? FaultSpec.Fixture(spec[..colon], status) : FaultSpec.Fixture(spec);
+}

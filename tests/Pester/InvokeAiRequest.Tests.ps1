@@ -182,9 +182,192 @@ Describe 'Invoke-AiRequest' {
         AfterAll { $f | Stop-FailoverFixture }
 
         It 'never shows the API key in any stream, error or log' {
-            $all = Invoke-AiRequest 'x' @common -LogContent -Verbose -Debug *>&1 | Out-String -Width 4096
+            # -ErrorAction Continue: the error is part of what is checked, whatever the caller's preference (build.ps1 runs Pester with Stop).
+            $all = Invoke-AiRequest 'x' @common -LogContent -Verbose -Debug -ErrorAction Continue *>&1 | Out-String -Width 4096
             $errors = $Error | Select-Object -First 5 | ForEach-Object { $_.ToString(); $_.Exception.ToString() }
             ($all + ($errors -join "`n") + (Get-Content $log -Raw)) | Should -Not -Match ([regex]::Escape($canary))
+        }
+    }
+
+    Context 'a cloud stream that breaks after 40 of 60 words (<Fault>)' -ForEach @(
+        @{ Fault = 'cut:40'; Reasons = @('StreamTruncated', 'ConnectionReset') }
+        @{ Fault = 'stall:40'; Reasons = @('StallTimeout') }
+        @{ Fault = 'error:40'; Reasons = @('StreamError') }
+    ) {
+        BeforeAll {
+            $f = Start-FailoverFixture -CloudFault $Fault -CloudOptions '--words', '60' -OllamaFault 'ok' -ApiKey $key
+            $cloud, $ollama, $log, $common = $f.Cloud, $f.Ollama, $f.Log, $f.Common
+            $forty = ((1..40 | ForEach-Object { "w$_" }) -join ' ') + ' '
+        }
+        AfterAll { $f | Stop-FailoverFixture }
+
+        It 'restarts the answer on Ollama by default and keeps the partial cloud text in Attempts' {
+            $verbose = $null
+            $r = Invoke-AiRequest 'status report' @common -Stream -FirstTokenTimeoutSec 2 -Verbose 4>&1 | Tee-Object -Variable verbose | Where-Object { $_ -isnot [System.Management.Automation.VerboseRecord] }
+            $r.Backend | Should -Be 'Ollama'
+            $r.Text | Should -Be 'ollama: reply to status report'
+            $r.Attempts[0].PartialText | Should -Be $forty
+            $r.Attempts[0].FailureClass | Should -BeIn $Reasons
+            $r.FailoverReason | Should -Be $r.Attempts[0].FailureClass
+            ($verbose | Where-Object { $_ -is [System.Management.Automation.VerboseRecord] }).Message -match 'restarts the answer' | Should -HaveCount 1
+        }
+
+        It '-StreamRescue Continue sends the partial text for Ollama to continue' {
+            $before = Get-FakeServerHits $ollama
+            $r = Invoke-AiRequest 'status report' @common -Stream -FirstTokenTimeoutSec 2 -StreamRescue Continue
+            $r.Backend | Should -Be 'Ollama'
+            $r.Text | Should -Be ($forty + 'ollama: reply to status report')
+            Get-FakeServerHits $ollama | Should -Be ($before + 1)
+        }
+
+        It '-StreamRescue None keeps the old StreamInterrupted error with the partial text' {
+            $errs = $null
+            $out = Invoke-AiRequest 'status report' @common -Stream -FirstTokenTimeoutSec 2 -StreamRescue None -ErrorVariable errs -ErrorAction SilentlyContinue
+            $out | Should -BeNullOrEmpty
+            $errs[0].FullyQualifiedErrorId | Should -Be 'StreamInterrupted,OllamaContinuity.Commands.InvokeAiRequestCommand'
+            $errs[0].TargetObject | Should -Be $forty
+        }
+    }
+
+    Context 'Continue against an Ollama that rejects a trailing assistant message' {
+        BeforeAll {
+            $f = Start-FailoverFixture -CloudFault 'cut:40' -CloudOptions '--words', '60' -OllamaFault 'ok' -OllamaOptions '--reject-assistant', 'true' -ApiKey $key
+            $cloud, $ollama, $log, $common = $f.Cloud, $f.Ollama, $f.Log, $f.Common
+        }
+        AfterAll { $f | Stop-FailoverFixture }
+
+        It 'restarts cleanly on the same Ollama server within the same request' {
+            $r = Invoke-AiRequest 'status report' @common -Stream -StreamRescue Continue
+            $r.Backend | Should -Be 'Ollama'
+            $r.Text | Should -Be 'ollama: reply to status report'
+            @($r.Attempts).Count | Should -Be 3
+            $r.Attempts[1].FailureClass | Should -Be 'BadRequest'
+            $r.Attempts[2].Outcome | Should -Be 'Success'
+        }
+    }
+
+    Context 'tolerant streams (<Fault>)' -ForEach @(
+        @{ Fault = 'malformed-among:10'; BadEvents = 1 }
+        @{ Fault = 'no-terminator'; BadEvents = 0 }
+    ) {
+        BeforeAll {
+            $f = Start-FailoverFixture -CloudFault $Fault -CloudOptions '--words', '60' -OllamaFault 'ok' -ApiKey $key
+            $cloud, $ollama, $log, $common = $f.Cloud, $f.Ollama, $f.Log, $f.Common
+        }
+        AfterAll { $f | Stop-FailoverFixture }
+
+        It 'is served whole by the cloud, with its finish reason in the output and the log' {
+            $r = Invoke-AiRequest 'x' @common -Stream
+            $r.Backend | Should -Be 'Cloud'
+            $r.Text | Should -Be ((1..60 | ForEach-Object { "w$_" }) -join ' ')
+            $r.FinishReason | Should -Be 'stop'
+            $r.Attempts[0].BadEvents | Should -Be $BadEvents
+            (Get-Content $log | Select-Object -Last 1 | ConvertFrom-Json).finishReason | Should -Be 'stop'
+            Get-FakeServerHits $ollama | Should -Be 0
+            # The default view shows why the answer ended (a 'length' answer is truncated).
+            $view = $r | Format-Table | Out-String -Width 200
+            $view | Should -Match 'Finish'
+            $view | Should -Match 'Cloud\s+\S+\s+\d+\s+stop'
+        }
+    }
+
+    Context 'a streamed refusal' {
+        BeforeAll {
+            $f = Start-FailoverFixture -CloudFault 'refusal-delta' -OllamaFault 'ok' -ApiKey $key
+            $cloud, $ollama, $log, $common = $f.Cloud, $f.Ollama, $f.Log, $f.Common
+        }
+        AfterAll { $f | Stop-FailoverFixture }
+
+        It 'is ContentPolicyRefusal and never goes to Ollama, as without -Stream' {
+            { Invoke-AiRequest 'x' @common -Stream -ErrorAction Stop } |
+                Should -Throw -ErrorId 'ContentPolicyRefusal,OllamaContinuity.Commands.InvokeAiRequestCommand'
+            Get-FakeServerHits $ollama | Should -Be 0
+        }
+    }
+
+    Context 'a model that reasons longer than the first-token timeout' {
+        BeforeAll {
+            $f = Start-FailoverFixture -CloudFault 'reasoning:2500' -OllamaFault 'ok' -ApiKey $key
+            $cloud, $ollama, $log, $common = $f.Cloud, $f.Ollama, $f.Log, $f.Common
+        }
+        AfterAll { $f | Stop-FailoverFixture }
+
+        It 'stays on the cloud; reasoning never enters Text and is kept only with -IncludeThinking' {
+            $plain = Invoke-AiRequest 'x' @common -Stream -FirstTokenTimeoutSec 1.2
+            $kept = Invoke-AiRequest 'x' @common -Stream -FirstTokenTimeoutSec 1.2 -IncludeThinking
+            $plain.Backend, $kept.Backend | Should -Be 'Cloud', 'Cloud'
+            $plain.Text | Should -Be 'cloud: reply to x'
+            $plain.Thinking | Should -BeNullOrEmpty
+            $kept.Thinking | Should -Match '^ thinking thinking'
+            Get-FakeServerHits $ollama | Should -Be 0
+        }
+    }
+
+    Context 'Ollama servers without the model' {
+        BeforeAll {
+            $fixture = '/work/shared/wire-fixtures/ol_404_model_not_found.json'
+            $missingFault = if (Test-Path $fixture) { "replay:${fixture}:404" } else { 'status:404' }
+            $f = Start-FailoverFixture -CloudFault 'status:503' -OllamaFault $missingFault -ApiKey $key
+            $cloud, $ollama, $log, $common = $f.Cloud, $f.Ollama, $f.Log, $f.Common
+            $second = Start-FakeServer -Api Ollama -Name ollama-b
+            $third = Start-FakeServer -Api Ollama -Name ollama-c -Fault $missingFault
+        }
+        AfterAll { $f | Stop-FailoverFixture; $second, $third | Stop-FakeServer }
+
+        It 'moves on to the next Ollama server when the first answers 404' {
+            $r = Invoke-AiRequest 'x' @common -OllamaUri $ollama.BaseUri, $second.BaseUri
+            $r.Text | Should -Be 'ollama-b: reply to x'
+            $r.Attempts.FailureClass | Should -Be @('ServerError', 'NotFound', '')
+        }
+
+        It 'is ModelNotFound naming each server and the pull when none has it' {
+            $errs = $null
+            Invoke-AiRequest 'x' @common -OllamaUri $ollama.BaseUri, $third.BaseUri -ErrorVariable errs -ErrorAction SilentlyContinue
+            $errs[0].FullyQualifiedErrorId | Should -Be 'ModelNotFound,OllamaContinuity.Commands.InvokeAiRequestCommand'
+            $errs[0].CategoryInfo.Category | Should -Be 'ObjectNotFound'
+            $errs[0].ToString() | Should -Match 'ollama pull llama3\.1:8b'
+            $errs[0].ToString() | Should -Match ([regex]::Escape(([uri]$third.BaseUri).Authority))
+        }
+    }
+
+    Context 'an Anthropic account out of credit' {
+        BeforeAll {
+            $fixture = '/work/shared/wire-fixtures/an_400_credit_balance_too_low.json'
+            $fault = if (Test-Path $fixture) { "replay:${fixture}:400" } else { 'ok' }
+            $f = Start-FailoverFixture -CloudApi Anthropic -CloudFault $fault -OllamaFault 'ok' -ApiKey $key
+            $cloud, $ollama, $log, $common = $f.Cloud, $f.Ollama, $f.Log, $f.Common
+        }
+        AfterAll { $f | Stop-FailoverFixture }
+
+        It 'fails over as QuotaExhausted with a warning' -Skip:(-not (Test-Path '/work/shared/wire-fixtures/an_400_credit_balance_too_low.json')) {
+            $warnings = $null
+            $r = Invoke-AiRequest 'x' @common -CloudProvider Anthropic -WarningVariable warnings -WarningAction SilentlyContinue
+            $r.Backend | Should -Be 'Ollama'
+            $r.FailoverReason | Should -Be 'QuotaExhausted'
+            $warnings.Count | Should -Be 1
+        }
+    }
+
+    Context 'a hostile cloud stream (<Fault>)' -ForEach @(
+        @{ Fault = 'endless-line'; Bound = 'MaxLineBytes' }
+        @{ Fault = 'gzip-bomb'; Bound = 'MaxDecompressionRatio' }
+    ) {
+        BeforeAll {
+            $f = Start-FailoverFixture -CloudFault $Fault -OllamaFault 'ok' -ApiKey $key
+            $cloud, $ollama, $log, $common = $f.Cloud, $f.Ollama, $f.Log, $f.Common
+        }
+        AfterAll { $f | Stop-FailoverFixture }
+
+        It 'fails over naming the bound <Bound>' {
+            $r = Invoke-AiRequest 'x' @common -Stream
+            $r.Backend | Should -Be 'Ollama'
+            $r.FailoverReason | Should -Be 'ResponseTooLarge'
+            $r.Attempts[0].Detail | Should -Match $Bound
+        }
+
+        It '-MaxResponseBytes bounds a whole answer too' {
+            $r = Invoke-AiRequest ('y' * 100) @common -MaxResponseBytes 1024 -OllamaUri $ollama.BaseUri -CloudUri $cloud.ChatUri
+            $r.Backend | Should -Be 'Ollama'
         }
     }
 
@@ -192,6 +375,11 @@ Describe 'Invoke-AiRequest' {
         It 'rejects a bad cloud URI before sending anything' {
             { Invoke-AiRequest 'x' -CloudUri 'ftp://example.invalid/x' -CloudApiKey $key } |
                 Should -Throw -ErrorId 'InvalidCloudUri,OllamaContinuity.Commands.InvokeAiRequestCommand'
+        }
+
+        It 'rejects an unknown -StreamRescue and a -MaxResponseBytes below 1 KiB' {
+            { Invoke-AiRequest 'x' -StreamRescue Resume } | Should -Throw -ErrorId 'ParameterArgumentValidationError,OllamaContinuity.Commands.InvokeAiRequestCommand'
+            { Invoke-AiRequest 'x' -MaxResponseBytes 10 } | Should -Throw -ErrorId 'ParameterArgumentValidationError,OllamaContinuity.Commands.InvokeAiRequestCommand'
         }
 
         It 'rejects an empty prompt' {

@@ -23,15 +23,18 @@ function Start-FakeServer {
     <#
     .SYNOPSIS
         Starts a fake OpenAI, Anthropic or Ollama server on 127.0.0.1 with a fault: ok, blackhole, reset,
-        malformed, stall, refusal or status:<code>.
+        malformed, stall, refusal, status:<code>, cut:N, stall:N, error:N (after N words), malformed-among:N,
+        no-terminator, refusal-delta, reasoning:MS, endless-line, gzip-bomb, replay:FILE[:STATUS]. -Options adds
+        more of the fake's options (--words N, --answer TEXT, --reject-assistant true).
     #>
     param(
         [Parameter(Mandatory)] [ValidateSet('OpenAI', 'Anthropic', 'Ollama')] [string] $Api,
         [string] $Name = $Api.ToLowerInvariant(),
-        [string] $Fault = 'ok'
+        [string] $Fault = 'ok',
+        [string[]] $Options = @()
     )
     $psi = [System.Diagnostics.ProcessStartInfo]::new('dotnet')
-    foreach ($a in @((Get-FakeServerDll), '--api', $Api, '--name', $Name, '--fault', $Fault)) { $psi.ArgumentList.Add($a) }
+    foreach ($a in @((Get-FakeServerDll), '--api', $Api, '--name', $Name, '--fault', $Fault) + $Options) { $psi.ArgumentList.Add($a) }
     $psi.RedirectStandardInput = $true
     $psi.RedirectStandardOutput = $true
     $psi.UseShellExecute = $false
@@ -75,10 +78,12 @@ function Start-FailoverFixture {
         [ValidateSet('OpenAI', 'Anthropic')] [string] $CloudApi = 'OpenAI',
         [string] $CloudFault = 'ok',
         [string] $OllamaFault = 'ok',
+        [string[]] $CloudOptions = @(),
+        [string[]] $OllamaOptions = @(),
         [Parameter(Mandatory)] [securestring] $ApiKey
     )
-    $cloud = Start-FakeServer -Api $CloudApi -Name cloud -Fault $CloudFault
-    $ollama = Start-FakeServer -Api Ollama -Name ollama -Fault $OllamaFault
+    $cloud = Start-FakeServer -Api $CloudApi -Name cloud -Fault $CloudFault -Options $CloudOptions
+    $ollama = Start-FakeServer -Api Ollama -Name ollama -Fault $OllamaFault -Options $OllamaOptions
     $log = New-TestLogPath
     [pscustomobject]@{
         Cloud  = $cloud

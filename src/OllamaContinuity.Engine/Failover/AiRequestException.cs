@@ -13,6 +13,8 @@ public enum AiRequestFailure
     StreamInterrupted,
     /// <summary>Falling back needed approval and did not get it.</summary>
     FailoverNotApproved,
+    /// <summary>No Ollama server has the model (each answered 404): <c>ollama pull</c> it.</summary>
+    ModelNotFound,
 }
 
 /// <summary>A request that produced no answer. The message names each backend's failure and holds no secret.</summary>

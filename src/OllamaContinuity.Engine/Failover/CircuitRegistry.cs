@@ -164,4 +164,8 @@ internal sealed class CircuitRegistry
 internal sealed record AttemptResult(AiAttempt Attempt, FailureDecision? Decision, string? Text = null, string? Model = null, int? InputTokens = null, int? OutputTokens = null, bool TextEmitted = false)
 {
     public bool Succeeded => Decision is null;
+
+    /// <summary>Why the answer ended (see <see cref="AiResponse.FinishReason"/>), and the reasoning kept with IncludeThinking.</summary>
+    public string? FinishReason { get; init; }
+    public string? Thinking { get; init; }
 }

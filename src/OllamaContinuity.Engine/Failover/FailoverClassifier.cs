@@ -35,6 +35,8 @@ public static class FailoverClassifier
         {
             429 when errorCode is "insufficient_quota" || (errorCode is "rate_limit_error" && msg?.Contains("spend", StringComparison.OrdinalIgnoreCase) == true)
                 => Over(FailureClass.QuotaExhausted, warn: true),
+            // Anthropic reports an exhausted account as 400 invalid_request_error, in these words.
+            400 when IsAnthropicAccountLimit(errorMessage) => Over(FailureClass.QuotaExhausted, warn: true),
             429 => Over(FailureClass.RateLimited),
             529 => Over(FailureClass.Overloaded),
             408 => Over(FailureClass.RequestTimeout),
@@ -149,6 +151,11 @@ public static class FailoverClassifier
 
         return found is { } f && f > MaxRetryAfter ? MaxRetryAfter : found;
     }
+
+    private static bool IsAnthropicAccountLimit(string? message) =>
+        message is not null &&
+        (message.Contains("credit balance is too low", StringComparison.OrdinalIgnoreCase) ||
+         message.Contains("reached your specified API usage limits", StringComparison.OrdinalIgnoreCase));
 
     private static bool IsContentPolicy(string? code) =>
         code is "content_policy_violation" or "content_filter" or "content_filtered" or "moderation_blocked" or "refusal";

@@ -1,8 +1,9 @@
-using System.Buffers;
 using System.Collections.Immutable;
 using System.Diagnostics;
 using System.Text;
 using OllamaContinuity.Failover.Protocols;
+using OllamaContinuity.Failover.Rescue;
+using OllamaContinuity.Failover.Streaming;
 using OllamaContinuity.Http;
 using OllamaContinuity.Internal;
 using Polly;
@@ -28,8 +29,11 @@ public sealed record FailoverEngineOptions
 
     public CircuitOptions Circuit { get; init; } = new();
 
-    /// <summary>The largest non-streaming body read. The default value is 16 MiB.</summary>
-    public int MaxResponseBytes { get; init; } = 16 * 1024 * 1024;
+    /// <summary>The largest answer read from one backend (a body or a whole stream, after decompression); <see cref="AiRequest.MaxResponseBytes"/> overrides it. The default value is 16 MiB.</summary>
+    public int MaxResponseBytes { get; init; } = Streaming.ResponseLimits.DefaultMaxResponseBytes;
+
+    /// <summary>What to do when a stream breaks after text was shown; <see cref="AiRequest.StreamRescue"/> overrides it. The default value is <see cref="StreamRescueMode.Restart"/>.</summary>
+    public StreamRescueMode StreamRescue { get; init; } = StreamRescueMode.Restart;
 
     /// <summary>Creates the TCP sockets of the HTTP pool (tests create them inside a network namespace). The default value is null: a plain dual-mode socket.</summary>
     public Func<System.Net.Sockets.Socket>? SocketFactory { get; init; }
@@ -52,14 +56,16 @@ public sealed class FailoverEngine : IDisposable
     private readonly TimeProvider _time;
     private readonly HttpClientPool _pool;
     private readonly CircuitRegistry _circuits;
-    private readonly int _maxBody;
+    private readonly ResponseLimits _limits;
+    private readonly StreamRescueMode _streamRescue;
     private ImmutableArray<IContingencySource> _contingency = [new EnvironmentContingencySource()];
 
     public FailoverEngine(FailoverEngineOptions? options = null)
     {
         options ??= new();
         _time = options.TimeProvider;
-        _maxBody = options.MaxResponseBytes;
+        _limits = ResponseLimits.Default with { MaxResponseBytes = options.MaxResponseBytes };
+        _streamRescue = options.StreamRescue;
         _pool = new HttpClientPool(_time, options.SocketFactory);
         _circuits = new CircuitRegistry(_time, options.Circuit, Raise);
     }
@@ -141,6 +147,8 @@ public sealed class FailoverEngine : IDisposable
         var contingency = false;
         string? contingencySource = null;
         var secrets = plan.Cloud?.ApiKey;
+        var rescue = new StreamRescue(request, request.StreamRescue ?? _streamRescue, observer);
+        var missing = new MissingModel();
 
         try
         {
@@ -184,7 +192,9 @@ public sealed class FailoverEngine : IDisposable
                     observer?.OnWarning($"The cloud at {cloud.Display} rejected our credentials or account ({d.Detail}). This is a configuration problem, not an outage: fix the key or the account; requests are being served by Ollama meanwhile.");
                 }
 
-                if (!d.FailOver)
+                // A stream that broke after text was shown is rescued on Ollama (unless -StreamRescue None).
+                var rescued = !d.FailOver && rescue.Rescues(result) && plan.Ollama.Count > 0;
+                if (!d.FailOver && !rescued)
                 {
                     throw NoFailover(request, attempts, d, result);
                 }
@@ -208,6 +218,11 @@ public sealed class FailoverEngine : IDisposable
                             (decision is null ? $"The cloud failed ({d.Class}) and falling back" : $"Contingency is on ({decision.Source}) and serving this workflow") + " to Ollama needs approval, which was not given.", request.RequestId, attempts);
                     }
                 }
+
+                if (rescued)
+                {
+                    rescue.Prepare(result, cloud, plan.Ollama[0]);
+                }
             }
             else
             {
@@ -224,16 +239,35 @@ public sealed class FailoverEngine : IDisposable
             {
                 var ollama = plan.Ollama[i];
                 observer?.OnAttemptStarted(ollama, (plan.Cloud is null ? 1 : 2) + i, (plan.Cloud is null ? 0 : 1) + plan.Ollama.Count);
-                var result = await AttemptAsync(ollama, request, observer, cancellationToken).ConfigureAwait(false);
+                var result = await AttemptAsync(ollama, rescue.Request, observer, cancellationToken).ConfigureAwait(false);
+                if (rescue.ContinuationRejected(result))
+                {
+                    attempts.Add(result.Attempt);
+                    rescue.RestartAfterRejection(result, ollama);
+                    result = await AttemptAsync(ollama, rescue.Request, observer, cancellationToken).ConfigureAwait(false);
+                }
+
                 attempts.Add(result.Attempt);
                 if (result.Succeeded)
                 {
-                    return await FinishAsync(request, plan, attempts, result, ollama, timestamp, started, failoverReason, contingency, contingencySource).ConfigureAwait(false);
+                    return await FinishAsync(request, plan, attempts, result with { Text = rescue.Compose(result.Text ?? "") }, ollama, timestamp, started, failoverReason, contingency, contingencySource).ConfigureAwait(false);
                 }
 
                 if (!result.Decision!.FailOver)
                 {
-                    throw NoFailover(request, attempts, result.Decision, result);
+                    if (rescue.Rescues(result) && i + 1 < plan.Ollama.Count)
+                    {
+                        rescue.Prepare(result, ollama, plan.Ollama[i + 1]);
+                        continue;
+                    }
+
+                    if (missing.Note(ollama, result))
+                    {
+                        observer?.OnVerbose($"Ollama at {ollama.Display} does not have the model {ollama.Model} ({result.Decision.Detail}); trying the next Ollama server");
+                        continue;
+                    }
+
+                    throw NoFailover(request, attempts, result.Decision, result.TextEmitted ? result with { Text = rescue.Compose(result.Text ?? "") } : result);
                 }
 
                 observer?.OnVerbose($"Ollama at {ollama.Display} failed ({result.Decision.Class}: {result.Decision.Detail})");
@@ -241,8 +275,14 @@ public sealed class FailoverEngine : IDisposable
 
             var summary = string.Join("; ", attempts.Select(a => $"{a.Backend} {a.Endpoint}: {a.FailureClass}{(a.Detail is null ? "" : " (" + a.Detail + ")")}"));
             Raise(new(ContinuityEventKind.AllBackendsFailed, _time.GetUtcNow(), null, summary, Workflow: request.Workflow));
+            if (missing.Count > 0 && missing.Count == plan.Ollama.Count)
+            {
+                throw new AiRequestException(AiRequestFailure.ModelNotFound,
+                    Redact.Scrub($"{missing.Describe(all: true)} Attempts: {summary}", secrets)!, request.RequestId, attempts);
+            }
+
             throw new AiRequestException(AiRequestFailure.AllBackendsFailed,
-                Redact.Scrub($"All backends failed for request {request.RequestId}: {summary}", secrets)!, request.RequestId, attempts);
+                Redact.Scrub($"All backends failed for request {request.RequestId}: {summary}{(missing.Count > 0 ? " " + missing.Describe(all: false) : "")}", secrets)!, request.RequestId, attempts);
         }
         catch (AiRequestException e)
         {
@@ -273,6 +313,8 @@ public sealed class FailoverEngine : IDisposable
             Endpoint = served.Display,
             InputTokens = result.InputTokens,
             OutputTokens = result.OutputTokens,
+            FinishReason = result.FinishReason,
+            Thinking = request.IncludeThinking ? result.Thinking : null,
         };
         // Awaited, not fired and forgotten: a line must not be lost when the process exits right after.
         if (!plan.DisableLog)
@@ -378,31 +420,33 @@ public sealed class FailoverEngine : IDisposable
         new(new AiAttempt { Backend = ep.Role.ToString(), Endpoint = ep.Display, Model = ep.Model, Outcome = "Skipped", FailureClass = cls.ToString(), Detail = detail },
             new FailureDecision(cls, true, detail));
 
-    /// <summary>One attempt on one backend, with its connect, first-token, stall and total timeouts.</summary>
+    /// <summary>One attempt on one backend, with its connect, first-token, stall and total timeouts, and its read bounds.</summary>
     internal async Task<AttemptResult> AttemptAsync(BackendEndpoint ep, AiRequest request, IFailoverObserver? observer, CancellationToken cancellationToken)
     {
         var protocol = ChatProtocol.For(ep.Kind);
         var t0 = _time.GetTimestamp();
         var timeouts = ep.Timeouts;
+        var limits = request.MaxResponseBytes is int max && max != _limits.MaxResponseBytes ? _limits with { MaxResponseBytes = max } : _limits;
         using var total = new CancellationTokenSource(timeouts.Total, _time);
         // Streaming only: the first-token, then stall, watchdog. A whole-body request has just the total timeout.
-        using var watchdog = request.Stream ? new CancellationTokenSource(timeouts.EffectiveFirstToken, _time) : null;
+        using var watchdog = request.Stream ? new StreamWatchdog(timeouts, _time) : null;
         using var linked = watchdog is null
             ? CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, total.Token)
             : CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, total.Token, watchdog.Token);
-        var phase = request.Stream ? TimeoutPhase.FirstToken : TimeoutPhase.Total;
-        var emitted = false;
-        var text = new StringBuilder();
-        string? model = null;
-        int? inTokens = null, outTokens = null;
+        var progress = request.Stream ? new StreamProgress(request.IncludeThinking) : null;
         int? status = null;
 
-        AttemptResult Fail(FailureDecision d) =>
-            new(new AiAttempt
+        AttemptResult Fail(FailureDecision d)
+        {
+            var emitted = progress?.TextEmitted == true;
+            var partial = emitted ? progress!.Text.ToString() : null;
+            return new(new AiAttempt
             {
                 Backend = ep.Role.ToString(), Endpoint = ep.Display, Model = ep.Model, Outcome = "Failed", FailureClass = d.Class.ToString(),
                 StatusCode = d.StatusCode ?? status, LatencyMs = Since(t0), Detail = Redact.Scrub(d.Detail, ep.ApiKey),
-            }, d with { Detail = Redact.Scrub(d.Detail, ep.ApiKey)! }, text.ToString(), model, TextEmitted: emitted);
+                BadEvents = progress?.BadEvents ?? 0, PartialText = partial,
+            }, d with { Detail = Redact.Scrub(d.Detail, ep.ApiKey)! }, partial, progress?.Model, TextEmitted: emitted);
+        }
 
         try
         {
@@ -412,127 +456,56 @@ public sealed class FailoverEngine : IDisposable
             status = (int)response.StatusCode;
             if (status is < 200 or > 299)
             {
-                var errorBody = Encoding.UTF8.GetString(await ReadBoundedAsync(response, 64 * 1024, linked.Token).ConfigureAwait(false));
+                var errorBody = Encoding.UTF8.GetString(await BoundedBody.ReadAllAsync(response, limits, limits.MaxErrorBodyBytes, truncate: true, linked.Token).ConfigureAwait(false));
                 var (code, msg) = ChatProtocol.ParseError(errorBody);
                 return Fail(FailoverClassifier.FromStatus(status.Value, response.Headers, code, msg));
             }
 
-            if (!request.Stream)
+            if (progress is null)
             {
-                var body = await ReadBoundedAsync(response, _maxBody, linked.Token).ConfigureAwait(false);
+                var body = await BoundedBody.ReadAllAsync(response, limits, limits.MaxResponseBytes, truncate: false, linked.Token).ConfigureAwait(false);
                 var chunk = protocol.ParseBody(body);
                 return chunk.Kind switch
                 {
                     ChunkKind.Text when string.IsNullOrWhiteSpace(chunk.Text) => Fail(FailoverClassifier.FromBody(FailureClass.EmptyResponse, "the response has no text", false)),
-                    ChunkKind.Text => Success(chunk.Text!, chunk.Model, chunk.InputTokens, chunk.OutputTokens),
+                    ChunkKind.Text => Success(chunk.Text!, chunk.Model, chunk.InputTokens, chunk.OutputTokens, chunk.FinishReason, chunk.Thinking, 0),
                     ChunkKind.Refusal => Fail(FailoverClassifier.FromBody(FailureClass.ContentPolicy, chunk.Error!, false)),
                     ChunkKind.Error => Fail(FailoverClassifier.FromBody(FailureClass.StreamError, "error in the response body: " + chunk.Error, false)),
                     _ => Fail(FailoverClassifier.FromBody(FailureClass.MalformedResponse, chunk.Error ?? "unexpected response", false)),
                 };
             }
 
-            await using var stream = await response.Content.ReadAsStreamAsync(linked.Token).ConfigureAwait(false);
-            using var reader = new StreamReader(stream, Encoding.UTF8);
-            string? sseEvent = null;
-            var done = false;
-            while (!done && await reader.ReadLineAsync(linked.Token).ConfigureAwait(false) is { } line)
-            {
-                var chunk = protocol.ParseStreamLine(line, ref sseEvent);
-                model ??= chunk.Model;
-                inTokens ??= chunk.InputTokens;
-                outTokens = chunk.OutputTokens ?? outTokens;
-                switch (chunk.Kind)
-                {
-                    case ChunkKind.Text:
-                    case ChunkKind.Done:
-                        if (!string.IsNullOrEmpty(chunk.Text))
-                        {
-                            if (!emitted)
-                            {
-                                emitted = true;
-                                phase = TimeoutPhase.Stall;
-                            }
-
-                            watchdog!.CancelAfter(timeouts.EffectiveStall);
-                            text.Append(chunk.Text);
-                            observer?.OnToken(chunk.Text);
-                        }
-
-                        done = chunk.Kind == ChunkKind.Done;
-                        break;
-                    case ChunkKind.Error:
-                        return Fail(FailoverClassifier.FromBody(FailureClass.StreamError, "in-band stream error: " + chunk.Error, emitted));
-                    case ChunkKind.Refusal:
-                        return Fail(FailoverClassifier.FromBody(FailureClass.ContentPolicy, chunk.Error!, emitted));
-                    case ChunkKind.Malformed:
-                        return Fail(FailoverClassifier.FromBody(FailureClass.MalformedResponse, chunk.Error!, emitted));
-                }
-            }
-
-            if (!done)
-            {
-                return Fail(FailoverClassifier.FromBody(FailureClass.StreamTruncated, "the stream ended without its terminator", emitted));
-            }
-
-            return text.Length == 0
-                ? Fail(FailoverClassifier.FromBody(FailureClass.EmptyResponse, "the stream carried no text", false))
-                : Success(text.ToString(), model, inTokens, outTokens);
+            await using var stream = await BoundedBody.OpenAsync(response, limits, linked.Token).ConfigureAwait(false);
+            var failed = await ChatStreamReader.ReadAsync(protocol, stream, limits, progress, watchdog!, observer, linked.Token).ConfigureAwait(false);
+            return failed is not null
+                ? Fail(failed)
+                : Success(progress.Text.ToString(), progress.Model, progress.InputTokens, progress.OutputTokens, progress.FinishReason, progress.Thinking?.ToString(), progress.BadEvents);
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
             throw;
         }
+        catch (ResponseLimitExceededException e)
+        {
+            return Fail(FailoverClassifier.FromBody(FailureClass.ResponseTooLarge, e.Message, progress?.TextEmitted == true));
+        }
         catch (Exception ex) when (ex is OperationCanceledException or HttpRequestException or IOException or ObjectDisposedException or InvalidOperationException or System.Text.Json.JsonException or InvalidDataException)
         {
-            var p = total.IsCancellationRequested ? TimeoutPhase.Total : watchdog?.IsCancellationRequested == true ? phase : TimeoutPhase.Total;
-            return Fail(FailoverClassifier.FromException(ex, p, emitted));
+            var p = total.IsCancellationRequested ? TimeoutPhase.Total : watchdog?.Fired == true ? watchdog.Phase : TimeoutPhase.Total;
+            return Fail(FailoverClassifier.FromException(ex, p, progress?.TextEmitted == true));
         }
 
-        AttemptResult Success(string answer, string? m, int? inTok, int? outTok) =>
-            new(new AiAttempt { Backend = ep.Role.ToString(), Endpoint = ep.Display, Model = m ?? ep.Model, Outcome = "Success", StatusCode = status, LatencyMs = Since(t0) },
-                null, answer, m, inTok, outTok, emitted);
-    }
-
-    private static async Task<byte[]> ReadBoundedAsync(HttpResponseMessage response, int max, CancellationToken ct)
-    {
-        await using var s = await response.Content.ReadAsStreamAsync(ct).ConfigureAwait(false);
-        if (response.Content.Headers.ContentLength is long length and >= 0)
+        AttemptResult Success(string answer, string? m, int? inTok, int? outTok, string? finish, string? thinking, int badEvents)
         {
-            // The usual non-streaming answer: read exactly Content-Length bytes, with no scratch buffer and no copy.
-            // HttpClient ends the body at Content-Length, so nothing larger can follow.
-            if (length > max)
+            if (finish == "length")
             {
-                throw TooLarge(max);
+                observer?.OnWarning($"The answer from {ep.Role} at {ep.Display} was cut at the token limit (finish reason 'length'): it is truncated. Raise -MaxTokens or shorten the request.");
             }
 
-            var body = new byte[length];
-            await s.ReadExactlyAsync(body, ct).ConfigureAwait(false);
-            return body;
+            return new(new AiAttempt { Backend = ep.Role.ToString(), Endpoint = ep.Display, Model = m ?? ep.Model, Outcome = "Success", StatusCode = status, LatencyMs = Since(t0), BadEvents = badEvents },
+                null, answer, m, inTok, outTok, progress?.TextEmitted == true)
+            { FinishReason = finish, Thinking = thinking };
         }
-
-        using var ms = new MemoryStream();
-        var buffer = ArrayPool<byte>.Shared.Rent(16 * 1024);
-        try
-        {
-            int n;
-            while ((n = await s.ReadAsync(buffer, ct).ConfigureAwait(false)) > 0)
-            {
-                if (ms.Length + n > max)
-                {
-                    throw TooLarge(max);
-                }
-
-                ms.Write(buffer, 0, n);
-            }
-        }
-        finally
-        {
-            ArrayPool<byte>.Shared.Return(buffer);
-        }
-
-        return ms.ToArray();
-
-        static InvalidDataException TooLarge(int max) => new($"the response is larger than {max} bytes");
     }
 
     private double Since(long t0) => _time.GetElapsedTime(t0).TotalMilliseconds;

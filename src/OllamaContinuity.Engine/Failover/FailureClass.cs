@@ -37,6 +37,8 @@ public enum FailureClass
     EmptyResponse,
     StreamError,
     StreamTruncated,
+    /// <summary>A read bound was crossed (longest line, whole answer, decompression ratio); the detail names it.</summary>
+    ResponseTooLarge,
     // Decided before sending
     CircuitOpen,
     CoolingDown,

@@ -55,6 +55,15 @@ public sealed class AiRequest
     /// <summary>Write the prompt and the output into the request log.</summary>
     public bool LogContent { get; init; }
 
+    /// <summary>What to do when a stream breaks after text was shown. Null: the engine's <see cref="FailoverEngineOptions.StreamRescue"/> (Restart).</summary>
+    public StreamRescueMode? StreamRescue { get; init; }
+
+    /// <summary>Keep reasoning/thinking text in <see cref="AiResponse.Thinking"/> (it never enters the answer text).</summary>
+    public bool IncludeThinking { get; init; }
+
+    /// <summary>The largest answer read from one backend, after decompression. Null: the engine's <see cref="FailoverEngineOptions.MaxResponseBytes"/> (16 MiB).</summary>
+    public int? MaxResponseBytes { get; init; }
+
     /// <summary>The request id written to the log and the output; a new GUID when not set.</summary>
     public string RequestId { get; init; } = Guid.NewGuid().ToString("n");
 }
@@ -74,6 +83,10 @@ public sealed class AiAttempt
     public double LatencyMs { get; init; }
     /// <summary>A short, secret-free description of the failure.</summary>
     public string? Detail { get; init; }
+    /// <summary>Unparseable stream events skipped on this attempt.</summary>
+    public int BadEvents { get; init; }
+    /// <summary>The text this backend streamed before its stream broke (rescued on the next backend); null otherwise.</summary>
+    public string? PartialText { get; init; }
 
     public override string ToString() =>
         Outcome == "Success" ? $"{Backend}:Success({LatencyMs:0}ms)" : $"{Backend}:{FailureClass}{(StatusCode is int s ? "/" + s : "")}({LatencyMs:0}ms)";
@@ -101,6 +114,10 @@ public sealed class AiResponse
     public required string Endpoint { get; init; }
     public int? InputTokens { get; init; }
     public int? OutputTokens { get; init; }
+    /// <summary>Why the answer ended, in OpenAI's words for every backend: stop, length (truncated), content_filter, tool_calls, or the backend's own (Ollama: load, unload).</summary>
+    public string? FinishReason { get; init; }
+    /// <summary>The model's reasoning/thinking text, only with <see cref="AiRequest.IncludeThinking"/>; never part of <see cref="Text"/>.</summary>
+    public string? Thinking { get; init; }
 
     /// <summary>The attempts in one line, for CSV and tables: <c>Cloud:ConnectionRefused(2ms) -> Ollama:Success(120ms)</c>.</summary>
     [JsonIgnore]

@@ -18,6 +18,12 @@ public interface IFailoverObserver
     /// <summary>Asked before falling back when the request requires approval. False declines.</summary>
     ValueTask<bool> ApproveFailoverAsync(string question, CancellationToken cancellationToken);
 
+    /// <summary>
+    /// A stream broke after text was shown and the answer restarts on another backend: a one-line notice to show
+    /// where the broken text stopped (a host writes it on its own line). The default writes it to the verbose stream.
+    /// </summary>
+    void OnStreamRescued(string notice) => OnVerbose(notice);
+
     /// <summary>An attempt on <paramref name="endpoint"/> starts (for progress bars). <paramref name="index"/> counts from 1 of <paramref name="count"/> backends.</summary>
     void OnAttemptStarted(BackendEndpoint endpoint, int index, int count)
     {

@@ -65,6 +65,11 @@ public static class RequestLog
             }
 
             w.WriteBoolean("stream", request.Stream);
+            if (response?.FinishReason is { } finish)
+            {
+                w.WriteString("finishReason", finish);
+            }
+
             if (error is not null)
             {
                 w.WriteString("error", error);
@@ -88,6 +93,21 @@ public static class RequestLog
                 }
 
                 w.WriteNumber("latencyMs", Math.Round(a.LatencyMs, 3));
+                if (a.BadEvents > 0)
+                {
+                    w.WriteNumber("badEvents", a.BadEvents);
+                }
+
+                if (a.PartialText is not null)
+                {
+                    // How much was shown before the stream broke; the text itself only with LogContent.
+                    w.WriteNumber("partialChars", a.PartialText.Length);
+                    if (request.LogContent)
+                    {
+                        w.WriteString("partialText", a.PartialText);
+                    }
+                }
+
                 w.WriteEndObject();
             }
 

@@ -73,7 +73,8 @@ public sealed class HttpClientPool : IDisposable
     {
         PooledConnectionLifetime = TimeSpan.FromMinutes(5),
         PooledConnectionIdleTimeout = TimeSpan.FromMinutes(1),
-        AutomaticDecompression = DecompressionMethods.All,
+        // Off: the failover core decompresses answers itself so that it can bound the ratio (a gzip bomb); see Failover/Streaming/BoundedBody.
+        AutomaticDecompression = DecompressionMethods.None,
         MaxConnectionsPerServer = 256,
         // Never send credentials to a redirect target, and never follow a redirect to another scheme silently.
         AllowAutoRedirect = false,

@@ -63,6 +63,20 @@ public sealed class InvokeAiRequestCommand : BackendCmdlet, IBackendParameters
     [Parameter]
     public SwitchParameter LogContent { get; set; }
 
+    /// <summary>Restart (default), Continue or None: what happens when a stream breaks after text was shown.</summary>
+    [Parameter]
+    [ValidateSet("Restart", "Continue", "None")]
+    public string StreamRescue { get; set; } = "Restart";
+
+    /// <summary>Keep the model's reasoning/thinking in the output's Thinking property.</summary>
+    [Parameter]
+    public SwitchParameter IncludeThinking { get; set; }
+
+    /// <summary>The largest answer read from one backend (after decompression). The default is 16 MiB.</summary>
+    [Parameter]
+    [ValidateRange(1024, int.MaxValue)]
+    public int MaxResponseBytes { get; set; }
+
     protected override void BeginProcessing()
     {
         try
@@ -112,6 +126,9 @@ public sealed class InvokeAiRequestCommand : BackendCmdlet, IBackendParameters
             MaxTokens = MaxTokens > 0 ? MaxTokens : null,
             Temperature = double.IsNaN(Temperature) ? null : Temperature,
             LogContent = LogContent.IsPresent,
+            StreamRescue = Enum.Parse<StreamRescueMode>(StreamRescue, ignoreCase: true),
+            IncludeThinking = IncludeThinking.IsPresent,
+            MaxResponseBytes = MaxResponseBytes > 0 ? MaxResponseBytes : null,
         };
 
         try
@@ -163,6 +180,7 @@ public sealed class InvokeAiRequestCommand : BackendCmdlet, IBackendParameters
             AiRequestFailure.RequestRejected => ("RequestRejected", ErrorCategory.InvalidArgument, "Fix the request (model name, size, parameters); it was not sent to Ollama because it would fail the same way."),
             AiRequestFailure.ContentPolicyRefusal => ("ContentPolicyRefusal", ErrorCategory.PermissionDenied, "The provider refused on content policy. Review the prompt; the module never routes around a refusal."),
             AiRequestFailure.StreamInterrupted => ("StreamInterrupted", ErrorCategory.ReadError, "Run the request again; the partial answer is in the error's TargetObject."),
+            AiRequestFailure.ModelNotFound => ("ModelNotFound", ErrorCategory.ObjectNotFound, "Pull the model on an Ollama server (the message names each server and the command), or choose another with -OllamaModel."),
             _ => ("FailoverNotApproved", ErrorCategory.OperationStopped, "Run interactively to approve, or pass -Force (or -Confirm:$false) to allow the failover."),
         };
         var message = _approvalProblem is null || e.Failure != AiRequestFailure.FailoverNotApproved ? e.Message : e.Message + " " + _approvalProblem;
@@ -196,6 +214,13 @@ public sealed class InvokeAiRequestCommand : BackendCmdlet, IBackendParameters
         public void OnWarning(string message) => cmdlet.Post(() => cmdlet.Warn(message));
 
         public void OnToken(string text) => cmdlet.Post(() => cmdlet.Host?.UI?.Write(text));
+
+        // The broken text stays on screen; the notice goes on its own line, and the new answer starts below it.
+        public void OnStreamRescued(string notice) => cmdlet.Post(() =>
+        {
+            cmdlet.Host?.UI?.WriteLine();
+            cmdlet.Host?.UI?.WriteLine(notice);
+        });
 
         public void OnAttemptStarted(BackendEndpoint endpoint, int index, int count)
         {

@@ -10,6 +10,12 @@ public static class Program
 {
     public static int Main(string[] args)
     {
+        if (args.Length == 2 && args[0] == "hostile-stream")
+        {
+            // A hostile cloud stream (endless line or gzip bomb); prints this process's peak RSS.
+            return Failover.ResponseLimitsTests.HostileChildAsync(args[1]).GetAwaiter().GetResult();
+        }
+
         if (args.Length == 4 && args[0] == "contingency-writer")
         {
             // Enables COUNT workflows w-ID-j and disables the odd ones again, each change its own locked write.
@@ -27,7 +33,7 @@ public static class Program
             return 0;
         }
 
-        Console.Error.WriteLine("usage: contingency-writer DIR ID COUNT");
+        Console.Error.WriteLine("usage: contingency-writer DIR ID COUNT | hostile-stream endless|gzip");
         return 2;
     }
 }

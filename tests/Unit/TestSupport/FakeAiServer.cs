@@ -42,6 +42,26 @@ public enum FaultKind
     InBandStreamError,
     /// <summary>200 whose answer is a content-policy refusal (finish_reason content_filter / stop_reason refusal).</summary>
     Refusal,
+    /// <summary>Stream <see cref="FaultSpec.Words"/> words, then reset the connection (a cut).</summary>
+    CutAfterWords,
+    /// <summary>Stream <see cref="FaultSpec.Words"/> words, then stall forever.</summary>
+    StallAfterWords,
+    /// <summary>Stream <see cref="FaultSpec.Words"/> words, then the protocol's in-band error event, then close.</summary>
+    ErrorAfterWords,
+    /// <summary>The whole answer word by word, with one unparseable event after word <see cref="FaultSpec.Words"/>.</summary>
+    MalformedAmong,
+    /// <summary>The whole answer and its finish reason, then a clean close without [DONE] / message_stop / done:true.</summary>
+    FinishWithoutTerminator,
+    /// <summary>OpenAI: a streamed refusal in <c>delta.refusal</c> (content null). Others: as <see cref="Refusal"/>.</summary>
+    RefusalDelta,
+    /// <summary>Reasoning/thinking deltas for <see cref="FaultSpec.Delay"/> (one every 100 ms), then the answer.</summary>
+    ReasoningFirst,
+    /// <summary>Serve <see cref="FaultSpec.Body"/> byte for byte with <see cref="FaultSpec.Status"/> (a wire fixture), streamed one event or line per chunk.</summary>
+    Replay,
+    /// <summary>A 200 stream whose first line never ends (a hostile server).</summary>
+    EndlessLine,
+    /// <summary>A 200 stream, Content-Encoding gzip, of gzip members that each expand to 16 MiB, without end (a compression bomb).</summary>
+    GzipBomb,
 }
 
 public sealed record FaultSpec(FaultKind Kind)
@@ -50,8 +70,21 @@ public sealed record FaultSpec(FaultKind Kind)
     public string? Body { get; init; }
     public IReadOnlyDictionary<string, string>? Headers { get; init; }
     public TimeSpan Delay { get; init; }
+    /// <summary>For the *AfterWords and MalformedAmong faults: how many words before the fault. For Replay: serve in pieces of this many bytes (0: one event or line per chunk).</summary>
+    public int Words { get; init; }
+    /// <summary>For <see cref="FaultKind.Replay"/>: the Content-Type sent.</summary>
+    public string? ContentType { get; init; }
 
     public static FaultSpec Ok { get; } = new(FaultKind.None);
+
+    /// <summary>Replays a file of /work/shared/wire-fixtures (or anywhere) with its status and content type.</summary>
+    public static FaultSpec Fixture(string path, int status = 200, string? contentType = null) => new(FaultKind.Replay)
+    {
+        Status = status,
+        Body = File.ReadAllText(path),
+        ContentType = contentType ?? (path.EndsWith(".sse", StringComparison.Ordinal) ? "text/event-stream; charset=utf-8"
+            : path.EndsWith(".ndjson", StringComparison.Ordinal) ? "application/x-ndjson" : "application/json; charset=utf-8"),
+    };
 
     public static FaultSpec Http(int status, string? body = null, params (string Name, string Value)[] headers) =>
         new(FaultKind.Status) { Status = status, Body = body, Headers = headers.ToDictionary(h => h.Name, h => h.Value) };
@@ -129,6 +162,9 @@ public sealed class FakeAiServer : IAsyncDisposable
 
     /// <summary>Pause between streamed chunks.</summary>
     public TimeSpan ChunkDelay { get; set; } = TimeSpan.Zero;
+
+    /// <summary>Answer 400 to a conversation that ends with an assistant message (a server that cannot continue a partial answer).</summary>
+    public bool RejectTrailingAssistant { get; set; }
 
     /// <summary>Models listed by <c>/api/tags</c> (Ollama fakes).</summary>
     public string[] Tags { get; set; } = ["llama3.1:8b"];
@@ -220,8 +256,22 @@ public sealed class FakeAiServer : IAsyncDisposable
         var text = Answer?.Invoke(LastUser(request)) ?? $"{Name}: reply to {LastUser(request)}";
         var token = _stop.Token;
 
+        if (RejectTrailingAssistant && LastRole(request) == "assistant")
+        {
+            await WriteSimpleAsync(stream, 400, "application/json", Api == FakeApi.Ollama
+                ? "{\"error\":\"the last message must be from the user or a tool\"}"
+                : DefaultError(400));
+            return true;
+        }
+
         switch (fault.Kind)
         {
+            case FaultKind.Replay:
+                return await ReplayAsync(stream, fault, token);
+            case FaultKind.EndlessLine:
+            case FaultKind.GzipBomb:
+                await HostileAsync(stream, fault.Kind, token);
+                return false;
             case FaultKind.ResetBeforeHeaders:
                 Reset(client);
                 return false;
@@ -266,10 +316,56 @@ public sealed class FakeAiServer : IAsyncDisposable
         await stream.WriteAsync(Encoding.ASCII.GetBytes(
             $"HTTP/1.1 200 OK\r\nContent-Type: {(Api == FakeApi.Ollama ? "application/x-ndjson" : "text/event-stream")}\r\nTransfer-Encoding: chunked\r\nCache-Control: no-cache\r\n\r\n"), token);
         await stream.FlushAsync(token);
-        var pieces = Split(text);
+        var pieces = fault.Words > 0 || fault.Kind is FaultKind.MalformedAmong or FaultKind.FinishWithoutTerminator or FaultKind.ReasoningFirst ? SplitWords(text) : Split(text);
         var lines = new List<string>(StreamPreamble());
+        var cut = false;
         switch (fault.Kind)
         {
+            case FaultKind.CutAfterWords:
+                lines.AddRange(pieces.Take(fault.Words).Select(Delta));
+                cut = true;
+                break;
+            case FaultKind.StallAfterWords:
+                lines.AddRange(pieces.Take(fault.Words).Select(Delta));
+                break;
+            case FaultKind.ErrorAfterWords:
+                lines.AddRange(pieces.Take(fault.Words).Select(Delta));
+                lines.Add(StreamError());
+                break;
+            case FaultKind.MalformedAmong:
+                lines.AddRange(pieces.Take(fault.Words).Select(Delta));
+                lines.Add(Api == FakeApi.Ollama ? "{\"model\":\"x\",\"message\":{\"content\":\"tru\n" : "data: {\"id\":\"chatcmpl-fake\",\"choices\":[{\"delta\":{\"content\":\"tru\n\n");
+                lines.AddRange(pieces.Skip(fault.Words).Select(Delta));
+                lines.AddRange(StreamTerminator());
+                break;
+            case FaultKind.FinishWithoutTerminator:
+                lines.AddRange(pieces.Select(Delta));
+                lines.AddRange(StreamTerminator().Take(Api switch { FakeApi.OpenAI => 1, FakeApi.Anthropic => 2, _ => 0 }));
+                if (Api == FakeApi.Ollama)
+                {
+                    lines.Add(StreamTerminator().Single().Replace("\"done\":true", "\"done\":false")); // no done:true: an Ollama stream has no finish reason without it
+                }
+
+                break;
+            case FaultKind.RefusalDelta:
+                lines.AddRange(Api == FakeApi.OpenAI
+                    ? new[] { "I'm", " sorry,", " I can't", " help with that." }.Select(r => "data: " + new JsonObject
+                    {
+                        ["id"] = "chatcmpl-fake", ["object"] = "chat.completion.chunk", ["model"] = Model,
+                        ["choices"] = new JsonArray(new JsonObject { ["index"] = 0, ["delta"] = new JsonObject { ["content"] = null, ["refusal"] = r }, ["finish_reason"] = null }),
+                    }.ToJsonString() + "\n\n")
+                    : [StreamRefusal()]);
+                lines.AddRange(StreamTerminator());
+                break;
+            case FaultKind.ReasoningFirst:
+                for (var elapsed = TimeSpan.Zero; elapsed < fault.Delay; elapsed += TimeSpan.FromMilliseconds(100))
+                {
+                    lines.Add(Reasoning(" thinking"));
+                }
+
+                lines.AddRange(pieces.Select(Delta));
+                lines.AddRange(StreamTerminator());
+                break;
             case FaultKind.MalformedJson:
                 lines.Add(Api == FakeApi.Ollama ? "{not json\n" : "data: {not json\n\n");
                 break;
@@ -298,13 +394,21 @@ public sealed class FakeAiServer : IAsyncDisposable
         foreach (var line in lines)
         {
             await WriteChunkAsync(stream, line, token);
-            if (ChunkDelay > TimeSpan.Zero)
+            var pause = fault.Kind == FaultKind.ReasoningFirst && line.Contains(" thinking", StringComparison.Ordinal) ? TimeSpan.FromMilliseconds(100) : ChunkDelay;
+            if (pause > TimeSpan.Zero)
             {
-                await Task.Delay(ChunkDelay, token);
+                await Task.Delay(pause, token);
             }
         }
 
-        if (fault.Kind == FaultKind.StallMidStream)
+        if (cut)
+        {
+            await Task.Delay(20, token);
+            Reset(client);
+            return false;
+        }
+
+        if (fault.Kind is FaultKind.StallMidStream or FaultKind.StallAfterWords)
         {
             await Task.Delay(Timeout.Infinite, token);
         }
@@ -443,6 +547,116 @@ public sealed class FakeAiServer : IAsyncDisposable
         _ => "{\"error\":\"refused\"}\n",
     };
 
+    private string Reasoning(string piece) => Api switch
+    {
+        FakeApi.OpenAI => "data: " + new JsonObject
+        {
+            ["id"] = "chatcmpl-fake", ["object"] = "chat.completion.chunk", ["model"] = Model,
+            ["choices"] = new JsonArray(new JsonObject { ["index"] = 0, ["delta"] = new JsonObject { ["content"] = "", ["reasoning"] = piece }, ["finish_reason"] = null }),
+        }.ToJsonString() + "\n\n",
+        FakeApi.Anthropic => "event: content_block_delta\ndata: " + new JsonObject
+        {
+            ["type"] = "content_block_delta", ["index"] = 0, ["delta"] = new JsonObject { ["type"] = "thinking_delta", ["thinking"] = piece },
+        }.ToJsonString() + "\n\n",
+        _ => new JsonObject
+        {
+            ["model"] = Model, ["created_at"] = "2026-11-24T00:00:00Z", ["message"] = new JsonObject { ["role"] = "assistant", ["content"] = "", ["thinking"] = piece }, ["done"] = false,
+        }.ToJsonString() + "\n",
+    };
+
+    /// <summary>Writes a fixture: a body with Content-Length when it is not a stream, else one chunk per SSE event or NDJSON line.</summary>
+    private async Task<bool> ReplayAsync(NetworkStream stream, FaultSpec fault, CancellationToken token)
+    {
+        var body = fault.Body ?? "";
+        var contentType = fault.ContentType ?? "application/json";
+        var streamed = contentType.StartsWith("text/event-stream", StringComparison.Ordinal) || contentType.StartsWith("application/x-ndjson", StringComparison.Ordinal);
+        if (!streamed)
+        {
+            await WriteSimpleAsync(stream, fault.Status, contentType, body, fault.Headers);
+            return true;
+        }
+
+        await stream.WriteAsync(Encoding.ASCII.GetBytes($"HTTP/1.1 {fault.Status} {Reason(fault.Status)}\r\nContent-Type: {contentType}\r\nTransfer-Encoding: chunked\r\n\r\n"), token);
+        if (fault.Words > 0)
+        {
+            // Fixed-size TCP pieces, as a proxy may cut them: lines and UTF-8 sequences split mid-way.
+            var bytes = Encoding.UTF8.GetBytes(body);
+            for (var i = 0; i < bytes.Length; i += fault.Words)
+            {
+                var n = Math.Min(fault.Words, bytes.Length - i);
+                await stream.WriteAsync(Encoding.ASCII.GetBytes($"{n:X}\r\n"), token);
+                await stream.WriteAsync(bytes.AsMemory(i, n), token);
+                await stream.WriteAsync("\r\n"u8.ToArray(), token);
+                await stream.FlushAsync(token);
+            }
+
+            await stream.WriteAsync("0\r\n\r\n"u8.ToArray(), token);
+            await stream.FlushAsync(token);
+            return true;
+        }
+
+        var separator = contentType.StartsWith("text/event-stream", StringComparison.Ordinal) ? "\n\n" : "\n";
+        var at = 0;
+        while (at < body.Length)
+        {
+            var end = body.IndexOf(separator, at, StringComparison.Ordinal);
+            end = end < 0 ? body.Length : end + separator.Length;
+            await WriteChunkAsync(stream, body[at..end], token);
+            at = end;
+            if (ChunkDelay > TimeSpan.Zero)
+            {
+                await Task.Delay(ChunkDelay, token);
+            }
+        }
+
+        await stream.WriteAsync("0\r\n\r\n"u8.ToArray(), token);
+        await stream.FlushAsync(token);
+        return true;
+    }
+
+    private static readonly Lazy<byte[]> BombMember = new(() =>
+    {
+        using var ms = new MemoryStream();
+        using (var z = new System.IO.Compression.GZipStream(ms, System.IO.Compression.CompressionLevel.SmallestSize))
+        {
+            var newlines = new byte[1024 * 1024];
+            Array.Fill(newlines, (byte)'\n');
+            for (var i = 0; i < 16; i++)
+            {
+                z.Write(newlines);
+            }
+        }
+
+        return ms.ToArray();
+    });
+
+    /// <summary>Hostile 200 streams that never end: one endless line, or a gzip bomb of blank lines. Until the client goes away.</summary>
+    private async Task HostileAsync(NetworkStream stream, FaultKind kind, CancellationToken token)
+    {
+        var gzip = kind == FaultKind.GzipBomb;
+        await stream.WriteAsync(Encoding.ASCII.GetBytes(
+            $"HTTP/1.1 200 OK\r\nContent-Type: {(Api == FakeApi.Ollama ? "application/x-ndjson" : "text/event-stream")}\r\n{(gzip ? "Content-Encoding: gzip\r\n" : "")}Transfer-Encoding: chunked\r\n\r\n"), token);
+        byte[] piece;
+        if (gzip)
+        {
+            piece = BombMember.Value;
+        }
+        else
+        {
+            var start = Api == FakeApi.Ollama ? "{\"model\":\"x\",\"message\":{\"role\":\"assistant\",\"content\":\"" : "data: {\"choices\":[{\"delta\":{\"content\":\"";
+            await WriteChunkAsync(stream, start, token);
+            piece = Encoding.ASCII.GetBytes(new string('A', 64 * 1024));
+        }
+
+        var head = Encoding.ASCII.GetBytes($"{piece.Length:X}\r\n");
+        while (!token.IsCancellationRequested)
+        {
+            await stream.WriteAsync(head, token);
+            await stream.WriteAsync(piece, token);
+            await stream.WriteAsync("\r\n"u8.ToArray(), token);
+        }
+    }
+
     private string DefaultError(int status) => Api switch
     {
         FakeApi.Anthropic => $"{{\"type\":\"error\",\"error\":{{\"type\":\"{(status == 529 ? "overloaded_error" : status == 429 ? "rate_limit_error" : status == 401 ? "authentication_error" : status == 400 ? "invalid_request_error" : "api_error")}\",\"message\":\"fake {status}\"}},\"request_id\":\"req_fake\"}}",
@@ -460,6 +674,15 @@ public sealed class FakeAiServer : IAsyncDisposable
 
         return pieces.Count == 0 ? [""] : pieces.ToArray();
     }
+
+    private static string[] SplitWords(string text)
+    {
+        var words = text.Split(' ');
+        return words.Select((w, i) => i < words.Length - 1 ? w + " " : w).ToArray();
+    }
+
+    private static string? LastRole(RecordedRequest request) =>
+        request.Json?["messages"] is JsonArray { Count: > 0 } m ? m[^1]?["role"]?.GetValue<string>() : null;
 
     private static string LastUser(RecordedRequest request)
     {

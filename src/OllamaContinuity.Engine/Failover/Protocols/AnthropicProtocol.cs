@@ -69,16 +69,23 @@ internal sealed class AnthropicProtocol : ChatProtocol
         }
 
         var text = new StringBuilder();
+        StringBuilder? thinking = null;
         foreach (var block in content.EnumerateArray())
         {
-            if (Str(block, "type") == "text")
+            switch (Str(block, "type"))
             {
-                text.Append(Str(block, "text"));
+                case "text":
+                    text.Append(Str(block, "text"));
+                    break;
+                case "thinking":
+                    (thinking ??= new()).Append(Str(block, "thinking"));
+                    break;
             }
         }
 
         root.TryGetProperty("usage", out var usage);
-        return new(ChunkKind.Text, text.ToString(), Str(root, "model"), Int(usage, "input_tokens"), Int(usage, "output_tokens"));
+        return new(ChunkKind.Text, text.ToString(), Str(root, "model"), Int(usage, "input_tokens"), Int(usage, "output_tokens"),
+            FinishReason: FinishReason(Str(root, "stop_reason")), Thinking: thinking?.ToString());
     }
 
     public override ParsedChunk ParseStreamLine(string line, ref string? state)
@@ -112,9 +119,13 @@ internal sealed class AnthropicProtocol : ChatProtocol
                 msg.TryGetProperty("usage", out var u0);
                 return new(ChunkKind.None, Model: Str(msg, "model"), InputTokens: Int(u0, "input_tokens"));
             case "content_block_delta":
-                return root.TryGetProperty("delta", out var delta) && Str(delta, "type") == "text_delta"
-                    ? new(ChunkKind.Text, Str(delta, "text") ?? "")
-                    : default;
+                root.TryGetProperty("delta", out var delta);
+                return Str(delta, "type") switch
+                {
+                    "text_delta" => new(ChunkKind.Text, Str(delta, "text") ?? ""),
+                    "thinking_delta" => new(ChunkKind.None, Thinking: Str(delta, "thinking") ?? ""),
+                    _ => default, // signature_delta, input_json_delta
+                };
             case "message_delta":
                 root.TryGetProperty("delta", out var md);
                 if (Str(md, "stop_reason") == "refusal")
@@ -123,11 +134,22 @@ internal sealed class AnthropicProtocol : ChatProtocol
                 }
 
                 root.TryGetProperty("usage", out var u1);
-                return new(ChunkKind.None, OutputTokens: Int(u1, "output_tokens"));
+                return new(ChunkKind.None, OutputTokens: Int(u1, "output_tokens"), FinishReason: FinishReason(Str(md, "stop_reason")));
             case "message_stop":
                 return new(ChunkKind.Done);
             default:
                 return default; // ping, content_block_start/stop
         }
     }
+
+    /// <summary>Anthropic's stop_reason in OpenAI's words (end_turn: stop, max_tokens: length, tool_use: tool_calls); others as sent.</summary>
+    internal static string? FinishReason(string? stopReason) => stopReason switch
+    {
+        null => null,
+        "end_turn" or "stop_sequence" => "stop",
+        "max_tokens" or "model_context_window_exceeded" => "length",
+        "tool_use" => "tool_calls",
+        "refusal" => "content_filter",
+        _ => stopReason,
+    };
 }

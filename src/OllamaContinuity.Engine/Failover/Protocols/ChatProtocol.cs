@@ -4,7 +4,12 @@ using System.Text.Json;
 namespace OllamaContinuity.Failover.Protocols;
 
 /// <summary>What a backend's body (or one line of its stream) said.</summary>
-internal readonly record struct ParsedChunk(ChunkKind Kind, string? Text = null, string? Model = null, int? InputTokens = null, int? OutputTokens = null, string? Error = null);
+/// <remarks>
+/// <see cref="FinishReason"/> is why the answer ended (stop, length, content_filter, tool_calls, ...), in OpenAI's words
+/// for every protocol. <see cref="Thinking"/> is reasoning text: a sign of life, never part of the answer.
+/// </remarks>
+internal readonly record struct ParsedChunk(ChunkKind Kind, string? Text = null, string? Model = null, int? InputTokens = null, int? OutputTokens = null, string? Error = null,
+    string? FinishReason = null, string? Thinking = null);
 
 internal enum ChunkKind
 {
@@ -18,7 +23,7 @@ internal enum ChunkKind
     Error,
     /// <summary>The provider refused on content policy: never fail over.</summary>
     Refusal,
-    /// <summary>Not the shape this protocol expects.</summary>
+    /// <summary>Not the shape this protocol expects (a stream skips a few of these; see <c>ChatStreamReader</c>).</summary>
     Malformed,
 }
 
@@ -45,6 +50,8 @@ internal abstract class ChatProtocol
         var content = new ByteArrayContent(buffer.GetBuffer(), 0, (int)buffer.Length);
         content.Headers.ContentType = new("application/json") { CharSet = "utf-8" };
         var message = new HttpRequestMessage(HttpMethod.Post, endpoint.Uri) { Content = content };
+        // The handler does not decompress (Streaming.BoundedBody does, within its bounds): say what we accept.
+        message.Headers.TryAddWithoutValidation("Accept-Encoding", Streaming.BoundedBody.AcceptEncoding);
         AddHeaders(message, endpoint);
         return message;
     }

@@ -59,20 +59,26 @@ internal sealed class OllamaProtocol : ChatProtocol
             return new(ChunkKind.Error, Error: err.ValueKind == JsonValueKind.String ? err.GetString() : err.GetRawText());
         }
 
-        var text = root.TryGetProperty("message", out var m) ? Str(m, "content") : null;
+        var hasMessage = root.TryGetProperty("message", out var m);
+        var text = hasMessage ? Str(m, "content") : null;
+        var thinking = hasMessage ? Str(m, "thinking") : null;
         var done = root.TryGetProperty("done", out var d) && d.ValueKind == JsonValueKind.True;
+        // done_reason: stop, length, load, unload.
+        var reason = done ? Str(root, "done_reason") : null;
         if (!streaming)
         {
             return text is null || !done
                 ? new(ChunkKind.Malformed, Error: "no complete message in the response")
-                : new(ChunkKind.Text, text, Str(root, "model"), Int(root, "prompt_eval_count"), Int(root, "eval_count"));
+                : new(ChunkKind.Text, text, Str(root, "model"), Int(root, "prompt_eval_count"), Int(root, "eval_count"), FinishReason: reason, Thinking: thinking);
         }
 
         if (done)
         {
-            return new(ChunkKind.Done, text, Str(root, "model"), Int(root, "prompt_eval_count"), Int(root, "eval_count"));
+            return new(ChunkKind.Done, text, Str(root, "model"), Int(root, "prompt_eval_count"), Int(root, "eval_count"), FinishReason: reason, Thinking: thinking);
         }
 
-        return text is null ? new(ChunkKind.Malformed, Error: "a stream line has no message") : new(ChunkKind.Text, text, Str(root, "model"));
+        return text is null && thinking is null
+            ? new(ChunkKind.Malformed, Error: "a stream line has no message")
+            : new(text is null ? ChunkKind.None : ChunkKind.Text, text, Str(root, "model"), Thinking: thinking);
     }
 }

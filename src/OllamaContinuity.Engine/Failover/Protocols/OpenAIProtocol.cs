@@ -12,6 +12,14 @@ internal sealed class OpenAIProtocol : ChatProtocol
         w.WriteString("model", endpoint.Model);
         WriteMessages(w, request, includeSystem: true);
         w.WriteBoolean("stream", request.Stream);
+        if (request.Stream)
+        {
+            // Without this, a streamed answer has no token counts.
+            w.WriteStartObject("stream_options");
+            w.WriteBoolean("include_usage", true);
+            w.WriteEndObject();
+        }
+
         if (request.MaxTokens is int max)
         {
             w.WriteNumber("max_tokens", max);
@@ -51,7 +59,8 @@ internal sealed class OpenAIProtocol : ChatProtocol
         }
 
         var choice = choices[0];
-        if (Str(choice, "finish_reason") == "content_filter")
+        var finish = Str(choice, "finish_reason");
+        if (finish == "content_filter")
         {
             return new(ChunkKind.Refusal, Error: "the provider's content filter refused the request");
         }
@@ -67,7 +76,8 @@ internal sealed class OpenAIProtocol : ChatProtocol
         }
 
         root.TryGetProperty("usage", out var usage);
-        return new(ChunkKind.Text, Str(message, "content"), Str(root, "model"), Int(usage, "prompt_tokens"), Int(usage, "completion_tokens"));
+        return new(ChunkKind.Text, Str(message, "content"), Str(root, "model"), Int(usage, "prompt_tokens"), Int(usage, "completion_tokens"),
+            FinishReason: finish, Thinking: Reasoning(message));
     }
 
     public override ParsedChunk ParseStreamLine(string line, ref string? state)
@@ -107,12 +117,25 @@ internal sealed class OpenAIProtocol : ChatProtocol
         }
 
         var choice = choices[0];
-        if (Str(choice, "finish_reason") == "content_filter")
+        var finish = Str(choice, "finish_reason");
+        if (finish == "content_filter")
         {
             return new(ChunkKind.Refusal, Error: "the provider's content filter stopped the answer");
         }
 
-        var text = choice.TryGetProperty("delta", out var delta) ? Str(delta, "content") : null;
-        return text is null ? new(ChunkKind.None, Model: Str(root, "model")) : new(ChunkKind.Text, text, Str(root, "model"));
+        choice.TryGetProperty("delta", out var delta);
+        if (Str(delta, "refusal") is { Length: > 0 } refusal)
+        {
+            return new(ChunkKind.Refusal, Error: "the model refused: " + refusal);
+        }
+
+        // Some compatible servers put the usage on the finish chunk rather than on a chunk of its own.
+        root.TryGetProperty("usage", out var usage);
+        var text = Str(delta, "content");
+        return new(text is null ? ChunkKind.None : ChunkKind.Text, text, Str(root, "model"), Int(usage, "prompt_tokens"), Int(usage, "completion_tokens"),
+            FinishReason: finish, Thinking: Reasoning(delta));
     }
+
+    // OpenAI-compatible reasoning servers (Ollama /v1, vLLM, DeepSeek) name it either way.
+    private static string? Reasoning(JsonElement e) => Str(e, "reasoning_content") ?? Str(e, "reasoning");
 }

@@ -10,12 +10,14 @@ internal sealed class RecordingObserver : IFailoverObserver
     public ConcurrentQueue<string> Verbose { get; } = new();
     public ConcurrentQueue<string> Warnings { get; } = new();
     public ConcurrentQueue<string> Tokens { get; } = new();
+    public ConcurrentQueue<string> Notices { get; } = new();
     public bool Approve { get; set; } = true;
     public int ApprovalsAsked;
 
     public void OnVerbose(string message) => Verbose.Enqueue(message);
     public void OnWarning(string message) => Warnings.Enqueue(message);
     public void OnToken(string text) => Tokens.Enqueue(text);
+    public void OnStreamRescued(string notice) => Notices.Enqueue(notice);
 
     public ValueTask<bool> ApproveFailoverAsync(string question, CancellationToken cancellationToken)
     {
@@ -39,6 +41,14 @@ internal static class Harness
         FirstToken = TimeSpan.FromMilliseconds(700),
         Stall = TimeSpan.FromMilliseconds(700),
         Total = TimeSpan.FromMilliseconds(1500),
+    };
+
+    /// <summary>For tests that time nothing: long enough for a loaded 2-core machine.</summary>
+    public static BackendTimeouts Relaxed { get; } = new()
+    {
+        Connect = TimeSpan.FromSeconds(5),
+        FirstToken = TimeSpan.FromSeconds(10),
+        Total = TimeSpan.FromSeconds(20),
     };
 
     public static AiRequest Request(string prompt = "hello", bool stream = false, string? workflow = null, bool approval = false, bool logContent = false) => new()

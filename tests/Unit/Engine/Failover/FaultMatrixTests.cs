@@ -202,7 +202,7 @@ public sealed class FaultMatrixTests
     [Theory]
     [InlineData(FaultKind.StallMidStream, "StallTimeout")]
     [InlineData(FaultKind.StreamWithoutTerminator, "StreamTruncated")]
-    public async Task A_stream_that_breaks_after_text_is_an_error_not_a_silent_success(FaultKind fault, string cls)
+    public async Task With_rescue_off_a_stream_that_breaks_after_text_is_an_error_not_a_silent_success(FaultKind fault, string cls)
     {
         await using var cloud = FakeAiServer.Start(FakeApi.OpenAI);
         await using var ollama = FakeAiServer.Start(FakeApi.Ollama);
@@ -211,7 +211,8 @@ public sealed class FaultMatrixTests
         using var engine = new FailoverEngine();
         var observer = new RecordingObserver();
         var sw = Stopwatch.StartNew();
-        var e = await Assert.ThrowsAsync<AiRequestException>(() => engine.SendAsync(Harness.Request(stream: true), Harness.Plan(Harness.Cloud(cloud), Harness.TempLog(), Harness.Ollama(ollama)), observer));
+        var request = new AiRequest { Messages = [new ChatMessage("user", "hello")], Stream = true, StreamRescue = StreamRescueMode.None };
+        var e = await Assert.ThrowsAsync<AiRequestException>(() => engine.SendAsync(request, Harness.Plan(Harness.Cloud(cloud), Harness.TempLog(), Harness.Ollama(ollama)), observer));
         Assert.Equal(AiRequestFailure.StreamInterrupted, e.Failure);
         Assert.Equal(cls, e.Attempts[^1].FailureClass.ToString());
         Assert.False(string.IsNullOrEmpty(e.PartialText));

@@ -72,7 +72,8 @@ public sealed class ResponseBodyTests
         var response = await engine.SendAsync(Harness.Request(), plan);
 
         Assert.Equal("ollama: reply to hello", response.Text);
-        Assert.Equal("MalformedResponse", response.Attempts[0].FailureClass);
+        Assert.Equal("ResponseTooLarge", response.Attempts[0].FailureClass);
+        Assert.Contains("MaxResponseBytes", response.Attempts[0].Detail);
         Assert.Single(File.ReadAllLines(log));
     }
 
