@@ -305,8 +305,8 @@ Describe 'Invoke-AiRequest' {
 
     Context 'Ollama servers without the model' {
         BeforeAll {
-            $fixture = '/work/shared/wire-fixtures/ol_404_model_not_found.json'
-            $missingFault = if (Test-Path $fixture) { "replay:${fixture}:404" } else { 'status:404' }
+            $fixture = Get-WireFixturePath 'ol_404_model_not_found.json'
+            $missingFault = if ($fixture) { "replay:${fixture}:404" } else { 'status:404' }
             $f = Start-FailoverFixture -CloudFault 'status:503' -OllamaFault $missingFault -ApiKey $key
             $cloud, $ollama, $log, $common = $f.Cloud, $f.Ollama, $f.Log, $f.Common
             $second = Start-FakeServer -Api Ollama -Name ollama-b
@@ -332,14 +332,14 @@ Describe 'Invoke-AiRequest' {
 
     Context 'an Anthropic account out of credit' {
         BeforeAll {
-            $fixture = '/work/shared/wire-fixtures/an_400_credit_balance_too_low.json'
-            $fault = if (Test-Path $fixture) { "replay:${fixture}:400" } else { 'ok' }
+            $fixture = Get-WireFixturePath 'an_400_credit_balance_too_low.json'
+            $fault = if ($fixture) { "replay:${fixture}:400" } else { 'ok' }
             $f = Start-FailoverFixture -CloudApi Anthropic -CloudFault $fault -OllamaFault 'ok' -ApiKey $key
             $cloud, $ollama, $log, $common = $f.Cloud, $f.Ollama, $f.Log, $f.Common
         }
         AfterAll { $f | Stop-FailoverFixture }
 
-        It 'fails over as QuotaExhausted with a warning' -Skip:(-not (Test-Path '/work/shared/wire-fixtures/an_400_credit_balance_too_low.json')) {
+        It 'fails over as QuotaExhausted with a warning' -Skip:(-not (Test-Path (Join-Path $PSScriptRoot '../../../shared/wire-fixtures/an_400_credit_balance_too_low.json'))) {
             $warnings = $null
             $r = Invoke-AiRequest 'x' @common -CloudProvider Anthropic -WarningVariable warnings -WarningAction SilentlyContinue
             $r.Backend | Should -Be 'Ollama'

@@ -3,6 +3,17 @@
 
 $script:RepoRoot = (Resolve-Path (Join-Path $PSScriptRoot '../..')).Path
 
+function Get-WireFixturePath {
+    <#
+    .SYNOPSIS
+        The path of a real provider recording in shared/wire-fixtures (kept beside the repository), or $null when absent.
+    #>
+    param([Parameter(Mandatory)] [string] $Name)
+    $dir = if ($env:OLLAMACONTINUITY_WIRE_FIXTURES) { $env:OLLAMACONTINUITY_WIRE_FIXTURES } else { Join-Path $script:RepoRoot '../shared/wire-fixtures' }
+    $path = Join-Path $dir $Name
+    if (Test-Path -LiteralPath $path) { (Resolve-Path -LiteralPath $path).Path } else { $null }
+}
+
 function Get-ModuleManifestPath {
     Join-Path $script:RepoRoot 'out/OllamaContinuity/OllamaContinuity.psd1'
 }
@@ -98,4 +109,4 @@ function Stop-FailoverFixture {
     process { if ($Fixture) { $Fixture.Cloud, $Fixture.Ollama | Stop-FakeServer } }
 }
 
-Export-ModuleMember -Function Get-ModuleManifestPath, Start-FakeServer, Stop-FakeServer, Get-FakeServerHits, New-TestLogPath, Start-FailoverFixture, Stop-FailoverFixture
+Export-ModuleMember -Function Get-WireFixturePath, Get-ModuleManifestPath, Start-FakeServer, Stop-FakeServer, Get-FakeServerHits, New-TestLogPath, Start-FailoverFixture, Stop-FailoverFixture
