@@ -260,8 +260,7 @@ internal static class GatewayApp
     /// <summary>Writes the state file Get-AiGateway reads; removed when the gateway stops.</summary>
     public static void WriteStateFile(string path, Uri uri, GatewayOptions options)
     {
-        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
-        var json = JsonSerializer.Serialize(new Dictionary<string, object?>
+        var json = JsonSerializer.SerializeToUtf8Bytes(new Dictionary<string, object?>
         {
             ["pid"] = Environment.ProcessId,
             ["url"] = uri.ToString().TrimEnd('/'),
@@ -271,7 +270,7 @@ internal static class GatewayApp
             ["startedAt"] = DateTimeOffset.UtcNow,
             ["processStartTime"] = Process.GetCurrentProcess().StartTime.ToUniversalTime(),
         });
-        File.WriteAllText(path, json);
+        OwnerOnlyFile.WriteAllBytesAtomic(path, json);
     }
 
     internal static bool IsLoopback(IPAddress a) => IPAddress.IsLoopback(a);

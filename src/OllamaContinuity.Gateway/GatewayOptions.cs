@@ -36,6 +36,9 @@ internal sealed record GatewayOptions
     /// <summary>Where to write the gateway's state (PID, address, start time) for Get-AiGateway; null: none.</summary>
     public string? StateFile { get; init; }
 
+    /// <summary>Where the gateway's own console output goes (a detached gateway has no console); null: the console.</summary>
+    public string? ConsoleLogFile { get; init; }
+
     /// <summary>The request log path (null: the environment or the module's default).</summary>
     public string? LogPath { get; init; }
 
@@ -52,7 +55,7 @@ internal sealed record GatewayOptions
     public const string Usage = """
         OllamaContinuity.Gateway --tokens-file PATH [--bind 127.0.0.1] [--port 11435] [--force]
             [--max-body-bytes N] [--max-concurrency N] [--rate-per-minute N] [--model NAME]... [--state-file PATH]
-            [--log-path PATH] [--headers-timeout-sec N]
+            [--log-path PATH] [--console-log PATH] [--headers-timeout-sec N]
         Backends: CLOUD_PROVIDER, CLOUD_API_URL, CLOUD_API_KEY, CLOUD_MODEL, CLOUD_TIMEOUT, OLLAMA_URL, OLLAMA_MODEL,
         OLLAMA_TIMEOUT, CONNECT_TIMEOUT, FIRST_TOKEN_TIMEOUT (as Invoke-AiRequest).
         """;
@@ -95,6 +98,9 @@ internal sealed record GatewayOptions
                     break;
                 case "--state-file":
                     o = o with { StateFile = Value() };
+                    break;
+                case "--console-log":
+                    o = o with { ConsoleLogFile = Value() };
                     break;
                 case "--log-path":
                     o = o with { LogPath = Value() };

@@ -25,6 +25,15 @@ catch (Exception e) when (e is ArgumentException or InvalidOperationException or
     return 2;
 }
 
+if (options.ConsoleLogFile is { } consoleLog)
+{
+    // Started detached (Start-AiGateway): everything the process prints goes to this file, never to a closed pipe.
+    Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(consoleLog))!);
+    var writer = new StreamWriter(new FileStream(consoleLog, FileMode.Append, FileAccess.Write, FileShare.ReadWrite)) { AutoFlush = true };
+    Console.SetOut(writer);
+    Console.SetError(writer);
+}
+
 // The session engine: persisted per-workflow contingency, the contingency log and alerts, as Invoke-AiRequest has.
 var app = GatewayApp.Build(options, tokens, FailoverEngine.Shared, plan);
 try
