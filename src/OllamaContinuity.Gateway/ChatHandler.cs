@@ -57,9 +57,9 @@ internal sealed class ChatHandler(FailoverEngine engine, BackendPlan plan, Gatew
                 Messages = call.Messages,
                 SystemPrompt = call.SystemPrompt,
                 Workflow = workflow,
-                // Always stream from the backend: the first-token and stall watchdogs catch a silent provider in
-                // seconds, whether or not the client streams.
-                Stream = true,
+                // Streamed from the backend when the client streams (first-token and stall watchdogs); a whole
+                // answer otherwise (the provider's token counts; the total timeout bounds a silent provider).
+                Stream = call.Stream,
                 MaxTokens = call.MaxTokens,
                 Temperature = call.Temperature,
                 RequestId = requestId,
