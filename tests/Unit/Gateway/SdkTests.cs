@@ -94,82 +94,7 @@ public sealed class SdkTests
         }
     }
 
-    [SkippableFact]
-    public async Task Anthropic_sdk_plain_answer_from_an_OpenAI_cloud()
-    {
-        await using var g = await GatewayHarness.StartAsync();
-        var r = await RunAsync(g, "anthropic", "plain");
-        Assert.True((bool)r["ok"]!, r.ToJsonString());
-        Assert.Equal("cloud: reply to hello gateway", (string?)r["text"]);
-        Assert.Equal("end_turn", (string?)r["stop"]);
-        Assert.Equal("Cloud", (string?)r["backend"]);
-    }
-
-    [SkippableFact]
-    public async Task Anthropic_sdk_stream_fails_over_on_overload()
-    {
-        await using var g = await GatewayHarness.StartAsync(FakeApi.Anthropic);
-        g.Cloud.Fault = FaultSpec.Http(529);
-        var r = await RunAsync(g, "anthropic", "stream");
-        Assert.True((bool)r["ok"]!, r.ToJsonString());
-        Assert.Equal("ollama: reply to hello gateway", (string?)r["text"]);
-        Assert.Equal((string?)r["text"], (string?)r["final"]);
-        Assert.Equal(1, g.Ollama.Hits);
-    }
-
-    [SkippableFact]
-    public async Task Anthropic_sdk_content_policy_refusal_is_the_sdks_BadRequestError()
-    {
-        await using var g = await GatewayHarness.StartAsync();
-        g.Cloud.Fault = FaultSpec.Http(400, """{"error":{"code":"content_policy_violation","message":"rejected by the safety system","param":null,"type":"invalid_request_error"}}""");
-        var r = await RunAsync(g, "anthropic", "plain");
-        Assert.False((bool)r["ok"]!);
-        Assert.Equal("BadRequestError", (string?)r["error"]!["name"]);
-        Assert.Equal(400, (int)r["error"]!["status"]!);
-        Assert.Contains("safety system", (string?)r["error"]!["message"]);
-        Assert.Equal(0, g.Ollama.Hits);
-    }
-
-    [SkippableFact]
-    public async Task Anthropic_sdk_wrong_token_is_the_sdks_AuthenticationError()
-    {
-        await using var g = await GatewayHarness.StartAsync();
-        var r = await RunAsync(g, "anthropic", "plain", token: "oc_not_a_token_of_this_gateway_000");
-        Assert.False((bool)r["ok"]!);
-        Assert.Equal("AuthenticationError", (string?)r["error"]!["name"]);
-        Assert.Equal(401, (int)r["error"]!["status"]!);
-    }
-
-    [SkippableTheory]
-    [InlineData("plain")]
-    [InlineData("stream")]
-    [InlineData("generate")]
-    [InlineData("generate-stream")]
-    public async Task Ollama_sdk_gets_cloud_first_then_Ollama_on_failure(string mode)
-    {
-        await using var g = await GatewayHarness.StartAsync();
-        var r = await RunAsync(g, "ollama", mode);
-        Assert.True((bool)r["ok"]!, r.ToJsonString());
-        Assert.Equal("cloud: reply to hello gateway", (string?)r["text"]);
-
-        g.Cloud.Fault = new FaultSpec(FaultKind.ResetBeforeHeaders);
-        r = await RunAsync(g, "ollama", mode);
-        Assert.True((bool)r["ok"]!, r.ToJsonString());
-        Assert.Equal("ollama: reply to hello gateway", (string?)r["text"]);
-    }
-
-    [SkippableFact]
-    public async Task Ollama_sdk_without_a_token_gets_its_ResponseError_401()
-    {
-        await using var g = await GatewayHarness.StartAsync();
-        var r = await RunAsync(g, "ollama", "plain", token: "");
-        Assert.False((bool)r["ok"]!);
-        Assert.Equal("ResponseError", (string?)r["error"]!["name"]);
-        Assert.Equal(401, (int)r["error"]!["status"]!);
-        Assert.Contains("client token", (string?)r["error"]!["message"]);
-    }
-
-    private static async Task<JsonNode> RunAsync(GatewayHarness g, string sdk, string mode, string token = GatewayHarness.AppToken)
+    internal static async Task<JsonNode> RunAsync(GatewayHarness g, string sdk, string mode, string token = GatewayHarness.AppToken)
     {
         var (dir, problem) = Setup.Value;
         Skip.If(dir is null, problem);
@@ -235,4 +160,91 @@ public sealed class SdkTests
 
         return p.ExitCode == 0 ? (dir, null) : (null, "npm ci failed: " + err.Result.Trim());
     }
+}
+
+/// <summary>The official @anthropic-ai/sdk SDK against the gateway (a class of its own so the SDK classes run in parallel).</summary>
+public sealed class AnthropicSdkTests
+{
+    [SkippableFact]
+    public async Task Anthropic_sdk_plain_answer_from_an_OpenAI_cloud()
+    {
+        await using var g = await GatewayHarness.StartAsync();
+        var r = await RunAsync(g, "anthropic", "plain");
+        Assert.True((bool)r["ok"]!, r.ToJsonString());
+        Assert.Equal("cloud: reply to hello gateway", (string?)r["text"]);
+        Assert.Equal("end_turn", (string?)r["stop"]);
+        Assert.Equal("Cloud", (string?)r["backend"]);
+    }
+
+    [SkippableFact]
+    public async Task Anthropic_sdk_stream_fails_over_on_overload()
+    {
+        await using var g = await GatewayHarness.StartAsync(FakeApi.Anthropic);
+        g.Cloud.Fault = FaultSpec.Http(529);
+        var r = await RunAsync(g, "anthropic", "stream");
+        Assert.True((bool)r["ok"]!, r.ToJsonString());
+        Assert.Equal("ollama: reply to hello gateway", (string?)r["text"]);
+        Assert.Equal((string?)r["text"], (string?)r["final"]);
+        Assert.Equal(1, g.Ollama.Hits);
+    }
+
+    [SkippableFact]
+    public async Task Anthropic_sdk_content_policy_refusal_is_the_sdks_BadRequestError()
+    {
+        await using var g = await GatewayHarness.StartAsync();
+        g.Cloud.Fault = FaultSpec.Http(400, """{"error":{"code":"content_policy_violation","message":"rejected by the safety system","param":null,"type":"invalid_request_error"}}""");
+        var r = await RunAsync(g, "anthropic", "plain");
+        Assert.False((bool)r["ok"]!);
+        Assert.Equal("BadRequestError", (string?)r["error"]!["name"]);
+        Assert.Equal(400, (int)r["error"]!["status"]!);
+        Assert.Contains("safety system", (string?)r["error"]!["message"]);
+        Assert.Equal(0, g.Ollama.Hits);
+    }
+
+    [SkippableFact]
+    public async Task Anthropic_sdk_wrong_token_is_the_sdks_AuthenticationError()
+    {
+        await using var g = await GatewayHarness.StartAsync();
+        var r = await RunAsync(g, "anthropic", "plain", token: "oc_not_a_token_of_this_gateway_000");
+        Assert.False((bool)r["ok"]!);
+        Assert.Equal("AuthenticationError", (string?)r["error"]!["name"]);
+        Assert.Equal(401, (int)r["error"]!["status"]!);
+    }
+
+    private static Task<JsonNode> RunAsync(GatewayHarness g, string sdk, string mode, string token = GatewayHarness.AppToken) => SdkTests.RunAsync(g, sdk, mode, token);
+}
+
+/// <summary>The official ollama SDK against the gateway (a class of its own so the SDK classes run in parallel).</summary>
+public sealed class OllamaSdkTests
+{
+    [SkippableTheory]
+    [InlineData("plain")]
+    [InlineData("stream")]
+    [InlineData("generate")]
+    [InlineData("generate-stream")]
+    public async Task Ollama_sdk_gets_cloud_first_then_Ollama_on_failure(string mode)
+    {
+        await using var g = await GatewayHarness.StartAsync();
+        var r = await RunAsync(g, "ollama", mode);
+        Assert.True((bool)r["ok"]!, r.ToJsonString());
+        Assert.Equal("cloud: reply to hello gateway", (string?)r["text"]);
+
+        g.Cloud.Fault = new FaultSpec(FaultKind.ResetBeforeHeaders);
+        r = await RunAsync(g, "ollama", mode);
+        Assert.True((bool)r["ok"]!, r.ToJsonString());
+        Assert.Equal("ollama: reply to hello gateway", (string?)r["text"]);
+    }
+
+    [SkippableFact]
+    public async Task Ollama_sdk_without_a_token_gets_its_ResponseError_401()
+    {
+        await using var g = await GatewayHarness.StartAsync();
+        var r = await RunAsync(g, "ollama", "plain", token: "");
+        Assert.False((bool)r["ok"]!);
+        Assert.Equal("ResponseError", (string?)r["error"]!["name"]);
+        Assert.Equal(401, (int)r["error"]!["status"]!);
+        Assert.Contains("client token", (string?)r["error"]!["message"]);
+    }
+
+    private static Task<JsonNode> RunAsync(GatewayHarness g, string sdk, string mode, string token = GatewayHarness.AppToken) => SdkTests.RunAsync(g, sdk, mode, token);
 }
