@@ -30,6 +30,9 @@
         'Get-AiContinuityAlert'
         'Start-FailoverDrill'
         'Stop-FailoverDrill'
+        'Start-AiGateway'
+        'Stop-AiGateway'
+        'Get-AiGateway'
     )
     FunctionsToExport    = @()
     VariablesToExport    = @()

@@ -3,7 +3,7 @@ using System.Runtime;
 using System.Runtime.InteropServices;
 using OllamaContinuity.Bench;
 
-// Usage: dotnet run -c Release --project bench/OllamaContinuity.Bench -- [all|overhead|blackhole|throughput|rescue|allocs ...] [--quick]
+// Usage: dotnet run -c Release --project bench/OllamaContinuity.Bench -- [all|overhead|blackhole|throughput|rescue|gateway|allocs ...] [--quick]
 var scenarios = new List<string>();
 var quick = false;
 foreach (var a in args)
@@ -14,15 +14,16 @@ foreach (var a in args)
             quick = true;
             break;
         case "-h" or "--help" or "/?":
-            Console.WriteLine("OllamaContinuity.Bench [all|overhead|blackhole|throughput|rescue|allocs ...] [--quick]");
+            Console.WriteLine("OllamaContinuity.Bench [all|overhead|blackhole|throughput|rescue|gateway|allocs ...] [--quick]");
             Console.WriteLine("  overhead    the failover core vs a raw HttpClient POST, per request (p50/p95/mean)");
             Console.WriteLine("  blackhole   50 requests with a blackholed cloud: the seed's strategy vs the circuit breaker");
             Console.WriteLine("  throughput  requests/s at 1, 16 and 64 concurrent requests vs raw HttpClient");
             Console.WriteLine("  rescue      a cloud stream cut after 40 of 60 words: time to a complete answer vs a client that retries on Ollama");
+            Console.WriteLine("  gateway     the gateway: added latency (p50/p99), 64-stream throughput, 200 streams' peak RSS");
             Console.WriteLine("  allocs      (not in all) where the core's allocations come from, sampled by type");
             Console.WriteLine("  --quick     a smoke run (small counts, short timeouts): the figures are not meaningful");
             return 0;
-        case "all" or "overhead" or "blackhole" or "throughput" or "rescue" or "allocs":
+        case "all" or "overhead" or "blackhole" or "throughput" or "rescue" or "gateway" or "allocs":
             scenarios.Add(a.ToLowerInvariant());
             break;
         default:
@@ -33,7 +34,7 @@ foreach (var a in args)
 
 if (scenarios.Count == 0 || scenarios.Contains("all"))
 {
-    scenarios = ["overhead", "blackhole", "throughput", "rescue"];
+    scenarios = ["overhead", "blackhole", "throughput", "rescue", "gateway"];
 }
 
 if (Debugger.IsAttached || typeof(Program).Assembly.GetCustomAttributes(typeof(DebuggableAttribute), false)
@@ -68,6 +69,9 @@ foreach (var s in scenarios)
             break;
         case "rescue":
             await RescueScenario.RunAsync(quick);
+            break;
+        case "gateway":
+            await GatewayScenario.RunAsync(quick);
             break;
         case "allocs":
             await AllocationProfile.RunAsync(quick);

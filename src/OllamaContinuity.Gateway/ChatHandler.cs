@@ -1,0 +1,294 @@
+using System.Diagnostics;
+using System.Text.Json;
+using System.Threading.Channels;
+using OllamaContinuity.Failover;
+using OllamaContinuity.Gateway.Formats;
+
+namespace OllamaContinuity.Gateway;
+
+/// <summary>
+/// One chat request, whatever its API: read and translate it at the edge, send it through the failover engine,
+/// and translate the engine's answer (or stream) back. Who served it and why goes in response headers only.
+/// </summary>
+internal sealed class ChatHandler(FailoverEngine engine, BackendPlan plan, GatewayOptions options, GatewayMetrics metrics, ILogger logger)
+{
+    public const string BackendHeader = "X-OllamaContinuity-Backend";
+    public const string ReasonHeader = "X-OllamaContinuity-Failover-Reason";
+    public const string RequestIdHeader = "X-OllamaContinuity-Request-Id";
+    public const string WorkflowHeader = "X-OllamaContinuity-Workflow";
+    public const string ModelAlias = "ollamacontinuity";
+
+    /// <summary>The model names clients may ask for; every one is served by the same route (cloud, then Ollama).</summary>
+    public IReadOnlyList<string> Models { get; } =
+        new[] { ModelAlias, plan.Cloud?.Model }.Concat(plan.Ollama.Select(o => o.Model)).Concat(options.ModelAliases)
+            .Where(m => !string.IsNullOrWhiteSpace(m)).Select(m => m!).Distinct(StringComparer.Ordinal).ToArray();
+
+    public async Task HandleAsync(HttpContext ctx, ApiFormat format)
+    {
+        var requestId = (string)ctx.Items[GatewayApp.RequestIdKey]!;
+        var t0 = Stopwatch.GetTimestamp();
+        var backend = "none";
+        string? reason = null;
+        var status = 200;
+        metrics.Started();
+        try
+        {
+            var call = await ReadAsync(ctx, format).ConfigureAwait(false);
+            if (!Models.Contains(call.Model, StringComparer.Ordinal))
+            {
+                throw new GatewayException(404, $"The model '{Shorten(call.Model)}' is not served by this gateway. Models: {string.Join(", ", Models)}.", "model_not_found");
+            }
+
+            var client = ctx.Items[GatewayApp.ClientKey] as ClientToken;
+            var workflow = client?.Workflow;
+            if (ctx.Request.Headers.TryGetValue(WorkflowHeader, out var wh))
+            {
+                var value = wh.ToString();
+                if (wh.Count != 1 || !ClientTokens.IsValidWorkflow(value))
+                {
+                    throw new GatewayException(400, $"The {WorkflowHeader} header must be one name of letters, digits, '.', '-' or '_' (at most 64 characters).", "invalid_workflow");
+                }
+
+                workflow = value;
+            }
+
+            var request = new AiRequest
+            {
+                Messages = call.Messages,
+                SystemPrompt = call.SystemPrompt,
+                Workflow = workflow,
+                // Streamed from the backend when the client streams (first-token and stall watchdogs); a whole
+                // answer otherwise (the provider's token counts; the total timeout bounds a silent provider).
+                Stream = call.Stream,
+                MaxTokens = call.MaxTokens,
+                Temperature = call.Temperature,
+                RequestId = requestId,
+            };
+
+            if (!call.Stream)
+            {
+                var observer = new GatewayObserver(null, Warn);
+                var response = await engine.SendAsync(request, plan, observer, ctx.RequestAborted).ConfigureAwait(false);
+                (backend, reason) = (response.Backend, NullIfEmpty(response.FailoverReason));
+                SetRouteHeaders(ctx, backend, reason);
+                var buffer = new System.Buffers.ArrayBufferWriter<byte>(1024 + response.Text.Length * 2);
+                using (var w = new Utf8JsonWriter(buffer, new JsonWriterOptions { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping }))
+                {
+                    format.WriteWhole(w, response, call);
+                }
+
+                ctx.Response.ContentType = "application/json; charset=utf-8";
+                ctx.Response.ContentLength = buffer.WrittenCount;
+                await ctx.Response.Body.WriteAsync(buffer.WrittenMemory, ctx.RequestAborted).ConfigureAwait(false);
+                return;
+            }
+
+            (backend, reason, status) = await StreamAsync(ctx, format, call, request).ConfigureAwait(false);
+        }
+        catch (GatewayException e)
+        {
+            status = e.Status;
+            metrics.Rejected(e.Status == 413 ? "too_large" : e.Status == 404 ? "unknown_model" : "bad_request");
+            await GatewayApp.WriteErrorAsync(ctx, format, e.Status, e.Message, e.Code).ConfigureAwait(false);
+        }
+        catch (AiRequestException e)
+        {
+            string? code;
+            string message;
+            (status, code, message) = Map(e);
+            (backend, reason) = RouteOf(e);
+            SetRouteHeaders(ctx, backend == "none" ? null : backend, reason);
+            await GatewayApp.WriteErrorAsync(ctx, format, status, message, code).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (ctx.RequestAborted.IsCancellationRequested)
+        {
+            status = 499; // the client went away
+        }
+        finally
+        {
+            metrics.Finished(format.Name, backend, status, reason, Stopwatch.GetElapsedTime(t0).TotalSeconds);
+        }
+    }
+
+    private async Task<ChatCall> ReadAsync(HttpContext ctx, ApiFormat format)
+    {
+        if (ctx.Request.ContentLength > options.MaxBodyBytes)
+        {
+            throw TooLarge();
+        }
+
+        JsonDocument doc;
+        try
+        {
+            doc = await JsonDocument.ParseAsync(ctx.Request.Body, new JsonDocumentOptions { MaxDepth = 64 }, ctx.RequestAborted).ConfigureAwait(false);
+        }
+        catch (JsonException)
+        {
+            throw new GatewayException(400, "The request body is not valid JSON.", "invalid_json");
+        }
+        catch (BadHttpRequestException e) when (e.StatusCode == StatusCodes.Status413PayloadTooLarge)
+        {
+            throw TooLarge();
+        }
+        catch (BadHttpRequestException e)
+        {
+            throw new GatewayException(e.StatusCode is >= 400 and < 500 ? e.StatusCode : 400, "The request body could not be read: " + e.Message, "bad_request");
+        }
+
+        using (doc)
+        {
+            if (doc.RootElement.ValueKind != JsonValueKind.Object)
+            {
+                throw new GatewayException(400, "The request body must be a JSON object.", "invalid_json");
+            }
+
+            return format.Parse(doc.RootElement);
+        }
+
+        GatewayException TooLarge() => new(413, $"The request body is larger than the gateway's limit of {options.MaxBodyBytes} bytes.", "request_too_large");
+    }
+
+    /// <summary>Streams the engine's tokens to the client as they arrive; headers go out with the first token.</summary>
+    private async Task<(string Backend, string? Reason, int Status)> StreamAsync(HttpContext ctx, ApiFormat format, ChatCall call, AiRequest request)
+    {
+        var channel = Channel.CreateUnbounded<string>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
+        var observer = new GatewayObserver(channel.Writer, Warn);
+        var send = SendThenCompleteAsync(request, observer, channel.Writer, ctx.RequestAborted);
+        var state = new StreamState(request.RequestId, call.Model, DateTimeOffset.UtcNow) { IncludeUsage = call.IncludeUsage };
+        var output = ctx.Response.BodyWriter;
+        var started = false;
+        var backend = "none";
+        string? reason = null;
+
+        void Start(string b, string? r)
+        {
+            (backend, reason) = (b, r);
+            SetRouteHeaders(ctx, b, r);
+            ctx.Response.ContentType = format.StreamContentType;
+            ctx.Response.Headers.CacheControl = "no-cache";
+            ctx.Response.Headers["X-Accel-Buffering"] = "no";
+            format.StreamStart(output, state);
+            started = true;
+        }
+
+        try
+        {
+            await foreach (var token in channel.Reader.ReadAllAsync(ctx.RequestAborted).ConfigureAwait(false))
+            {
+                if (!started)
+                {
+                    Start(observer.Current?.Role.ToString() ?? "Cloud", observer.Reason);
+                }
+
+                format.StreamDelta(output, state, token);
+                if (!channel.Reader.TryPeek(out _))
+                {
+                    await output.FlushAsync(ctx.RequestAborted).ConfigureAwait(false);
+                }
+            }
+
+            var response = await send.ConfigureAwait(false);
+            if (!started)
+            {
+                Start(response.Backend, NullIfEmpty(response.FailoverReason));
+                if (response.Text.Length > 0)
+                {
+                    format.StreamDelta(output, state, response.Text);
+                }
+            }
+
+            format.StreamEnd(output, state, response);
+            await output.FlushAsync(ctx.RequestAborted).ConfigureAwait(false);
+            return (response.Backend, NullIfEmpty(response.FailoverReason) ?? reason, 200);
+        }
+        catch (AiRequestException e) when (started)
+        {
+            // Text is already on the wire: an in-band error the client's SDK raises, never a clean end.
+            var (status, code, message) = Map(e);
+            format.StreamError(output, state, status, message, code);
+            await output.FlushAsync(CancellationToken.None).ConfigureAwait(false);
+            return (backend, RouteOf(e).Reason ?? reason, status);
+        }
+        finally
+        {
+            // Whatever happened above, the engine's task is observed (its exception is rethrown above when it matters).
+            _ = send.ContinueWith(static t => _ = t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted, TaskScheduler.Default);
+        }
+    }
+
+    private async Task<AiResponse> SendThenCompleteAsync(AiRequest request, IFailoverObserver observer, ChannelWriter<string> writer, CancellationToken ct)
+    {
+        try
+        {
+            return await engine.SendAsync(request, plan, observer, ct).ConfigureAwait(false);
+        }
+        finally
+        {
+            writer.TryComplete();
+        }
+    }
+
+    /// <summary>The status, code and message a client gets when the engine produced no answer.</summary>
+    internal static (int Status, string? Code, string Message) Map(AiRequestException e)
+    {
+        var last = e.Attempts.Count > 0 ? e.Attempts[^1] : null;
+        var upstream = last?.StatusCode is int s and >= 400 and < 500 ? s : (int?)null;
+        return e.Failure switch
+        {
+            // Passed through as the provider said it: same status, same message, never routed around.
+            AiRequestFailure.ContentPolicyRefusal => (upstream ?? 400, "content_policy_violation", StripStatus(last?.Detail) ?? e.Message),
+            AiRequestFailure.RequestRejected => (upstream ?? 400, null, StripStatus(last?.Detail) ?? e.Message),
+            AiRequestFailure.StreamInterrupted => (502, "stream_interrupted", e.Message),
+            AiRequestFailure.FailoverNotApproved => (503, "failover_not_approved", e.Message),
+            _ => (502, "all_backends_failed", e.Message),
+        };
+    }
+
+    private static (string Backend, string? Reason) RouteOf(AiRequestException e)
+    {
+        var cloud = e.Attempts.FirstOrDefault(a => a.Backend == nameof(BackendRole.Cloud));
+        var reason = cloud is { Outcome: not "Success" } && e.Attempts.Count > 1 ? cloud.FailureClass : null;
+        var last = e.Attempts.LastOrDefault(a => a.Outcome != "Skipped");
+        return (last?.Backend ?? "none", string.IsNullOrEmpty(reason) ? null : reason);
+    }
+
+    private static string? StripStatus(string? detail)
+    {
+        if (detail is null)
+        {
+            return null;
+        }
+
+        // The engine's detail reads "HTTP 400: <the provider's message>".
+        if (detail.StartsWith("HTTP ", StringComparison.Ordinal) && detail.IndexOf(": ", StringComparison.Ordinal) is var i and > 0 && i < 10)
+        {
+            return detail[(i + 2)..];
+        }
+
+        return detail;
+    }
+
+    private static void SetRouteHeaders(HttpContext ctx, string? backend, string? reason)
+    {
+        if (ctx.Response.HasStarted)
+        {
+            return;
+        }
+
+        if (backend is not null)
+        {
+            ctx.Response.Headers[BackendHeader] = backend;
+        }
+
+        if (reason is not null)
+        {
+            ctx.Response.Headers[ReasonHeader] = reason;
+        }
+    }
+
+    private void Warn(string message) => logger.LogWarning("{Message}", message);
+
+    private static string? NullIfEmpty(string? s) => string.IsNullOrEmpty(s) ? null : s;
+
+    private static string Shorten(string s) => s.Length <= 100 ? s : s[..100] + "...";
+}

@@ -1,0 +1,137 @@
+using System.Globalization;
+using System.Net;
+
+namespace OllamaContinuity.Gateway;
+
+/// <summary>The gateway's own settings (the backends come from the same environment variables as Invoke-AiRequest).</summary>
+internal sealed record GatewayOptions
+{
+    /// <summary>The default port (Ollama's is 11434; the gateway sits beside it).</summary>
+    public const int DefaultPort = 11435;
+
+    /// <summary>The address to listen on. The default value is 127.0.0.1; anything not loopback needs <see cref="Force"/>.</summary>
+    public IPAddress Bind { get; init; } = IPAddress.Loopback;
+
+    /// <summary>The TCP port; 0 picks a free one (printed on the LISTENING line). The default value is 11435.</summary>
+    public int Port { get; init; } = DefaultPort;
+
+    /// <summary>Allow a non-loopback bind address.</summary>
+    public bool Force { get; init; }
+
+    /// <summary>The client tokens file (required): see <see cref="ClientTokens"/>.</summary>
+    public string? TokensFile { get; init; }
+
+    /// <summary>The largest request body. The default value is 4 MiB; larger ones get 413.</summary>
+    public long MaxBodyBytes { get; init; } = 4 * 1024 * 1024;
+
+    /// <summary>Chat requests served at once; more get 429. The default value is 64.</summary>
+    public int MaxConcurrentRequests { get; init; } = 64;
+
+    /// <summary>Chat requests per minute per client token (a token can set its own). The default value is 600.</summary>
+    public int RatePerMinute { get; init; } = 600;
+
+    /// <summary>Model names clients may ask for besides the cloud and Ollama models and <c>ollamacontinuity</c>.</summary>
+    public IReadOnlyList<string> ModelAliases { get; init; } = [];
+
+    /// <summary>Where to write the gateway's state (PID, address, start time) for Get-AiGateway; null: none.</summary>
+    public string? StateFile { get; init; }
+
+    /// <summary>Where the gateway's own console output goes (a detached gateway has no console); null: the console.</summary>
+    public string? ConsoleLogFile { get; init; }
+
+    /// <summary>The request log path (null: the environment or the module's default).</summary>
+    public string? LogPath { get; init; }
+
+    /// <summary>How long a client may take to send its headers (slowloris). The default value is 10 seconds.</summary>
+    public TimeSpan RequestHeadersTimeout { get; init; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>The slowest request body accepted after a grace period (slowloris). The default value is 240 bytes/s after 5 s.</summary>
+    public double MinBodyBytesPerSecond { get; init; } = 240;
+
+    public TimeSpan MinBodyRateGrace { get; init; } = TimeSpan.FromSeconds(5);
+
+    public bool IsLoopback => IPAddress.IsLoopback(Bind);
+
+    public const string Usage = """
+        OllamaContinuity.Gateway --tokens-file PATH [--bind 127.0.0.1] [--port 11435] [--force]
+            [--max-body-bytes N] [--max-concurrency N] [--rate-per-minute N] [--model NAME]... [--state-file PATH]
+            [--log-path PATH] [--console-log PATH] [--headers-timeout-sec N]
+        Backends: CLOUD_PROVIDER, CLOUD_API_URL, CLOUD_API_KEY, CLOUD_MODEL, CLOUD_TIMEOUT, OLLAMA_URL, OLLAMA_MODEL,
+        OLLAMA_TIMEOUT, CONNECT_TIMEOUT, FIRST_TOKEN_TIMEOUT (as Invoke-AiRequest).
+        """;
+
+    /// <summary>Reads the command line; throws <see cref="ArgumentException"/> with a message for the user.</summary>
+    public static GatewayOptions Parse(IReadOnlyList<string> args)
+    {
+        var o = new GatewayOptions();
+        var aliases = new List<string>();
+        for (var i = 0; i < args.Count; i++)
+        {
+            var a = args[i];
+            string Value() => i + 1 < args.Count ? args[++i] : throw new ArgumentException($"{a} needs a value.");
+            switch (a)
+            {
+                case "--bind":
+                    var b = Value();
+                    o = o with { Bind = b == "localhost" ? IPAddress.Loopback : IPAddress.TryParse(b, out var ip) ? ip : throw new ArgumentException($"--bind '{b}' is not an IP address.") };
+                    break;
+                case "--port":
+                    o = o with { Port = Int(Value(), a, 0, 65535) };
+                    break;
+                case "--force":
+                    o = o with { Force = true };
+                    break;
+                case "--tokens-file":
+                    o = o with { TokensFile = Value() };
+                    break;
+                case "--max-body-bytes":
+                    o = o with { MaxBodyBytes = Int(Value(), a, 1024, int.MaxValue) };
+                    break;
+                case "--max-concurrency":
+                    o = o with { MaxConcurrentRequests = Int(Value(), a, 1, 100_000) };
+                    break;
+                case "--rate-per-minute":
+                    o = o with { RatePerMinute = Int(Value(), a, 1, 10_000_000) };
+                    break;
+                case "--model":
+                    aliases.Add(Value());
+                    break;
+                case "--state-file":
+                    o = o with { StateFile = Value() };
+                    break;
+                case "--console-log":
+                    o = o with { ConsoleLogFile = Value() };
+                    break;
+                case "--log-path":
+                    o = o with { LogPath = Value() };
+                    break;
+                case "--headers-timeout-sec":
+                    o = o with { RequestHeadersTimeout = TimeSpan.FromSeconds(Int(Value(), a, 1, 3600)) };
+                    break;
+                default:
+                    throw new ArgumentException($"Unknown option '{a}'.");
+            }
+        }
+
+        return o with { ModelAliases = aliases };
+    }
+
+    /// <summary>The rules that keep the gateway from becoming one more open AI endpoint.</summary>
+    public void Validate(ClientTokens? tokens)
+    {
+        if (tokens is null || tokens.Count == 0)
+        {
+            throw new ArgumentException("Client tokens are required (--tokens-file): every request to the gateway must carry one.");
+        }
+
+        if (!IsLoopback && !Force)
+        {
+            throw new ArgumentException($"Binding {Bind} exposes the gateway beyond this machine; pass --force (Start-AiGateway -Force) to do it on purpose.");
+        }
+    }
+
+    private static int Int(string s, string name, int min, int max) =>
+        int.TryParse(s, NumberStyles.Integer, CultureInfo.InvariantCulture, out var v) && v >= min && v <= max
+            ? v
+            : throw new ArgumentException($"{name} '{s}' is not a number between {min} and {max}.");
+}
