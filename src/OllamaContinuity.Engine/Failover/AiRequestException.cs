@@ -13,6 +13,8 @@ public enum AiRequestFailure
     StreamInterrupted,
     /// <summary>Falling back needed approval and did not get it.</summary>
     FailoverNotApproved,
+    /// <summary>A contingency state file cannot be read, so it is unknown whether the request may go to the cloud: it was not sent.</summary>
+    ContingencyStateUnreadable,
 }
 
 /// <summary>A request that produced no answer. The message names each backend's failure and holds no secret.</summary>
