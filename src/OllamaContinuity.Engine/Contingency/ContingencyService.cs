@@ -283,18 +283,23 @@ public sealed class ContingencyService : IContingencySource
 
         var path = _pathOf(scope);
         var worldReadable = scope == ContinuityScope.Machine;
-        return StateFile.Update(path, worldReadable, bytes =>
+        byte[]? good = null;
+        var output = StateFile.Update(path, worldReadable, bytes =>
         {
             var state = Parse(bytes, path);
             var (changed, result) = change(state);
             var content = changed ? JsonSerializer.SerializeToUtf8Bytes(state, Json) : null;
-            if ((content ?? bytes) is { } good)
-            {
-                KeepLastGood(path, good, worldReadable, onlyIfChanged: content is null);
-            }
-
+            good = content ?? bytes;
             return (content, result);
         });
+
+        // Outside the lock: the copy is a convenience, and other writers need not wait for it.
+        if (good is not null)
+        {
+            KeepLastGood(path, good, worldReadable, onlyIfChanged: true);
+        }
+
+        return output;
     }
 
     /// <summary>Reads and validates a whole state document; an absent file is an empty state.</summary>

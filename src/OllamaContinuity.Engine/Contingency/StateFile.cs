@@ -108,7 +108,31 @@ internal static class StateFile
     }
 
     /// <summary>Writes <paramref name="bytes"/> to <paramref name="path"/> atomically with the mode of a state file of this kind.</summary>
-    public static void WriteCopy(string path, byte[] bytes, bool worldReadable) => WriteAtomic(path, bytes, worldReadable);
+    /// <remarks>Not flushed to disk: a copy torn by a power cut reads as damaged and is ignored.</remarks>
+    public static void WriteCopy(string path, byte[] bytes, bool worldReadable)
+    {
+        var temp = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(path))!, "." + Path.GetFileName(path) + "." + Guid.NewGuid().ToString("n")[..8] + ".tmp");
+        var options = new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write };
+        if (!OperatingSystem.IsWindows())
+        {
+            options.UnixCreateMode = worldReadable ? WorldReadable : OwnerOnly;
+        }
+
+        try
+        {
+            using (var fs = new FileStream(temp, options))
+            {
+                fs.Write(bytes);
+            }
+
+            File.Move(temp, path, overwrite: true);
+        }
+        catch
+        {
+            try { File.Delete(temp); } catch (IOException) { }
+            throw;
+        }
+    }
 
     // Under the lock no other writer of this file is between its temp file and its rename: every temp file of it
     // that is there now belongs to a writer that died (kill -9, power loss).

@@ -312,7 +312,7 @@ public sealed class ContingencyTests : IAsyncLifetime
 
         Assert.NotNull(service.Evaluate("x", DateTimeOffset.UtcNow)!.Unreadable);
         Assert.NotNull(service.Read(ContinuityScope.User).Problem);
-        Assert.Throws<InvalidDataException>(() => service.Enable(ContinuityScope.User, ["x"], null, null, false));
+        Assert.Throws<ContingencyStateException>(() => service.Enable(ContinuityScope.User, ["x"], null, null, false));
         Assert.Equal("{ not json", File.ReadAllText(PathOf(ContinuityScope.User)));
     }
 }
