@@ -217,9 +217,9 @@ public sealed class AlertDispatcher
                 return (JsonSerializer.SerializeToUtf8Bytes(seen), allow);
             });
         }
-        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or InvalidDataException)
         {
-            return true;
+            return true; // not a regular file, too large, locked for too long: alert rather than stay silent
         }
     }
 

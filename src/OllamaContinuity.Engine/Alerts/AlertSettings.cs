@@ -176,9 +176,14 @@ public sealed class AlertSettingsStore
             {
                 problems.Add(new AlertSettingsProblem(scope.ToString(), e.Path, e.Message, true));
             }
+            catch (UnauthorizedAccessException) when (scope == ContinuityScope.Machine)
+            {
+                // The machine file is owner-only (root's): another account's settings are not ours to use.
+            }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException)
             {
-                // An unreadable machine file (another account's) is not ours to use.
+                var path = _pathOf(scope);
+                problems.Add(new AlertSettingsProblem(scope.ToString(), path, $"The alert settings file {path} cannot be read: {e.Message}", true));
             }
         }
 

@@ -138,6 +138,13 @@ internal static class StateFile
     // that is there now belongs to a writer that died (kill -9, power loss).
     private static void RemoveOrphanedTempFiles(string full)
     {
+        RemoveOrphanedTempFiles(full, TimeSpan.Zero);
+        // The last-good copy is also written by readers, without the lock: only theirs that are clearly dead.
+        RemoveOrphanedTempFiles(full + ".last-good", TimeSpan.FromMinutes(1));
+    }
+
+    private static void RemoveOrphanedTempFiles(string full, TimeSpan minAge)
+    {
         try
         {
             var prefix = "." + Path.GetFileName(full) + ".";
@@ -145,7 +152,7 @@ internal static class StateFile
             {
                 // Exactly OwnerOnlyFile's temp name: ".<file>.<8 hex>.tmp" (not the temp of another file such as <file>.last-good).
                 var middle = Path.GetFileName(temp)[prefix.Length..^4];
-                if (middle.Length != 8 || !middle.All(char.IsAsciiHexDigitLower))
+                if (middle.Length != 8 || !middle.All(char.IsAsciiHexDigitLower) || DateTime.UtcNow - File.GetLastWriteTimeUtc(temp) < minAge)
                 {
                     continue;
                 }

@@ -255,12 +255,19 @@ public sealed class StateDamageTests : IAsyncLifetime
         var (_, service) = Create();
         var orphan = Path.Combine(_dir, "User", ".contingency.json.0badc0de.tmp");
         var unrelated = Path.Combine(_dir, "User", ".contingency.json.last-good.notmine.tmp");
+        var deadCopy = Path.Combine(_dir, "User", ".contingency.json.last-good.0ddba11a.tmp");
+        var freshCopy = Path.Combine(_dir, "User", ".contingency.json.last-good.feedf00d.tmp");
         File.WriteAllText(orphan, "{\"version\":1,\"entr");
         File.WriteAllText(unrelated, "x");
+        File.WriteAllText(deadCopy, "x");
+        File.SetLastWriteTimeUtc(deadCopy, DateTime.UtcNow.AddMinutes(-5));
+        File.WriteAllText(freshCopy, "x"); // a reader may be writing it right now
 
         service.Enable(ContinuityScope.User, ["a"], null, null, false);
 
         Assert.False(File.Exists(orphan));
+        Assert.False(File.Exists(deadCopy));
+        Assert.True(File.Exists(freshCopy));
         Assert.True(File.Exists(unrelated));
         Assert.Empty(Directory.GetFiles(Path.Combine(_dir, "User"), ".contingency.json.????????.tmp"));
     }
