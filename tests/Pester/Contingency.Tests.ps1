@@ -159,4 +159,121 @@ try { Invoke-AiRequest 'ledger' -Workflow finance -ErrorAction Stop | Out-Null; 
             try { Set-AiContinuityAlert -WebhookUri 'not-a-url-SECRET' -Scope Process -Confirm:$false -ErrorAction Stop } catch { "$_" | Should -Not -Match 'SECRET' }
         }
     }
+
+    Context 'damaged state fails closed and loud' {
+        BeforeAll {
+            $f = Start-FailoverFixture -ApiKey $key
+            $cloud, $ollama, $common = $f.Cloud, $f.Ollama, $f.Common
+            $userDir = Join-Path $stateDir 'User'
+            New-Item -ItemType Directory -Force $userDir | Out-Null
+            $file = Join-Path $userDir 'contingency.json'
+            $alerts = Join-Path $userDir 'alerts.json'
+        }
+        AfterEach {
+            Remove-Item -Force $file, $alerts -ErrorAction SilentlyContinue
+            Remove-Item -Force "$file.last-good" -ErrorAction SilentlyContinue
+            $env:OLLAMACONTINUITY_UNREADABLE_STATE = $null
+            $env:OLLAMACONTINUITY_ALERT_WEBHOOK = $null
+        }
+        AfterAll { $f | Stop-FailoverFixture }
+
+        It 'a contingency file with <Name> fails every request closed with ContingencyStateUnreadable' -ForEach @(
+            @{ Name = 'a UTF-8 BOM and garbage'; Bytes = [byte[]](0xEF, 0xBB, 0xBF) + [System.Text.Encoding]::UTF8.GetBytes('garbage') }
+            @{ Name = 'a truncated entry'; Bytes = [System.Text.Encoding]::UTF8.GetBytes('{"version":1,"entries":[{"workflow":"hr-*","since":"2026-') }
+            @{ Name = 'entries null'; Bytes = [System.Text.Encoding]::UTF8.GetBytes('{"version":1,"entries":null}') }
+            @{ Name = 'a wrong type'; Bytes = [System.Text.Encoding]::UTF8.GetBytes('{"version":1,"entries":[{"workflow":42,"since":"2026-12-01T00:00:00Z"}]}') }
+            @{ Name = 'nothing in it'; Bytes = [byte[]]@() }
+        ) {
+            [System.IO.File]::WriteAllBytes($file, $Bytes)
+            $before = Get-FakeServerHits $cloud
+            foreach ($wf in 'hr-payroll', 'marketing') {
+                { Invoke-AiRequest 'salary review' @common -Workflow $wf -ErrorAction Stop } |
+                    Should -Throw -ErrorId 'ContingencyStateUnreadable,OllamaContinuity.Commands.InvokeAiRequestCommand'
+            }
+            try { Invoke-AiRequest 'q' @common -ErrorAction Stop } catch { $_.ErrorDetails.Message | Should -Match ([regex]::Escape($file)) }
+            Get-FakeServerHits $cloud | Should -Be $before
+        }
+
+        It 'a UTF-8 BOM alone is read through: the contingency holds' {
+            [System.IO.File]::WriteAllBytes($file, [byte[]](0xEF, 0xBB, 0xBF) + [System.Text.Encoding]::UTF8.GetBytes('{"version":1,"entries":[{"since":"2026-12-01T00:00:00Z"}]}'))
+            (Invoke-AiRequest 'q' @common -Workflow anything).Backend | Should -Be 'Ollama'
+        }
+
+        It 'OLLAMACONTINUITY_UNREADABLE_STATE=Ollama serves from Ollama, with a warning naming the file' {
+            Set-Content -Path $file -Value '{"version":1,"entries":null}'
+            $env:OLLAMACONTINUITY_UNREADABLE_STATE = 'Ollama'
+            $before = Get-FakeServerHits $cloud
+            $r = Invoke-AiRequest 'q' @common -Workflow sales -WarningVariable w -WarningAction SilentlyContinue
+            $r.Backend | Should -Be 'Ollama'
+            ($w -join "`n") | Should -Match ([regex]::Escape($file))
+            Get-FakeServerHits $cloud | Should -Be $before
+        }
+
+        It 'the last good copy keeps what it covered on Ollama, with a warning' {
+            Enable-AiContingency -Workflow 'hr-*' -Confirm:$false | Out-Null
+            "$file.last-good" | Should -Exist
+            Set-Content -Path $file -Value '{"version":1,"entries":[{"workf'
+            $r = Invoke-AiRequest 'q' @common -Workflow hr-payroll -WarningVariable w -WarningAction SilentlyContinue
+            $r.Backend | Should -Be 'Ollama'
+            ($w -join "`n") | Should -Match 'last good copy'
+            { Invoke-AiRequest 'q' @common -Workflow sales -ErrorAction Stop } | Should -Throw -ErrorId 'ContingencyStateUnreadable,OllamaContinuity.Commands.InvokeAiRequestCommand'
+        }
+
+        It '{"entries": null} is a clear error naming the field in Get-, Enable- and Disable-AiContingency' {
+            Set-Content -Path $file -Value '{"version":1,"entries":null}'
+            { Get-AiContingency -ErrorAction Stop } | Should -Throw -ErrorId 'ContingencyStateUnreadable,OllamaContinuity.Commands.GetAiContingencyCommand'
+            { Enable-AiContingency -Workflow x -Confirm:$false -ErrorAction Stop } | Should -Throw -ErrorId 'StateFileDamaged,OllamaContinuity.Commands.EnableAiContingencyCommand'
+            { Disable-AiContingency -Confirm:$false -ErrorAction Stop } | Should -Throw -ErrorId 'StateFileDamaged,OllamaContinuity.Commands.DisableAiContingencyCommand'
+            try { Get-AiContingency -ErrorAction Stop } catch { $_.ErrorDetails.Message | Should -Match "'entries'" }
+        }
+
+        It 'one bad line in the contingency log is skipped with a warning naming the line' {
+            $log = Join-Path $userDir 'contingency-log.jsonl'
+            Set-Content -Path $log -Value @(
+                '{"timestamp":"2026-12-01T10:00:00Z","requestId":"a"}'
+                '{"timestamp":"2026-12-01T10:00:01Z","requestId":"b","messages":{}}'
+                '{"timestamp":"2026-12-01T10:00:02Z","requestId":"c"}'
+            )
+            $entries = Get-AiContingencyLog -WarningVariable w -WarningAction SilentlyContinue
+            $entries.RequestId | Should -Be @('a', 'c')
+            ($w -join "`n") | Should -Match 'line 2'
+            Remove-Item $log
+        }
+
+        It 'a FIFO given as the contingency log is an error, not a hang' -Skip:($IsWindows -or -not (Get-Command mkfifo -ErrorAction SilentlyContinue)) {
+            $fifo = Join-Path $userDir 'fifo.jsonl'
+            & mkfifo $fifo
+            { Get-AiContingencyLog -Path $fifo -ErrorAction Stop } | Should -Throw -ErrorId 'ContingencyLogUnreadable,OllamaContinuity.Commands.GetAiContingencyLogCommand'
+            Remove-Item $fifo
+        }
+
+        It 'a damaged alerts.json is an error from Get- and Set-AiContinuityAlert, and -Clear removes it' {
+            Set-Content -Path $alerts -Value '{"webhookUri":"https://hooks.example.com/SECRETPATH","format":'
+            { Get-AiContinuityAlert -ErrorAction Stop } | Should -Throw -ErrorId 'AlertSettingsDamaged,OllamaContinuity.Commands.GetAiContinuityAlertCommand'
+            { Set-AiContinuityAlert -WebhookUri 'https://hooks.example.com/x' -Confirm:$false -ErrorAction Stop } |
+                Should -Throw -ErrorId 'AlertSettingsDamaged,OllamaContinuity.Commands.SetAiContinuityAlertCommand'
+            try { Get-AiContinuityAlert -ErrorAction Stop } catch { "$_" | Should -Not -Match 'SECRETPATH' }
+            Set-AiContinuityAlert -Clear -Confirm:$false | Out-Null
+            { Get-AiContinuityAlert -ErrorAction Stop -WarningAction SilentlyContinue } | Should -Not -Throw
+        }
+
+        It 'a damaged alerts.json makes a request that alerts warn' {
+            Set-Content -Path $alerts -Value 'not json'
+            $dead = Start-FakeServer -Api Ollama -Name dead -Fault 'status:500'
+            try {
+                $down = @{ CloudUri = $common.CloudUri; CloudApiKey = $key; OllamaUri = $dead.BaseUri; LogPath = $common.LogPath }
+                Invoke-AiRequest 'q' @down -CloudUri 'http://127.0.0.1:9/v1/chat/completions' -ErrorAction SilentlyContinue -WarningVariable w -WarningAction SilentlyContinue | Out-Null
+                ($w -join "`n") | Should -Match 'may reach nobody'
+                ($w -join "`n") | Should -Match ([regex]::Escape($alerts))
+            }
+            finally { $dead | Stop-FakeServer }
+        }
+
+        It 'an invalid OLLAMACONTINUITY_ALERT_WEBHOOK warns without showing it' {
+            $env:OLLAMACONTINUITY_ALERT_WEBHOOK = 'hooks.example.com/no-scheme-SECRET'
+            Get-AiContinuityAlert -WarningVariable w -WarningAction SilentlyContinue | Out-Null
+            ($w -join "`n") | Should -Match 'OLLAMACONTINUITY_ALERT_WEBHOOK is set but is not an absolute'
+            ($w -join "`n") | Should -Not -Match 'no-scheme'
+        }
+    }
 }

@@ -386,4 +386,53 @@ Describe 'Invoke-AiRequest' {
             { Invoke-AiRequest '' } | Should -Throw -ErrorId 'ParameterArgumentValidationError,OllamaContinuity.Commands.InvokeAiRequestCommand'
         }
     }
+
+    Context 'the cloud API key is checked before anything is sent' {
+        BeforeAll {
+            $f = Start-FailoverFixture -ApiKey $key
+            $cloud, $ollama, $common = $f.Cloud, $f.Ollama, $f.Common
+            $plain = @{ CloudUri = $cloud.ChatUri; OllamaUri = $ollama.BaseUri; LogPath = $f.Log }
+        }
+        AfterEach { $env:CLOUD_API_KEY = $null }
+        AfterAll { $f | Stop-FailoverFixture }
+
+        It '-CloudApiKey $null (a failed Get-Secret) is an error, not a silent Ollama-only run' {
+            $before = Get-FakeServerHits $ollama
+            { Invoke-AiRequest 'q' @plain -CloudApiKey $null -ErrorAction Stop } |
+                Should -Throw -ErrorId 'InvalidCloudApiKey,OllamaContinuity.Commands.InvokeAiRequestCommand'
+            { Invoke-AiRequest 'q' @plain -CloudApiKey ([securestring]::new()) -ErrorAction Stop } |
+                Should -Throw -ErrorId 'InvalidCloudApiKey,OllamaContinuity.Commands.InvokeAiRequestCommand'
+            Get-FakeServerHits $ollama | Should -Be $before
+        }
+
+        It 'a key read with Get-Content -Raw (trailing newline) is trimmed and the cloud answers' {
+            $keyFile = Join-Path ([System.IO.Path]::GetTempPath()) ("oc-key-{0}.txt" -f [guid]::NewGuid().ToString('n'))
+            Set-Content -Path $keyFile -Value $canary
+            try {
+                $raw = ConvertTo-SecureString -String (Get-Content -Raw $keyFile) -AsPlainText -Force
+                (Invoke-AiRequest 'q' @plain -CloudApiKey $raw).Backend | Should -Be 'Cloud'
+            }
+            finally { Remove-Item $keyFile }
+        }
+
+        It 'a key with <Name> is refused with InvalidCloudApiKey and no byte reaches the socket' -ForEach @(
+            @{ Name = 'CR/LF'; Value = "sk-abc`r`nGET /smuggled HTTP/1.1`r`nHost: x" }
+            @{ Name = 'a non-ASCII character'; Value = "sk-t$([char]0xE9)st" }
+        ) {
+            $listener = [System.Net.Sockets.TcpListener]::new([System.Net.IPAddress]::Loopback, 0)
+            $listener.Start()
+            try {
+                $uri = "http://127.0.0.1:$($listener.LocalEndpoint.Port)/v1/chat/completions"
+                $bad = ConvertTo-SecureString -String $Value -AsPlainText -Force
+                { Invoke-AiRequest 'q' -CloudUri $uri -CloudApiKey $bad -OllamaUri $ollama.BaseUri -LogPath $f.Log -ErrorAction Stop } |
+                    Should -Throw -ErrorId 'InvalidCloudApiKey,OllamaContinuity.Commands.InvokeAiRequestCommand'
+                $env:CLOUD_API_KEY = $Value
+                { Invoke-AiRequest 'q' -CloudUri $uri -OllamaUri $ollama.BaseUri -LogPath $f.Log -ErrorAction Stop } |
+                    Should -Throw -ErrorId 'InvalidCloudApiKey,OllamaContinuity.Commands.InvokeAiRequestCommand'
+                Start-Sleep -Milliseconds 200
+                $listener.Pending() | Should -BeFalse
+            }
+            finally { $listener.Stop() }
+        }
+    }
 }

@@ -45,7 +45,7 @@ public sealed class AlertDispatcher
     private readonly ConcurrentQueue<AlertDelivery> _deliveries = new();
     private readonly ConcurrentDictionary<Task, byte> _pending = new();
     private readonly TimeProvider _time;
-    private readonly Func<AlertSettings?> _settings;
+    private readonly Func<AlertSettingsResolution> _resolve;
     private readonly Func<HttpClient> _http;
     private readonly ISystemLog? _systemLog;
     private readonly Func<string?> _recordPath;
@@ -62,10 +62,17 @@ public sealed class AlertDispatcher
     /// </param>
     public AlertDispatcher(TimeProvider time, Func<AlertSettings?> settings, Func<HttpClient> http, ISystemLog? systemLog, Func<string?> recordPath,
         Func<string?>? sharedStatePath = null)
+        : this(time, () => new AlertSettingsResolution(settings(), []), http, systemLog, recordPath, sharedStatePath)
+    {
+    }
+
+    /// <param name="resolve">The settings in force with their problems (<see cref="AlertSettingsStore.Resolve"/>), read on every event.</param>
+    public AlertDispatcher(TimeProvider time, Func<AlertSettingsResolution> resolve, Func<HttpClient> http, ISystemLog? systemLog, Func<string?> recordPath,
+        Func<string?>? sharedStatePath = null)
     {
         _sharedStatePath = sharedStatePath;
         _time = time;
-        _settings = settings;
+        _resolve = resolve;
         _http = http;
         _systemLog = systemLog;
         _recordPath = recordPath;
@@ -77,6 +84,14 @@ public sealed class AlertDispatcher
     /// <summary>Subscribed to <see cref="FailoverEngine.StateChanged"/>: decides whether the event is worth an alert and sends it in the background.</summary>
     public void OnEvent(ContinuityEvent e)
     {
+        // Read on every event, so a change applies at once; a damaged setting is loud on every event that alerts.
+        var resolution = e.Kind == ContinuityEventKind.CircuitHalfOpened ? null : _resolve();
+        var damaged = resolution?.Problems.Where(p => p.Damaged).ToArray() ?? [];
+        if (resolution?.Summary is { } problem)
+        {
+            FailoverContext.Observer?.OnWarning($"This {AlertPayload.Title(e.Kind).ToLowerInvariant()} alert may reach nobody: {problem}");
+        }
+
         var local = ShouldSend(e);
         var shared = _sharedStatePath?.Invoke();
         // A circuit that opens again in this process's outage still refreshes the shared record (the outage goes on).
@@ -85,17 +100,30 @@ public sealed class AlertDispatcher
             return;
         }
 
-        var settings = _settings();
-        if (settings is null || (settings.WebhookUri is null && !settings.SystemLog))
+        var settings = resolution?.Settings;
+        if (damaged.Length == 0 && (settings is null || (settings.WebhookUri is null && !settings.SystemLog)))
         {
             return;
         }
 
         var task = Task.Run(async () =>
         {
-            if ((shared is null || SharedAllows(shared, e, settings.RepeatInterval)) && local)
+            if ((shared is null || SharedAllows(shared, e, settings?.RepeatInterval ?? TimeSpan.FromMinutes(15))) && local)
             {
-                await DeliverAsync(e, settings).ConfigureAwait(false);
+                // The delivery record says what could not be sent, for Get-AiContinuityAlert -Delivery and the drill.
+                foreach (var d in damaged)
+                {
+                    Record(new AlertDelivery
+                    {
+                        Timestamp = _time.GetUtcNow(), Kind = e.Kind, Channel = "Settings", Target = d.Path, Succeeded = false, Error = d.Message,
+                        Endpoint = e.Endpoint, Workflow = e.Workflow,
+                    });
+                }
+
+                if (settings is not null)
+                {
+                    await DeliverAsync(e, settings).ConfigureAwait(false);
+                }
             }
         });
         _pending.TryAdd(task, 0);
@@ -123,7 +151,7 @@ public sealed class AlertDispatcher
                 case ContinuityEventKind.CircuitHalfOpened:
                     return false;
                 case ContinuityEventKind.AllBackendsFailed:
-                    var interval = _settings()?.RepeatInterval ?? TimeSpan.FromMinutes(15);
+                    var interval = _resolve().Settings?.RepeatInterval ?? TimeSpan.FromMinutes(15);
                     if (_lastSent.TryGetValue(e.Kind, out var last) && e.Timestamp - last < interval)
                     {
                         return false;
@@ -189,9 +217,9 @@ public sealed class AlertDispatcher
                 return (JsonSerializer.SerializeToUtf8Bytes(seen), allow);
             });
         }
-        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or InvalidDataException)
         {
-            return true;
+            return true; // not a regular file, too large, locked for too long: alert rather than stay silent
         }
     }
 
@@ -252,22 +280,12 @@ public sealed class AlertDispatcher
         };
     }
 
-    /// <summary>Reads a delivery log back (every process of the user), oldest first; damaged lines are skipped.</summary>
-    public static IEnumerable<AlertDelivery> ReadRecord(string path, DateTimeOffset? since = null)
+    /// <summary>Reads a delivery log back (every process of the user), oldest first; damaged lines are skipped and reported to <paramref name="onProblem"/>.</summary>
+    public static IEnumerable<AlertDelivery> ReadRecord(string path, DateTimeOffset? since = null, Action<JsonLineProblem>? onProblem = null)
     {
-        foreach (var line in JsonLines.Read(path))
+        foreach (var d in JsonLines.Read(path, e => e.Deserialize<AlertDelivery>(RecordJson), onProblem))
         {
-            AlertDelivery? d;
-            try
-            {
-                d = JsonSerializer.Deserialize<AlertDelivery>(line, RecordJson);
-            }
-            catch (JsonException)
-            {
-                continue;
-            }
-
-            if (d is not null && (since is null || d.Timestamp >= since))
+            if (since is null || d.Timestamp >= since)
             {
                 yield return d;
             }

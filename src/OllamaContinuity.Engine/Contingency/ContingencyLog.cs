@@ -54,21 +54,15 @@ public static class ContingencyLog
         return RequestLog.AppendAsync(path, buffer.ToArray()).GetAwaiter().GetResult();
     }
 
-    /// <summary>Reads the log back, oldest first; lines that are not valid JSON are skipped.</summary>
-    public static IEnumerable<ContingencyLogEntry> Read(string path, DateTimeOffset? since = null, IReadOnlyList<string>? workflows = null)
+    /// <summary>
+    /// Reads the log back, oldest first. A damaged line (not JSON, a field of the wrong type, too long) is skipped and
+    /// reported to <paramref name="onProblem"/> with its line number; the others are read. Throws
+    /// <see cref="InvalidDataException"/> when <paramref name="path"/> is not a regular file.
+    /// </summary>
+    public static IEnumerable<ContingencyLogEntry> Read(string path, DateTimeOffset? since = null, IReadOnlyList<string>? workflows = null, Action<JsonLineProblem>? onProblem = null)
     {
-        foreach (var line in JsonLines.Read(path))
+        foreach (var entry in JsonLines.Read(path, Parse, onProblem))
         {
-            ContingencyLogEntry? entry;
-            try
-            {
-                entry = Parse(line);
-            }
-            catch (Exception e) when (e is JsonException or InvalidOperationException or FormatException)
-            {
-                continue;
-            }
-
             if (since is { } s && entry.Timestamp < s)
             {
                 continue;
@@ -83,23 +77,50 @@ public static class ContingencyLog
         }
     }
 
-    private static ContingencyLogEntry Parse(string line)
+    private static ContingencyLogEntry Parse(JsonElement r)
     {
-        using var doc = JsonDocument.Parse(line);
-        var r = doc.RootElement;
-        string? S(string name) => r.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.String ? v.GetString() : null;
-        var messages = new List<ChatMessage>();
-        if (r.TryGetProperty("messages", out var ms) && ms.ValueKind == JsonValueKind.Array)
+        if (r.ValueKind != JsonValueKind.Object)
         {
+            throw new InvalidDataException($"the line is a JSON {r.ValueKind.ToString().ToLowerInvariant()}, not an object");
+        }
+
+        string? S(string name) => r.TryGetProperty(name, out var v) ? v.ValueKind switch
+        {
+            JsonValueKind.String => v.GetString(),
+            JsonValueKind.Null => null,
+            _ => throw new InvalidDataException($"the field '{name}' is a {v.ValueKind.ToString().ToLowerInvariant()}, not a string"),
+        } : null;
+
+        var messages = new List<ChatMessage>();
+        if (r.TryGetProperty("messages", out var ms) && ms.ValueKind != JsonValueKind.Null)
+        {
+            if (ms.ValueKind != JsonValueKind.Array)
+            {
+                throw new InvalidDataException("the field 'messages' is not an array");
+            }
+
+            var i = 0;
             foreach (var m in ms.EnumerateArray())
             {
-                messages.Add(new ChatMessage(m.GetProperty("role").GetString() ?? "", m.GetProperty("content").GetString() ?? ""));
+                if (m.ValueKind != JsonValueKind.Object || !m.TryGetProperty("role", out var role) || role.ValueKind != JsonValueKind.String
+                    || !m.TryGetProperty("content", out var content) || content.ValueKind != JsonValueKind.String)
+                {
+                    throw new InvalidDataException($"messages[{i}] is not an object with a string role and content");
+                }
+
+                messages.Add(new ChatMessage(role.GetString()!, content.GetString()!));
+                i++;
             }
+        }
+
+        if (!r.TryGetProperty("timestamp", out var ts) || ts.ValueKind != JsonValueKind.String || !ts.TryGetDateTimeOffset(out var timestamp))
+        {
+            throw new InvalidDataException("the field 'timestamp' is missing or not a date");
         }
 
         return new ContingencyLogEntry
         {
-            Timestamp = r.GetProperty("timestamp").GetDateTimeOffset(),
+            Timestamp = timestamp,
             RequestId = S("requestId") ?? "",
             Workflow = S("workflow"),
             ContingencySource = S("contingencySource"),

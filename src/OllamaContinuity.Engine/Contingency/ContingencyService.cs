@@ -1,6 +1,7 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using OllamaContinuity.Failover;
+using OllamaContinuity.Internal;
 
 namespace OllamaContinuity.Contingency;
 
@@ -42,13 +43,31 @@ public sealed class ContingencyService : IContingencySource
 
     public string? PathOf(ContinuityScope scope) => scope == ContinuityScope.Process ? null : _pathOf(scope);
 
+    /// <summary>
+    /// What to do for <paramref name="workflow"/>: null (the cloud first), a contingency (Ollama), or, when a state
+    /// file cannot be read and nothing readable covers the workflow, a decision whose
+    /// <see cref="ContingencyDecision.Unreadable"/> says why the request must not go to the cloud: the damaged file
+    /// may have protected any workflow. A workflow that the file's last good copy covers is served from Ollama with a
+    /// warning; with <see cref="UnreadableStateVariable"/>=Ollama (or <see cref="UnreadableStatePolicy"/>) every
+    /// request is.
+    /// </summary>
     public ContingencyDecision? Evaluate(string? workflow, DateTimeOffset now)
     {
         ContingencyDecision? first = null;
         var approval = false;
+        var broken = new List<ContingencyScopeState>();
+        ContingencyScopeState? coveredByLastGood = null;
         foreach (var scope in EvaluationOrder)
         {
-            foreach (var e in ReadEntries(scope))
+            var state = Read(scope);
+            IReadOnlyList<ContingencyEntry> entries = state.Entries;
+            if (state.Problem is not null)
+            {
+                broken.Add(state);
+                entries = state.LastGood?.Entries ?? [];
+            }
+
+            foreach (var e in entries)
             {
                 if (!e.IsActive(now) || !e.Matches(workflow))
                 {
@@ -56,18 +75,71 @@ public sealed class ContingencyService : IContingencySource
                 }
 
                 approval |= e.RequireApproval;
-                first ??= new ContingencyDecision(scope.ToString(), e.Reason ?? "manual contingency", e.Since, e.Until);
+                if (first is null)
+                {
+                    first = new ContingencyDecision(scope.ToString(), e.Reason ?? "manual contingency", e.Since, e.Until);
+                    coveredByLastGood = state.Problem is null ? null : state;
+                }
             }
         }
 
-        return first is null ? null : first with { RequireApproval = approval };
+        if (broken.Count == 0)
+        {
+            return first is null ? null : first with { RequireApproval = approval };
+        }
+
+        var what = string.Join(" ", broken.Select(b => b.Problem!.Message));
+        var name = workflow is null ? "requests without a workflow" : $"workflow '{workflow}'";
+        if (first is not null)
+        {
+            var how = coveredByLastGood is { LastGood: { } lg }
+                ? $"its last good copy ({lg.Path}, saved {lg.SavedAt:u}) puts {name} under contingency"
+                : $"the {first.Source} scope puts {name} under contingency";
+            return first with
+            {
+                RequireApproval = approval,
+                Warning = $"{what} Served from Ollama because {how}. Fix or delete the damaged file.",
+            };
+        }
+
+        var policy = UnreadableStatePolicy ?? Environment.GetEnvironmentVariable(UnreadableStateVariable)?.Trim();
+        if (string.Equals(policy, "Ollama", StringComparison.OrdinalIgnoreCase))
+        {
+            return new ContingencyDecision(broken[0].Scope.ToString(), $"the contingency state cannot be read; serving from Ollama ({UnreadableStateVariable}=Ollama)")
+            {
+                RequireApproval = approval,
+                Warning = $"{what} It is unknown whether {name} must stay off the cloud, so it is served from Ollama ({UnreadableStateVariable}=Ollama). Fix or delete the damaged file.",
+            };
+        }
+
+        var badPolicy = string.IsNullOrEmpty(policy) || string.Equals(policy, "Fail", StringComparison.OrdinalIgnoreCase)
+            ? ""
+            : $" ({UnreadableStateVariable}='{policy}' is neither Fail nor Ollama, so Fail applies.)";
+        return new ContingencyDecision(broken[0].Scope.ToString(), "the contingency state cannot be read")
+        {
+            Unreadable = $"{what} It is unknown whether {name} must stay off the cloud, so the request was not sent. Fix the file, delete it, "
+                + $"restore its last good copy ({string.Join(", ", broken.Select(b => ContingencyService.LastGoodPath(b.Path!)))}) if it is there, "
+                + $"or set {UnreadableStateVariable}=Ollama to serve every request from Ollama meanwhile.{badPolicy}",
+        };
     }
 
-    /// <summary>The active entries of a scope (expired ones are left out).</summary>
+    /// <summary>The environment variable that decides what happens when a state file cannot be read: Fail (the default) or Ollama.</summary>
+    public const string UnreadableStateVariable = "OLLAMACONTINUITY_UNREADABLE_STATE";
+
+    /// <summary>Overrides <see cref="UnreadableStateVariable"/> (Fail or Ollama). The default value is null: the environment decides.</summary>
+    public string? UnreadableStatePolicy { get; set; }
+
+    /// <summary>The active entries of a scope (expired ones are left out). Throws <see cref="ContingencyStateException"/> when its file cannot be read.</summary>
     public IReadOnlyList<ContingencyStatus> List(ContinuityScope scope)
     {
         var now = Time.GetUtcNow();
-        return ReadEntries(scope).Where(e => e.IsActive(now)).Select(e => ContingencyStatus.From(e, scope.ToString(), true, false, PathOf(scope))).ToArray();
+        var state = Read(scope);
+        if (state.Problem is { } problem)
+        {
+            throw problem;
+        }
+
+        return state.Entries.Where(e => e.IsActive(now)).Select(e => ContingencyStatus.From(e, scope.ToString(), true, false, PathOf(scope))).ToArray();
     }
 
     /// <summary>Turns contingency on for <paramref name="workflows"/> (null or empty: every workflow). Idempotent per workflow.</summary>
@@ -210,39 +282,41 @@ public sealed class ContingencyService : IContingencySource
         }
 
         var path = _pathOf(scope);
-        return StateFile.Update(path, worldReadable: scope == ContinuityScope.Machine, bytes =>
+        var worldReadable = scope == ContinuityScope.Machine;
+        byte[]? good = null;
+        var output = StateFile.Update(path, worldReadable, bytes =>
         {
             var state = Parse(bytes, path);
             var (changed, result) = change(state);
-            return (changed ? JsonSerializer.SerializeToUtf8Bytes(state, Json) : null, result);
+            var content = changed ? JsonSerializer.SerializeToUtf8Bytes(state, Json) : null;
+            good = content ?? bytes;
+            return (content, result);
         });
+
+        // Outside the lock: the copy is a convenience, and other writers need not wait for it.
+        if (good is not null)
+        {
+            KeepLastGood(path, good, worldReadable, onlyIfChanged: true);
+        }
+
+        return output;
     }
 
-    private static ContingencyState Parse(byte[]? bytes, string path)
-    {
-        if (bytes is null || bytes.Length == 0)
-        {
-            return new ContingencyState();
-        }
+    /// <summary>Reads and validates a whole state document; an absent file is an empty state.</summary>
+    private static ContingencyState Parse(byte[]? bytes, string path) =>
+        bytes is null ? new ContingencyState() : ContingencyStateReader.Parse(bytes, path);
 
-        try
-        {
-            return JsonSerializer.Deserialize<ContingencyState>(bytes, Json) ?? new ContingencyState();
-        }
-        catch (JsonException e)
-        {
-            throw new InvalidDataException($"The contingency state file {path} is not valid JSON ({e.Message}). Fix or delete it.", e);
-        }
-    }
-
-    /// <summary>The entries of a scope as stored (a damaged or unreadable file reads as empty; see <see cref="Problem"/>).</summary>
-    internal IReadOnlyList<ContingencyEntry> ReadEntries(ContinuityScope scope)
+    /// <summary>
+    /// What a scope holds now: its entries, or why its file cannot be read (and then the last good copy, if any).
+    /// A file that cannot be read is never taken for an empty one.
+    /// </summary>
+    public ContingencyScopeState Read(ContinuityScope scope)
     {
         if (scope == ContinuityScope.Process)
         {
             lock (_processLock)
             {
-                return _process.Entries.ToArray();
+                return new ContingencyScopeState(scope, null, _process.Entries.ToArray(), null, null);
             }
         }
 
@@ -250,35 +324,81 @@ public sealed class ContingencyService : IContingencySource
         try
         {
             var info = new FileInfo(path);
-            if (!info.Exists)
+            if (!info.Exists && !System.IO.Directory.Exists(path))
             {
-                return [];
+                return new ContingencyScopeState(scope, path, [], null, null);
             }
 
             lock (_cache)
             {
                 if (_cache.TryGetValue(path, out var c) && c.Mtime == info.LastWriteTimeUtc && c.Length == info.Length)
                 {
-                    return c.Entries;
+                    return new ContingencyScopeState(scope, path, c.Entries, null, null);
                 }
             }
 
-            var entries = Parse(StateFile.Read(path), path).Entries.ToArray();
+            var bytes = StateFile.Read(path);
+            var entries = Parse(bytes, path).Entries.ToArray();
             lock (_cache)
             {
                 _cache[path] = (info.LastWriteTimeUtc, info.Length, entries);
             }
 
-            Problem = null;
-            return entries;
+            if (bytes is not null)
+            {
+                KeepLastGood(path, bytes, scope == ContinuityScope.Machine, onlyIfChanged: true);
+            }
+
+            return new ContingencyScopeState(scope, path, entries, null, null);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidDataException)
         {
-            Problem = e.Message;
-            return [];
+            var problem = e as ContingencyStateException ?? new ContingencyStateException(path, null,
+                e is UnauthorizedAccessException ? $"The contingency state file {path} cannot be read: access denied." : $"The contingency state file {path} cannot be read: {e.Message}", e);
+            return new ContingencyScopeState(scope, path, [], problem, ReadLastGood(path));
         }
     }
 
-    /// <summary>The last read problem (a damaged or unreadable state file), for Get-AiContingency's warning.</summary>
-    public string? Problem { get; private set; }
+    /// <summary>The entries of a scope as stored (a damaged or unreadable file reads as empty here; <see cref="Evaluate"/> and <see cref="Read"/> say so).</summary>
+    internal IReadOnlyList<ContingencyEntry> ReadEntries(ContinuityScope scope) => Read(scope).Entries;
+
+    /// <summary>The copy of the last state file that was read or written whole: <c>&lt;file&gt;.last-good</c>.</summary>
+    public static string LastGoodPath(string path) => path + ".last-good";
+
+    private static void KeepLastGood(string path, byte[] bytes, bool worldReadable, bool onlyIfChanged)
+    {
+        var copy = LastGoodPath(path);
+        try
+        {
+            if (onlyIfChanged && BoundedFile.ReadAll(copy) is { } old && old.AsSpan().SequenceEqual(bytes))
+            {
+                return;
+            }
+
+            StateFile.WriteCopy(copy, bytes, worldReadable);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidDataException)
+        {
+            // Best effort: a reader of the machine file may not write its directory.
+        }
+    }
+
+    private static ContingencyLastGood? ReadLastGood(string path)
+    {
+        var copy = LastGoodPath(path);
+        try
+        {
+            if (BoundedFile.ReadAll(copy) is not { } bytes)
+            {
+                return null;
+            }
+
+            var state = ContingencyStateReader.Parse(bytes, copy);
+            return new ContingencyLastGood(copy, new DateTimeOffset(File.GetLastWriteTimeUtc(copy), TimeSpan.Zero), state.Entries.ToArray());
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidDataException)
+        {
+            return null;
+        }
+    }
 }

@@ -11,7 +11,7 @@ namespace OllamaContinuity.Contingency;
 public static class ContinuityRuntime
 {
     private static readonly Lazy<AlertDispatcher> LazyAlerts = new(() =>
-        new AlertDispatcher(TimeProvider.System, AlertSettingsStore.Default.Effective, () => FailoverEngine.Shared.HttpPool.Client,
+        new AlertDispatcher(TimeProvider.System, AlertSettingsStore.Default.Resolve, () => FailoverEngine.Shared.HttpPool.Client,
             new SystemLog(), () => StatePaths.AlertDeliveryLog, () => StatePaths.AlertStateFile));
 
     /// <summary>The session's alert dispatcher (its <see cref="AlertDispatcher.Deliveries"/> is what a drill checks).</summary>

@@ -269,7 +269,18 @@ public sealed class FailoverDrill
             return;
         }
 
-        if (_alertSettings() is null)
+        AlertSettings? settings;
+        try
+        {
+            settings = _alertSettings();
+        }
+        catch (Exception e) when (e is InvalidDataException or IOException)
+        {
+            Close(step, "Failed", "the alert settings cannot be used, so the alert may reach nobody: " + e.Message);
+            return;
+        }
+
+        if (settings is null)
         {
             Close(step, "Failed", "no alert destination is configured, so nobody would have been told: run Set-AiContinuityAlert (or set OLLAMACONTINUITY_ALERT_WEBHOOK), or pass -SkipAlertCheck");
             return;

@@ -15,6 +15,8 @@ public enum AiRequestFailure
     FailoverNotApproved,
     /// <summary>No Ollama server has the model (each answered 404): <c>ollama pull</c> it.</summary>
     ModelNotFound,
+    /// <summary>A contingency state file cannot be read, so it is unknown whether the request may go to the cloud: it was not sent.</summary>
+    ContingencyStateUnreadable,
 }
 
 /// <summary>A request that produced no answer. The message names each backend's failure and holds no secret.</summary>

@@ -47,7 +47,9 @@ public sealed class BackendEndpoint
             throw new ArgumentException("A cloud backend speaks OpenAI or Anthropic.", nameof(kind));
         }
 
-        return new(BackendRole.Cloud, kind, ParseHttpUri(uri, "cloud"), RequireModel(model), apiKey, timeouts ?? BackendTimeouts.CloudDefault);
+        // No key: Ollama only. A key is checked before anything is sent with it (CR/LF would split the request).
+        var key = string.IsNullOrEmpty(apiKey) ? null : ApiKeys.Normalize(apiKey, "the cloud API key");
+        return new(BackendRole.Cloud, kind, ParseHttpUri(uri, "cloud"), RequireModel(model), key, timeouts ?? BackendTimeouts.CloudDefault);
     }
 
     /// <summary>An Ollama server by base URL (<c>http://host:11434</c>), bare <c>host:port</c>, or the full <c>/api/chat</c> URL.</summary>

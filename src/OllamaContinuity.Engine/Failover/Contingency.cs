@@ -6,6 +6,15 @@ public sealed record ContingencyDecision(string Source, string? Reason, DateTime
 {
     /// <summary>Ask before serving locally (compliance workflows), as <see cref="AiRequest.RequireFailoverApproval"/> does.</summary>
     public bool RequireApproval { get; init; }
+
+    /// <summary>
+    /// Set when the source cannot tell whether contingency is on (its state cannot be read): the request must not go
+    /// to the cloud, and fails with this text (<see cref="AiRequestFailure.ContingencyStateUnreadable"/>). Fail closed.
+    /// </summary>
+    public string? Unreadable { get; init; }
+
+    /// <summary>A problem to show the user although the decision stands (served from Ollama while a state file is damaged).</summary>
+    public string? Warning { get; init; }
 }
 
 /// <summary>

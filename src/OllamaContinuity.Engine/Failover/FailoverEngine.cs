@@ -140,6 +140,7 @@ public sealed class FailoverEngine : IDisposable
             throw new ArgumentException("The request has no prompt.", nameof(request));
         }
 
+        FailoverContext.Observer = observer; // restored for the caller when this method returns
         var timestamp = _time.GetUtcNow();
         var started = _time.GetTimestamp();
         var attempts = new List<AiAttempt>(1 + plan.Ollama.Count);
@@ -155,6 +156,18 @@ public sealed class FailoverEngine : IDisposable
             if (plan.Cloud is { } cloud)
             {
                 var decision = EvaluateContingency(request.Workflow);
+                if (decision?.Warning is { } contingencyWarning)
+                {
+                    observer?.OnWarning(contingencyWarning);
+                }
+
+                // Fail closed: a state that cannot be read may have kept this workflow off the cloud.
+                if (decision?.Unreadable is { } unreadable && cloud.HasApiKey)
+                {
+                    attempts.Add(Skipped(cloud, FailureClass.Contingency, unreadable).Attempt);
+                    throw new AiRequestException(AiRequestFailure.ContingencyStateUnreadable, unreadable, request.RequestId, attempts);
+                }
+
                 AttemptResult result;
                 if (decision is not null)
                 {
@@ -457,7 +470,7 @@ public sealed class FailoverEngine : IDisposable
             if (status is < 200 or > 299)
             {
                 var errorBody = Encoding.UTF8.GetString(await BoundedBody.ReadAllAsync(response, limits, limits.MaxErrorBodyBytes, truncate: true, linked.Token).ConfigureAwait(false));
-                var (code, msg) = ChatProtocol.ParseError(errorBody);
+                var (code, msg) = ChatProtocol.ParseError(Redact.Scrub(errorBody, ep.ApiKey)!); // scrubbed before any cut
                 return Fail(FailoverClassifier.FromStatus(status.Value, response.Headers, code, msg));
             }
 

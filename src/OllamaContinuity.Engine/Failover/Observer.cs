@@ -30,6 +30,22 @@ public interface IFailoverObserver
     }
 }
 
+/// <summary>
+/// The observer of the request running on the current async flow (set by <see cref="FailoverEngine.SendAsync"/>), so
+/// that parts which react to the request's events, such as the alert dispatcher, can warn the one who sent it.
+/// </summary>
+public static class FailoverContext
+{
+    private static readonly AsyncLocal<IFailoverObserver?> Current = new();
+
+    /// <summary>The current request's observer, or null outside a request.</summary>
+    public static IFailoverObserver? Observer
+    {
+        get => Current.Value;
+        internal set => Current.Value = value;
+    }
+}
+
 /// <summary>A state change worth an alert.</summary>
 public enum ContinuityEventKind
 {

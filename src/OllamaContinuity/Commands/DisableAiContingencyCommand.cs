@@ -63,9 +63,11 @@ public sealed class DisableAiContingencyCommand : PSCmdlet
             ThrowTerminatingError(ContingencyCmdlets.StateError(e, scope, service.PathOf(scope)));
         }
 
+        ContingencyCmdlets.WarnAboutAlerts(this);
+
         foreach (var w in all ? [] : _workflows.Where(x => x != "*"))
         {
-            if (FailoverEngine.Shared.EvaluateContingency(w) is { } still)
+            if (FailoverEngine.Shared.EvaluateContingency(w) is { Unreadable: null } still)
             {
                 this.Warn($"Workflow '{w}' is still under contingency from the {still.Source} source ({still.Reason}). Run Get-AiContingency -Workflow '{w}' to see it.");
             }

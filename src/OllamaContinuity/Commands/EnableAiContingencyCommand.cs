@@ -90,7 +90,28 @@ internal static class ContingencyCmdlets
         {
             cmdlet.ThrowTerminatingError(StateError(e, scope, service.PathOf(scope)));
         }
+
+        WarnAboutAlerts(cmdlet);
     }
+
+    /// <summary>A change of contingency sends an alert: say so when the alert settings cannot be used.</summary>
+    public static void WarnAboutAlerts(PSCmdlet cmdlet)
+    {
+        if (OllamaContinuity.Alerts.AlertSettingsStore.Default.Resolve().Summary is { } problem)
+        {
+            cmdlet.Warn("The alert for this change may reach nobody: " + problem);
+        }
+    }
+
+    /// <summary>A contingency state that cannot be read (ContingencyStateUnreadable): never taken for "no contingency".</summary>
+    public static ErrorRecord Unreadable(Exception e, string? path, object target) =>
+        new(e, "ContingencyStateUnreadable", ErrorCategory.ReadError, target)
+        {
+            ErrorDetails = new ErrorDetails(e.Message)
+            {
+                RecommendedAction = $"Fix the JSON{(path is null ? "" : " of " + path)}, delete the file, or copy its .last-good file over it. Until then every request fails closed unless OLLAMACONTINUITY_UNREADABLE_STATE=Ollama.",
+            },
+        };
 
     public static ErrorRecord StateError(Exception e, ContinuityScope scope, string? path) => e switch
     {
@@ -101,9 +122,9 @@ internal static class ContingencyCmdlets
                 RecommendedAction = scope == ContinuityScope.Machine ? "Run as root or from an elevated (administrator) session for -Scope Machine, or use -Scope User." : "Check the permissions of the state directory, or set OLLAMACONTINUITY_STATE_DIR.",
             },
         },
-        InvalidDataException => new ErrorRecord(e, "StateFileDamaged", ErrorCategory.InvalidData, path)
+        InvalidDataException or ContingencyStateException => new ErrorRecord(e, "StateFileDamaged", ErrorCategory.InvalidData, path)
         {
-            ErrorDetails = new ErrorDetails(e.Message) { RecommendedAction = "Fix the JSON or delete the file (it holds only contingency entries) and run the command again." },
+            ErrorDetails = new ErrorDetails(e.Message) { RecommendedAction = "Fix the JSON, delete the file (it holds only contingency entries), or copy its .last-good file over it, and run the command again." },
         },
         _ => new ErrorRecord(e, "StateFileBusy", ErrorCategory.ResourceBusy, path)
         {

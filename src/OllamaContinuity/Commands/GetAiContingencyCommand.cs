@@ -33,7 +33,17 @@ public sealed class GetAiContingencyCommand : PSCmdlet
         {
             foreach (var w in Workflow)
             {
-                if (engine.EvaluateContingency(w) is { } d)
+                var d = engine.EvaluateContingency(w);
+                if (d?.Warning is { } warning)
+                {
+                    this.Warn(warning);
+                }
+
+                if (d?.Unreadable is { } unreadable)
+                {
+                    WriteError(ContingencyCmdlets.Unreadable(new InvalidDataException(unreadable), service.PathOf(ContingencyCmdlets.ParseScope(d.Source)), w));
+                }
+                else if (d is not null)
                 {
                     list.Add(new ContingencyStatus { Source = d.Source, Workflow = w, Active = true, Reason = d.Reason, Since = d.Since, Until = d.Until, RequireApproval = d.RequireApproval });
                 }
@@ -56,15 +66,25 @@ public sealed class GetAiContingencyCommand : PSCmdlet
 
             foreach (var scope in new[] { ContinuityScope.Machine, ContinuityScope.User, ContinuityScope.Process })
             {
+                var state = service.Read(scope);
+                if (state.Problem is { } problem)
+                {
+                    WriteError(ContingencyCmdlets.Unreadable(problem, state.Path, scope.ToString()));
+                    if (state.LastGood is { } lg)
+                    {
+                        var now = service.Time.GetUtcNow();
+                        var held = lg.Entries.Where(e => e.IsActive(now)).Select(e => e.Workflow ?? "*").ToArray();
+                        this.Warn($"The last good copy {lg.Path} (saved {lg.SavedAt:u}) has {(held.Length == 0 ? "no active contingency" : "contingency for " + string.Join(", ", held))}. "
+                            + "Requests for those workflows are served from Ollama; every other request fails until the file is fixed, deleted or replaced by that copy.");
+                    }
+
+                    continue;
+                }
+
                 list.AddRange(service.List(scope));
             }
 
             list.AddRange(circuits.Select(c => Automatic(c, "*")));
-        }
-
-        if (service.Problem is { } problem)
-        {
-            this.Warn("A contingency state file could not be read, so its entries are ignored: " + problem);
         }
 
         foreach (var s in list.Where(s => Source is null || Source.Contains(s.Source, StringComparer.OrdinalIgnoreCase)))

@@ -47,15 +47,25 @@ public sealed class GetAiContingencyLogCommand : PSCmdlet
         }
 
         DateTimeOffset? since = MyInvocation.BoundParameters.ContainsKey(nameof(Since)) ? new DateTimeOffset(Since.Kind == DateTimeKind.Unspecified ? DateTime.SpecifyKind(Since, DateTimeKind.Local) : Since) : null;
-        IEnumerable<ContingencyLogEntry> entries = ContingencyLog.Read(path, since, Workflow);
+        IEnumerable<ContingencyLogEntry> entries = ContingencyLog.Read(path, since, Workflow, problem => this.Warn(problem.ToString()));
         if (Last > 0)
         {
             entries = entries.TakeLast(Last);
         }
 
-        foreach (var e in entries)
+        try
         {
-            WriteObject(e);
+            foreach (var e in entries)
+            {
+                WriteObject(e);
+            }
+        }
+        catch (Exception e) when (e is InvalidDataException or IOException or UnauthorizedAccessException)
+        {
+            ThrowTerminatingError(new ErrorRecord(e, "ContingencyLogUnreadable", e is UnauthorizedAccessException ? ErrorCategory.PermissionDenied : ErrorCategory.ReadError, path)
+            {
+                ErrorDetails = new ErrorDetails(e.Message) { RecommendedAction = "Point -Path at the contingency log file (a regular file of JSON lines)." },
+            });
         }
     }
 }

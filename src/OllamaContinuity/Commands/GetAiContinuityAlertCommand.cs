@@ -35,21 +35,48 @@ public sealed class GetAiContinuityAlertCommand : PSCmdlet
             DateTimeOffset? since = MyInvocation.BoundParameters.ContainsKey(nameof(Since))
                 ? new DateTimeOffset(Since.Kind == DateTimeKind.Unspecified ? DateTime.SpecifyKind(Since, DateTimeKind.Local) : Since)
                 : null;
-            foreach (var d in AlertDispatcher.ReadRecord(StatePaths.AlertDeliveryLog, since))
+            try
             {
-                WriteObject(d);
+                foreach (var d in AlertDispatcher.ReadRecord(StatePaths.AlertDeliveryLog, since, problem => this.Warn(problem.ToString())))
+                {
+                    WriteObject(d);
+                }
+            }
+            catch (Exception e) when (e is InvalidDataException or IOException or UnauthorizedAccessException)
+            {
+                ThrowTerminatingError(new ErrorRecord(e, "AlertDeliveryLogUnreadable", ErrorCategory.ReadError, StatePaths.AlertDeliveryLog)
+                {
+                    ErrorDetails = new ErrorDetails(e.Message) { RecommendedAction = "Move the file aside; the next alert starts a new one." },
+                });
             }
 
             return;
         }
 
         var store = AlertSettingsStore.Default;
+        var resolution = store.Resolve();
+        foreach (var p in resolution.Problems)
+        {
+            if (p.Damaged)
+            {
+                WriteError(AlertCmdlets.Damaged(new AlertSettingsException(p.Path, null, p.Message), p.Path));
+            }
+            else
+            {
+                this.Warn(p.Message);
+            }
+        }
+
         if (Scope is null)
         {
-            var effective = AlertCmdlets.Describe(store, null, false);
+            var effective = AlertCmdlets.Describe(store, null, false, resolution);
             if (effective.Scope == "None")
             {
-                this.Warn($"No alert destination is configured: run Set-AiContinuityAlert -WebhookUri ... or set {AlertSettingsStore.WebhookVariable}.");
+                if (!resolution.Problems.Any(p => p.Damaged))
+                {
+                    this.Warn($"No alert destination is configured: run Set-AiContinuityAlert -WebhookUri ... or set {AlertSettingsStore.WebhookVariable}.");
+                }
+
                 return;
             }
 
@@ -59,7 +86,24 @@ public sealed class GetAiContinuityAlertCommand : PSCmdlet
 
         foreach (var name in Scope)
         {
-            WriteObject(name == "Environment" ? AlertCmdlets.Describe(store, null, false) : AlertCmdlets.Describe(store, ContingencyCmdlets.ParseScope(name), false));
+            if (name == "Environment")
+            {
+                WriteObject(AlertCmdlets.Describe(store, null, false, resolution));
+                continue;
+            }
+
+            var scope = ContingencyCmdlets.ParseScope(name);
+            try
+            {
+                WriteObject(AlertCmdlets.Describe(store, scope, false, resolution));
+            }
+            catch (AlertSettingsException e)
+            {
+                if (!resolution.Problems.Any(p => p.Path == e.Path))
+                {
+                    WriteError(AlertCmdlets.Damaged(e, e.Path));
+                }
+            }
         }
     }
 }

@@ -181,6 +181,7 @@ public sealed class InvokeAiRequestCommand : BackendCmdlet, IBackendParameters
             AiRequestFailure.ContentPolicyRefusal => ("ContentPolicyRefusal", ErrorCategory.PermissionDenied, "The provider refused on content policy. Review the prompt; the module never routes around a refusal."),
             AiRequestFailure.StreamInterrupted => ("StreamInterrupted", ErrorCategory.ReadError, "Run the request again; the partial answer is in the error's TargetObject."),
             AiRequestFailure.ModelNotFound => ("ModelNotFound", ErrorCategory.ObjectNotFound, "Pull the model on an Ollama server (the message names each server and the command), or choose another with -OllamaModel."),
+            AiRequestFailure.ContingencyStateUnreadable => ("ContingencyStateUnreadable", ErrorCategory.ReadError, "Fix or delete the contingency state file named in the message (or copy its .last-good file over it), or set OLLAMACONTINUITY_UNREADABLE_STATE=Ollama to serve every request from Ollama meanwhile."),
             _ => ("FailoverNotApproved", ErrorCategory.OperationStopped, "Run interactively to approve, or pass -Force (or -Confirm:$false) to allow the failover."),
         };
         var message = _approvalProblem is null || e.Failure != AiRequestFailure.FailoverNotApproved ? e.Message : e.Message + " " + _approvalProblem;
@@ -271,7 +272,7 @@ internal static class InvokeAiRequestSettings
         }
 
         var cloudModel = p.CloudModel ?? Env("CLOUD_MODEL") ?? (kind == BackendKind.Anthropic ? BackendEndpoint.DefaultAnthropicModel : BackendEndpoint.DefaultOpenAIModel);
-        var apiKey = p.CloudApiKey is { } secure ? new NetworkCredential("", secure).Password : Env("CLOUD_API_KEY");
+        var apiKey = CloudApiKey(p, bound);
         var connect = TimeSpan.FromSeconds(bound.ContainsKey(nameof(p.ConnectTimeoutSec)) ? p.ConnectTimeoutSec : 3);
         var firstToken = bound.ContainsKey(nameof(p.FirstTokenTimeoutSec)) ? TimeSpan.FromSeconds(p.FirstTokenTimeoutSec) : (TimeSpan?)null;
 
@@ -362,6 +363,21 @@ internal static class InvokeAiRequestSettings
         }
 
         return null;
+    }
+
+    /// <summary>
+    /// The key, trimmed and checked (<see cref="ApiKeys.Normalize"/>): -CloudApiKey given, even as $null or empty (a
+    /// failed Get-Secret), must hold a key; CLOUD_API_KEY set to something must too. Only an absent key means "no cloud".
+    /// </summary>
+    internal static string? CloudApiKey(IBackendParameters p, IDictionary<string, object> bound)
+    {
+        if (bound.ContainsKey(nameof(p.CloudApiKey)) || p.CloudApiKey is not null)
+        {
+            var given = p.CloudApiKey is { Length: > 0 } secure ? new NetworkCredential("", secure).Password : null;
+            return ApiKeys.Normalize(given, "-CloudApiKey");
+        }
+
+        return Environment.GetEnvironmentVariable("CLOUD_API_KEY") is { Length: > 0 } env ? ApiKeys.Normalize(env, "CLOUD_API_KEY") : null;
     }
 
     private static string? Env(string name) => Environment.GetEnvironmentVariable(name) is { Length: > 0 } v ? v.Trim() : null;

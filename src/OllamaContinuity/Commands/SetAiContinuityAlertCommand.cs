@@ -85,7 +85,12 @@ public sealed class SetAiContinuityAlertCommand : PSCmdlet
         {
             changed = store.Set(scope, settings);
         }
-        catch (Exception e) when (e is UnauthorizedAccessException or IOException)
+        catch (AlertSettingsException e)
+        {
+            ThrowTerminatingError(AlertCmdlets.Damaged(e, e.Path));
+            return;
+        }
+        catch (Exception e) when (e is UnauthorizedAccessException or IOException or InvalidDataException)
         {
             ThrowTerminatingError(new ErrorRecord(new IOException(Redact.Scrub(e.Message, WebhookUri)), e is UnauthorizedAccessException ? "StateAccessDenied" : "StateFileBusy",
                 e is UnauthorizedAccessException ? ErrorCategory.PermissionDenied : ErrorCategory.ResourceBusy, store.PathOf(scope))
@@ -100,15 +105,22 @@ public sealed class SetAiContinuityAlertCommand : PSCmdlet
             this.Narrate("The alert settings were like that already; nothing changed.");
         }
 
-        WriteObject(AlertCmdlets.Describe(store, scope, changed));
+        var resolution = store.Resolve();
+        if (resolution.Summary is { } problem)
+        {
+            this.Warn("Alerts may still reach nobody: " + problem);
+        }
+
+        WriteObject(AlertCmdlets.Describe(store, scope, changed, resolution));
     }
 }
 
 internal static class AlertCmdlets
 {
-    public static AlertConfiguration Describe(AlertSettingsStore store, ContinuityScope? scope, bool changed)
+    /// <summary>The settings of <paramref name="scope"/> (null: the effective ones). Throws <see cref="AlertSettingsException"/> when the scope's file is damaged.</summary>
+    public static AlertConfiguration Describe(AlertSettingsStore store, ContinuityScope? scope, bool changed, AlertSettingsResolution resolution)
     {
-        var effective = store.Effective();
+        var effective = resolution.Settings;
         var s = scope is { } sc ? store.Get(sc) : effective;
         var name = scope?.ToString() ?? effective?.Source ?? "None";
         return new AlertConfiguration
@@ -122,4 +134,14 @@ internal static class AlertCmdlets
             Path = scope is { } x ? store.PathOf(x) : null,
         };
     }
+
+    /// <summary>A damaged alerts.json (AlertSettingsDamaged): never taken for "nothing configured".</summary>
+    public static ErrorRecord Damaged(Exception e, string path) =>
+        new(e, "AlertSettingsDamaged", ErrorCategory.InvalidData, path)
+        {
+            ErrorDetails = new ErrorDetails(e.Message)
+            {
+                RecommendedAction = "Fix the JSON, or run Set-AiContinuityAlert -Clear -Scope <scope> and configure the alerts again. Until then outages may alert nobody.",
+            },
+        };
 }

@@ -99,7 +99,7 @@ public sealed class StartFailoverDrillCommand : BackendCmdlet, IBackendParameter
             }
 
             var engine = FailoverEngine.Shared;
-            var drill = new FailoverDrill(engine, ContinuityRuntime.Alerts, AlertSettingsStore.Default.Effective);
+            var drill = new FailoverDrill(engine, ContinuityRuntime.Alerts, AlertSettingsStore.Default.EffectiveOrThrow);
             DrillPlan what;
             try
             {

@@ -252,3 +252,163 @@ public sealed class AlertTests : IAsyncLifetime
         Assert.Null(store.Get(ContinuityScope.User));
     }
 }
+
+/// <summary>Issue 9, item 3: damaged alert settings are loud, never "nothing configured".</summary>
+public sealed class AlertSettingsDamageTests : IAsyncLifetime
+{
+    private readonly string _dir = TestPaths.New("alert-damage");
+    private FakeAiServer _ollama = null!;
+
+    public Task InitializeAsync()
+    {
+        Directory.CreateDirectory(Path.Combine(_dir, "User"));
+        Directory.CreateDirectory(Path.Combine(_dir, "Machine"));
+        _ollama = FakeAiServer.Start(FakeApi.Ollama, "ollama");
+        return Task.CompletedTask;
+    }
+
+    public async Task DisposeAsync()
+    {
+        await _ollama.DisposeAsync();
+        try { Directory.Delete(_dir, true); } catch (IOException) { }
+    }
+
+    private string PathOf(ContinuityScope scope) => Path.Combine(_dir, scope.ToString(), "alerts.json");
+
+    public static TheoryData<string, string?> Damage() => new()
+    {
+        { "{\"webhookUri\":\"https://hooks.example.com/T0/B0/sec", null },
+        { "not json", null },
+        { "[]", null },
+        { "{\"webhookUri\":42}", "webhookUri" },
+        { "{\"webhookUri\":\"ftp://hooks.example.com/secret-path\"}", "webhookUri" },
+        { "{\"format\":\"Discord\"}", "format" },
+        { "{\"systemLog\":\"yes\"}", "systemLog" },
+        { "{\"repeatInterval\":\"soon\"}", "repeatInterval" },
+        { "{\"WebhookUri\":\"https://hooks.example.com/x\"}", "WebhookUri" },
+        { " \n ", null },
+    };
+
+    [Theory]
+    [MemberData(nameof(Damage))]
+    public void A_damaged_file_is_an_error_naming_the_file_and_field_and_never_shows_the_url(string content, string? field)
+    {
+        var store = new AlertSettingsStore(PathOf);
+        File.WriteAllText(PathOf(ContinuityScope.User), content);
+
+        var e = Assert.Throws<AlertSettingsException>(() => store.Get(ContinuityScope.User));
+        Assert.Equal(field, e.Field);
+        Assert.Contains(PathOf(ContinuityScope.User), e.Message, StringComparison.Ordinal);
+        Assert.DoesNotContain("secret-p", e.Message, StringComparison.Ordinal);
+        Assert.DoesNotContain("hooks.example.com", e.Message, StringComparison.Ordinal);
+        Assert.DoesNotContain("T0/B0", e.Message, StringComparison.Ordinal);
+
+        var r = store.Resolve();
+        var p = Assert.Single(r.Problems);
+        Assert.True(p.Damaged);
+        Assert.Equal(PathOf(ContinuityScope.User), p.Path);
+        Assert.Throws<InvalidDataException>(() => store.EffectiveOrThrow());
+
+        // Set refuses to replace it (the error says so); -Clear removes it.
+        Assert.Throws<AlertSettingsException>(() => store.Set(ContinuityScope.User, new AlertSettings { SystemLog = true }));
+        Assert.Equal(content, File.ReadAllText(PathOf(ContinuityScope.User)));
+        Assert.True(store.Set(ContinuityScope.User, null));
+        Assert.Empty(store.Resolve().Problems);
+    }
+
+    [Fact]
+    public void A_byte_order_mark_is_read_through()
+    {
+        var store = new AlertSettingsStore(PathOf);
+        File.WriteAllBytes(PathOf(ContinuityScope.User), [.. Encoding.UTF8.GetPreamble(), .. "{\"format\":\"Slack\",\"systemLog\":false}"u8.ToArray()]);
+
+        Assert.Equal(AlertFormat.Slack, store.Get(ContinuityScope.User)!.Format);
+    }
+
+    [Fact]
+    public async Task A_request_that_raises_an_alert_warns_that_the_settings_are_damaged_and_the_record_says_why()
+    {
+        var store = new AlertSettingsStore(PathOf);
+        File.WriteAllText(PathOf(ContinuityScope.User), "{\"webhookUri\":null,");
+        using var engine = new FailoverEngine();
+        var record = Path.Combine(_dir, "deliveries.jsonl");
+        var alerts = new AlertDispatcher(TimeProvider.System, store.Resolve, engine.HttpPool.CreateClient, null, () => record);
+        ContinuityRuntime.Attach(engine, null, null, alerts);
+        var plan = Harness.Plan(Harness.Cloud(FakeAiServer.RefusedUri()), Path.Combine(_dir, "r.jsonl"), BackendEndpoint.Ollama(FakeAiServer.RefusedUri("/").ToString(), "m", Harness.Fast));
+
+        for (var i = 0; i < 2; i++)
+        {
+            var observer = new RecordingObserver();
+            await Assert.ThrowsAsync<AiRequestException>(() => engine.SendAsync(Harness.Request("q"), plan, observer));
+            Assert.Contains(observer.Warnings, w => w.Contains(PathOf(ContinuityScope.User), StringComparison.Ordinal) && w.Contains("may reach nobody", StringComparison.Ordinal));
+        }
+
+        await alerts.FlushAsync(TimeSpan.FromSeconds(5));
+        var d = Assert.Single(AlertDispatcher.ReadRecord(record));
+        Assert.Equal("Settings", d.Channel);
+        Assert.False(d.Succeeded);
+        Assert.Contains("damaged", d.Error, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_bad_line_in_the_delivery_record_is_skipped_and_reported()
+    {
+        var record = Path.Combine(_dir, "deliveries.jsonl");
+        await File.WriteAllTextAsync(record, "{\"timestamp\":\"2026-12-01T10:00:00Z\",\"kind\":\"CircuitOpened\",\"channel\":\"Webhook\",\"succeeded\":true}\n{\"kind\":\"Nope\"}\n");
+        var problems = new List<OllamaContinuity.Internal.JsonLineProblem>();
+
+        Assert.Single(AlertDispatcher.ReadRecord(record, onProblem: problems.Add));
+        Assert.Equal(2, Assert.Single(problems).LineNumber);
+    }
+}
+
+/// <summary>Issue 9, item 3: the drill's alert step fails with the reason when the alert settings are damaged.</summary>
+public sealed class DrillAlertSettingsTests : IAsyncLifetime
+{
+    private readonly string _dir = TestPaths.New("drill-alert-damage");
+    private FakeAiServer _cloud = null!;
+    private FakeAiServer _ollama = null!;
+
+    public Task InitializeAsync()
+    {
+        _cloud = FakeAiServer.Start(FakeApi.OpenAI, "cloud");
+        _ollama = FakeAiServer.Start(FakeApi.Ollama, "ollama");
+        Directory.CreateDirectory(Path.Combine(_dir, "User"));
+        return Task.CompletedTask;
+    }
+
+    public async Task DisposeAsync()
+    {
+        await _cloud.DisposeAsync();
+        await _ollama.DisposeAsync();
+        try { Directory.Delete(_dir, true); } catch (IOException) { }
+    }
+
+    [Fact]
+    public async Task The_alert_step_fails_and_names_the_damaged_file()
+    {
+        var file = Path.Combine(_dir, "User", "alerts.json");
+        File.WriteAllText(file, "{\"webhookUri\":");
+        var store = new AlertSettingsStore(scope => Path.Combine(_dir, scope.ToString(), "alerts.json"));
+        using var engine = new FailoverEngine(new FailoverEngineOptions { Circuit = OllamaContinuity.Tests.Drill.DrillTests.QuickCircuit });
+        var alerts = new AlertDispatcher(TimeProvider.System, store.Resolve, engine.HttpPool.CreateClient, null, () => Path.Combine(_dir, "d.jsonl"));
+        ContinuityRuntime.Attach(engine, null, null, alerts);
+        var drill = new OllamaContinuity.Drill.FailoverDrill(engine, alerts, store.EffectiveOrThrow);
+
+        var report = await drill.RunAsync(new OllamaContinuity.Drill.DrillOptions
+        {
+            Plan = Harness.Plan(Harness.Cloud(_cloud), Path.Combine(_dir, "requests.jsonl"), Harness.Ollama(_ollama)),
+            Duration = TimeSpan.FromSeconds(1.2),
+            Interval = TimeSpan.FromMilliseconds(300),
+            RecoveryTimeout = TimeSpan.FromSeconds(15),
+            AlertTimeout = TimeSpan.FromSeconds(2),
+            MarkerPath = Path.Combine(_dir, "drill-block.json"),
+            Runner = new OllamaContinuity.Native.RecordingCommandRunner(),
+        });
+
+        var step = report.Steps.Single(s => s.Name == "Alert");
+        Assert.Equal("Failed", step.Outcome);
+        Assert.Contains(file, step.Detail, StringComparison.Ordinal);
+        Assert.Contains("damaged", step.Detail, StringComparison.Ordinal);
+    }
+}

@@ -310,9 +310,9 @@ public sealed class ContingencyTests : IAsyncLifetime
         Directory.CreateDirectory(Path.GetDirectoryName(PathOf(ContinuityScope.User))!);
         File.WriteAllText(PathOf(ContinuityScope.User), "{ not json");
 
-        Assert.Null(service.Evaluate("x", DateTimeOffset.UtcNow));
-        Assert.NotNull(service.Problem);
-        Assert.Throws<InvalidDataException>(() => service.Enable(ContinuityScope.User, ["x"], null, null, false));
+        Assert.NotNull(service.Evaluate("x", DateTimeOffset.UtcNow)!.Unreadable);
+        Assert.NotNull(service.Read(ContinuityScope.User).Problem);
+        Assert.Throws<ContingencyStateException>(() => service.Enable(ContinuityScope.User, ["x"], null, null, false));
         Assert.Equal("{ not json", File.ReadAllText(PathOf(ContinuityScope.User)));
     }
 }
