@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using System.Net;
 using OllamaContinuity.Alerts;
 using OllamaContinuity.Failover;
+using OllamaContinuity.Internal;
 
 namespace OllamaContinuity.Drill;
 
@@ -362,7 +363,7 @@ public sealed class FailoverDrill
         }
         catch (Exception e) when (e is not OperationCanceledException || !ct.IsCancellationRequested)
         {
-            return [new DrillProbeResult { Sequence = nextSeq(), Probe = p.Name, Phase = phase, Timestamp = at, Error = e.Message }];
+            return [new DrillProbeResult { Sequence = nextSeq(), Probe = p.Name, Phase = phase, Timestamp = at, Error = TerminalSafe.Clean(e.Message) }];
         }
     }
 
@@ -377,7 +378,7 @@ public sealed class FailoverDrill
         }
         catch (AiRequestException e)
         {
-            return new DrillProbeResult { Sequence = seq, Probe = p.Name, Phase = phase, Timestamp = at, Error = e.Message, Backend = "None", FailoverReason = e.Failure.ToString() };
+            return new DrillProbeResult { Sequence = seq, Probe = p.Name, Phase = phase, Timestamp = at, Error = TerminalSafe.Clean(e.Message), Backend = "None", FailoverReason = e.Failure.ToString() };
         }
     }
 
@@ -404,8 +405,8 @@ public sealed class FailoverDrill
         return new DrillProbeResult
         {
             Sequence = seq, Probe = p.Name, Phase = phase, Timestamp = at, Backend = r.Backend, FailoverReason = r.FailoverReason,
-            FailoverLineLogged = line, QualityPassed = quality, Passed = passed, LatencyMs = Math.Round(r.LatencyMs, 1), Error = error ?? qualityError,
-            Answer = r.Text.Length > 200 ? r.Text[..200] : r.Text,
+            FailoverLineLogged = line, QualityPassed = quality, Passed = passed, LatencyMs = Math.Round(r.LatencyMs, 1), Error = TerminalSafe.Clean(error ?? qualityError),
+            Answer = TerminalSafe.Clean(r.Text, 200), // the model's text came from the network
         };
     }
 
