@@ -95,6 +95,50 @@ public static class IpText
         return true;
     }
 
+    /// <summary>
+    /// Why the host of <paramref name="uri"/> as written is ambiguous, or null. System.Uri reads an IPv4 host the
+    /// way inet_aton does (<c>http://010.0.0.1</c> goes to 8.0.0.1, <c>http://10.1</c> to 10.0.0.1); a host that is
+    /// an IPv4 address must be written as the strict dotted quad that System.Uri also reads.
+    /// </summary>
+    public static string? UriHostProblem(Uri uri)
+    {
+        if (!uri.IsAbsoluteUri || uri.HostNameType != UriHostNameType.IPv4)
+        {
+            return null;
+        }
+
+        var written = WrittenHost(uri.OriginalString);
+        if (written is null || string.Equals(written, uri.Host, StringComparison.OrdinalIgnoreCase))
+        {
+            return null;
+        }
+
+        return TryParseAddress(written, out _, out var problem)
+            ? $"the host '{written}' is read as {uri.Host}; write {uri.Host}"
+            : $"the host '{written}' is read as {uri.Host} ({problem}); write the address you mean as four decimal numbers without leading zeros";
+    }
+
+    private static string? WrittenHost(string original)
+    {
+        var start = original.IndexOf("://", StringComparison.Ordinal);
+        if (start < 0)
+        {
+            return null;
+        }
+
+        var rest = original[(start + 3)..];
+        var end = rest.IndexOfAny(['/', '?', '#', '\\']);
+        var authority = end < 0 ? rest : rest[..end];
+        authority = authority[(authority.LastIndexOf('@') + 1)..];
+        if (authority.StartsWith('['))
+        {
+            return null;
+        }
+
+        var colon = authority.LastIndexOf(':');
+        return colon < 0 ? authority : authority[..colon];
+    }
+
     private static bool TryParseV4(string s, out IPAddress address, out string problem)
     {
         address = IPAddress.None;
