@@ -91,7 +91,10 @@ public sealed class OutboundBlocker
                 bool? any = false;
                 foreach (var tool in new[] { "iptables", "ip6tables" })
                 {
-                    var v = Verdict(await _runner.RunAsync(CommandInvocation.Of(tool, "-w", "-S", IptablesChain), ct).ConfigureAwait(false));
+                    // The whole filter table: "-S CHAIN" of a missing chain fails with a message that differs between
+                    // iptables-legacy ("No chain/target/match") and iptables-nft ("incompatible, use 'nft' tool").
+                    var r = await _runner.RunAsync(CommandInvocation.Of(tool, "-w", "-S"), ct).ConfigureAwait(false);
+                    bool? v = r.Succeeded ? r.StandardOutput.Split('\n').Any(l => l.Trim() == "-N " + IptablesChain) : r.ExitCode == 127 ? false : null;
                     any = any == true || v == true ? true : any is null || v is null ? null : false;
                 }
 
@@ -99,8 +102,8 @@ public sealed class OutboundBlocker
             case OutboundFirewall.WindowsFirewall:
                 return Verdict(await _runner.RunAsync(CommandInvocation.Of("netsh", "advfirewall", "firewall", "show", "rule", "name=" + WindowsRuleName), ct).ConfigureAwait(false));
             default:
-                var r = await _runner.RunAsync(CommandInvocation.Of("pfctl", "-a", PfAnchor, "-s", "rules"), ct).ConfigureAwait(false);
-                return r.Succeeded ? r.StandardOutput.Trim().Length > 0 : Verdict(r);
+                var pf = await _runner.RunAsync(CommandInvocation.Of("pfctl", "-a", PfAnchor, "-s", "rules"), ct).ConfigureAwait(false);
+                return pf.Succeeded ? pf.StandardOutput.Trim().Length > 0 : Verdict(pf);
         }
     }
 

@@ -195,16 +195,19 @@ public static partial class ScanTargets
             return false;
         }
 
-        try
+        var bytes = address.GetAddressBytes();
+        for (var i = 0; i < bytes.Length; i++)
         {
-            net = new IPNetwork(address, prefix);
-            return true;
+            var keep = Math.Clamp(prefix - (i * 8), 0, 8);
+            if ((bytes[i] & (byte)~(0xFF << (8 - keep))) != 0)
+            {
+                problem = "the address must be the network's first address (host bits are set after the prefix)";
+                return false;
+            }
         }
-        catch (ArgumentException)
-        {
-            problem = "the address must be the network's first address (host bits are set after the prefix)";
-            return false;
-        }
+
+        net = new IPNetwork(address, prefix);
+        return true;
     }
 
     private static long Count(IPNetwork net)

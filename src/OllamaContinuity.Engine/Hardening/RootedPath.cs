@@ -13,7 +13,9 @@ public static class RootedPath
     /// <summary>The path with every symbolic link resolved; components that do not exist yet are kept as written.</summary>
     public static string RealPath(string path)
     {
-        var pending = new LinkedList<string>(Path.GetFullPath(path).Split('/', StringSplitOptions.RemoveEmptyEntries));
+        // Not Path.GetFullPath: it removes "a/.." by text, before "a" is known to be a link (the kernel follows it first).
+        var absolute = Path.IsPathRooted(path) ? path : Path.Combine(Directory.GetCurrentDirectory(), path);
+        var pending = new LinkedList<string>(absolute.Split('/', StringSplitOptions.RemoveEmptyEntries));
         var resolved = "/";
         var links = 0;
         while (pending.First is { } node)

@@ -144,6 +144,12 @@ public static class IpText
         address = IPAddress.None;
         problem = "";
         var parts = s.Split('.');
+        if (parts.FirstOrDefault(p => p.Length > 1 && p[0] == '0' && p.All(char.IsAsciiDigit)) is { } zero)
+        {
+            problem = $"the IPv4 part '{zero}' has a leading zero, which some tools read as octal ({OctalHint(zero)}) and others as decimal; write it without the leading zero";
+            return false;
+        }
+
         if (parts.Length != 4 || parts.Any(p => p.Length is 0 or > 3 || !p.All(char.IsAsciiDigit)))
         {
             problem = "an IPv4 address is four decimal numbers 0-255 separated by dots (such as 192.168.1.10)";
@@ -153,12 +159,6 @@ public static class IpText
         var bytes = new byte[4];
         for (var i = 0; i < 4; i++)
         {
-            if (parts[i].Length > 1 && parts[i][0] == '0')
-            {
-                problem = $"the IPv4 part '{parts[i]}' has a leading zero, which some tools read as octal ({OctalHint(parts[i])}) and others as decimal; write it without the leading zero";
-                return false;
-            }
-
             var v = int.Parse(parts[i], NumberStyles.None, CultureInfo.InvariantCulture);
             if (v > 255)
             {

@@ -27,7 +27,12 @@ public static class Program
             return 0;
         }
 
-        Console.Error.WriteLine("usage: contingency-writer DIR ID COUNT");
+        if (args.Length == 5 && args[0] == "firewall-drill")
+        {
+            return Drill.DrillSignalTests.ChildMain(args[1..]);
+        }
+
+        Console.Error.WriteLine("usage: contingency-writer DIR ID COUNT | firewall-drill CLOUD-URL OLLAMA-URL MARKER FIREWALL");
         return 2;
     }
 }
