@@ -110,5 +110,31 @@ Describe 'Start-FailoverDrill and Stop-FailoverDrill' {
             $marker | Should -Not -Exist
             (Stop-FailoverDrill -Confirm:$false).Found | Should -BeFalse
         }
+
+        It 'Stop-FailoverDrill finds another administrator''s marker in the machine-wide location and says whose drill it was' {
+            $machine = Join-Path $stateDir 'Machine/drill-block.json'
+            New-Item -ItemType Directory -Force (Split-Path $machine) | Out-Null
+            @{ drillId = 'bobs'; method = 'Simulated'; cloudEndpoint = 'https://api.openai.com/v1/chat/completions'; blockedOrigin = 'https://api.openai.com'; processId = 4242; user = 'bob'; startedAt = (Get-Date).ToString('o') } |
+                ConvertTo-Json | Set-Content $machine
+            $r = Stop-FailoverDrill -Confirm:$false -Verbose 4>&1
+            $result = $r | Where-Object { $_ -isnot [System.Management.Automation.VerboseRecord] }
+            $result.Found | Should -BeTrue
+            $result.Removed | Should -BeTrue
+            $result.Owner | Should -Be 'bob (process 4242)'
+            $result.Detail | Should -Match 'drill bobs by bob'
+            ($r | Where-Object { $_ -is [System.Management.Automation.VerboseRecord] } | Out-String) | Should -Match 'belonged to bob'
+            $machine | Should -Not -Exist
+        }
+
+        It 'Start-FailoverDrill refuses a cloud endpoint whose IPv4 host System.Uri reads as octal' {
+            $f = Start-FailoverFixture -ApiKey $key
+            try {
+                $c = $f.Common.Clone()
+                $c['CloudUri'] = 'http://0127.0.0.1:{0}/v1/chat/completions' -f ([uri]$f.Cloud.BaseUri).Port
+                { Start-FailoverDrill -BlockMethod Firewall @c -Confirm:$false -ErrorAction Stop } | Should -Throw -ErrorId 'InvalidCloudEndpoint,OllamaContinuity.Commands.StartFailoverDrillCommand'
+                Get-FakeServerHits $f.Cloud | Should -Be 0
+            }
+            finally { $f | Stop-FailoverFixture }
+        }
     }
 }

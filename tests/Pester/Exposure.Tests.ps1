@@ -133,6 +133,9 @@ Describe 'Test-OllamaExposure' {
             @{ Target = '::/0'; ErrorId = 'TargetTooLarge' }
             @{ Target = '10.0.0.0/33'; ErrorId = 'InvalidTarget' }
             @{ Target = 'a;b'; ErrorId = 'InvalidTarget' }
+            @{ Target = '012.0143.0.01'; ErrorId = 'InvalidTarget' }
+            @{ Target = '192.168.010.0/24'; ErrorId = 'InvalidTarget' }
+            @{ Target = '167772161'; ErrorId = 'InvalidTarget' }
         ) {
             { Test-OllamaExposure -Target $Target } | Should -Throw -ErrorId "$ErrorId,$cmdId"
         }
