@@ -299,7 +299,13 @@ public sealed class FailoverDrill
         while (true)
         {
             await _alerts.FlushAsync(TimeSpan.FromSeconds(1)).ConfigureAwait(false);
-            mine = _alerts.Deliveries.Where(d => d.Timestamp >= blockAt && d.Kind is ContinuityEventKind.CircuitOpened).ToArray();
+            // A webhook's error text may come from the receiving server: cleaned before it enters the report.
+            mine = _alerts.Deliveries.Where(d => d.Timestamp >= blockAt && d.Kind is ContinuityEventKind.CircuitOpened)
+                .Select(d => TerminalSafe.NeedsCleaning(d.Error) ? new AlertDelivery
+                {
+                    Timestamp = d.Timestamp, Kind = d.Kind, Channel = d.Channel, Target = d.Target, Succeeded = d.Succeeded, StatusCode = d.StatusCode,
+                    Error = TerminalSafe.Clean(d.Error), Endpoint = d.Endpoint, Workflow = d.Workflow,
+                } : d).ToArray();
             if (mine.Any(d => d.Succeeded) || _time.GetUtcNow() >= until || !_engine.GetCircuits().Any(c => c.State != "Closed"))
             {
                 break;
