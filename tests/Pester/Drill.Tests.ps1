@@ -126,6 +126,40 @@ Describe 'Start-FailoverDrill and Stop-FailoverDrill' {
             $machine | Should -Not -Exist
         }
 
+        It 'SIGTERM to a child pwsh running a drill removes the block and its marker before the process ends' -Skip:$IsWindows {
+            $f = Start-FailoverFixture -ApiKey $key
+            $childState = Join-Path $stateDir ('child-' + [guid]::NewGuid().ToString('n'))
+            $module = Join-Path $PSScriptRoot '../../out/OllamaContinuity/OllamaContinuity.psd1'
+            $c = $f.Common
+            $command = "Import-Module '$module'; " +
+                "`$k = ConvertTo-SecureString -String 'sk-PESTER-DRILL-93be07' -AsPlainText -Force; " +
+                "Start-FailoverDrill -Duration 00:01:00 -Interval 00:00:00.5 -SkipAlertCheck -RecoveryTimeout 00:00:05 -CloudUri '$($c.CloudUri)' -CloudApiKey `$k -OllamaUri '$($c.OllamaUri)' -LogPath '$($c.LogPath)' -Confirm:`$false -ProgressAction SilentlyContinue"
+            $psi = [System.Diagnostics.ProcessStartInfo]::new((Join-Path $PSHOME 'pwsh'))
+            foreach ($a in '-NoProfile', '-NonInteractive', '-Command', $command) { $psi.ArgumentList.Add($a) }
+            $psi.Environment['OLLAMACONTINUITY_STATE_DIR'] = $childState
+            $psi.RedirectStandardOutput = $true
+            $psi.RedirectStandardError = $true
+            $psi.UseShellExecute = $false
+            $child = [System.Diagnostics.Process]::Start($psi)
+            $out = $child.StandardOutput.ReadToEndAsync()
+            $err = $child.StandardError.ReadToEndAsync()
+            try {
+                $markers = (Join-Path $childState 'Machine/drill-block.json'), (Join-Path $childState 'User/drill-block.json')
+                $deadline = (Get-Date).AddSeconds(60)
+                while (-not ($markers | Where-Object { Test-Path $_ }) -and -not $child.HasExited -and (Get-Date) -lt $deadline) { Start-Sleep -Milliseconds 100 }
+                $active = $markers | Where-Object { Test-Path $_ } | Select-Object -First 1
+                $active | Should -Not -BeNullOrEmpty -Because ("the child drill should have blocked the cloud: " + ($child.HasExited ? $out.Result + $err.Result : 'still running'))
+                Start-Sleep -Milliseconds 300
+                & kill -TERM $child.Id
+                $child.WaitForExit(20000) | Should -BeTrue
+                $active | Should -Not -Exist
+            }
+            finally {
+                if (-not $child.HasExited) { $child.Kill($true) }
+                $f | Stop-FailoverFixture
+            }
+        }
+
         It 'Start-FailoverDrill refuses a cloud endpoint whose IPv4 host System.Uri reads as octal' {
             $f = Start-FailoverFixture -ApiKey $key
             try {
