@@ -110,5 +110,65 @@ Describe 'Start-FailoverDrill and Stop-FailoverDrill' {
             $marker | Should -Not -Exist
             (Stop-FailoverDrill -Confirm:$false).Found | Should -BeFalse
         }
+
+        It 'Stop-FailoverDrill finds another administrator''s marker in the machine-wide location and says whose drill it was' {
+            $machine = Join-Path $stateDir 'Machine/drill-block.json'
+            New-Item -ItemType Directory -Force (Split-Path $machine) | Out-Null
+            @{ drillId = 'bobs'; method = 'Simulated'; cloudEndpoint = 'https://api.openai.com/v1/chat/completions'; blockedOrigin = 'https://api.openai.com'; processId = 4242; user = 'bob'; startedAt = (Get-Date).ToString('o') } |
+                ConvertTo-Json | Set-Content $machine
+            $r = Stop-FailoverDrill -Confirm:$false -Verbose 4>&1
+            $result = $r | Where-Object { $_ -isnot [System.Management.Automation.VerboseRecord] }
+            $result.Found | Should -BeTrue
+            $result.Removed | Should -BeTrue
+            $result.Owner | Should -Be 'bob (process 4242)'
+            $result.Detail | Should -Match 'drill bobs by bob'
+            ($r | Where-Object { $_ -is [System.Management.Automation.VerboseRecord] } | Out-String) | Should -Match 'belonged to bob'
+            $machine | Should -Not -Exist
+        }
+
+        It 'SIGTERM to a child pwsh running a drill removes the block and its marker before the process ends' -Skip:$IsWindows {
+            $f = Start-FailoverFixture -ApiKey $key
+            $childState = Join-Path $stateDir ('child-' + [guid]::NewGuid().ToString('n'))
+            $module = Join-Path $PSScriptRoot '../../out/OllamaContinuity/OllamaContinuity.psd1'
+            $c = $f.Common
+            $command = "Import-Module '$module'; " +
+                "`$k = ConvertTo-SecureString -String 'sk-PESTER-DRILL-93be07' -AsPlainText -Force; " +
+                "Start-FailoverDrill -Duration 00:01:00 -Interval 00:00:00.5 -SkipAlertCheck -RecoveryTimeout 00:00:05 -CloudUri '$($c.CloudUri)' -CloudApiKey `$k -OllamaUri '$($c.OllamaUri)' -LogPath '$($c.LogPath)' -Confirm:`$false -ProgressAction SilentlyContinue"
+            $psi = [System.Diagnostics.ProcessStartInfo]::new((Join-Path $PSHOME 'pwsh'))
+            foreach ($a in '-NoProfile', '-NonInteractive', '-Command', $command) { $psi.ArgumentList.Add($a) }
+            $psi.Environment['OLLAMACONTINUITY_STATE_DIR'] = $childState
+            $psi.RedirectStandardOutput = $true
+            $psi.RedirectStandardError = $true
+            $psi.UseShellExecute = $false
+            $child = [System.Diagnostics.Process]::Start($psi)
+            $out = $child.StandardOutput.ReadToEndAsync()
+            $err = $child.StandardError.ReadToEndAsync()
+            try {
+                $markers = (Join-Path $childState 'Machine/drill-block.json'), (Join-Path $childState 'User/drill-block.json')
+                $deadline = (Get-Date).AddSeconds(60)
+                while (-not ($markers | Where-Object { Test-Path $_ }) -and -not $child.HasExited -and (Get-Date) -lt $deadline) { Start-Sleep -Milliseconds 100 }
+                $active = $markers | Where-Object { Test-Path $_ } | Select-Object -First 1
+                $active | Should -Not -BeNullOrEmpty -Because ("the child drill should have blocked the cloud: " + ($child.HasExited ? $out.Result + $err.Result : 'still running'))
+                Start-Sleep -Milliseconds 300
+                & kill -TERM $child.Id
+                $child.WaitForExit(20000) | Should -BeTrue
+                $active | Should -Not -Exist
+            }
+            finally {
+                if (-not $child.HasExited) { $child.Kill($true) }
+                $f | Stop-FailoverFixture
+            }
+        }
+
+        It 'Start-FailoverDrill refuses a cloud endpoint whose IPv4 host System.Uri reads as octal' {
+            $f = Start-FailoverFixture -ApiKey $key
+            try {
+                $c = $f.Common.Clone()
+                $c['CloudUri'] = 'http://0127.0.0.1:{0}/v1/chat/completions' -f ([uri]$f.Cloud.BaseUri).Port
+                { Start-FailoverDrill -BlockMethod Firewall @c -Confirm:$false -ErrorAction Stop } | Should -Throw -ErrorId 'InvalidCloudEndpoint,OllamaContinuity.Commands.StartFailoverDrillCommand'
+                Get-FakeServerHits $f.Cloud | Should -Be 0
+            }
+            finally { $f | Stop-FailoverFixture }
+        }
     }
 }

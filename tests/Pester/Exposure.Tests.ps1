@@ -133,8 +133,56 @@ Describe 'Test-OllamaExposure' {
             @{ Target = '::/0'; ErrorId = 'TargetTooLarge' }
             @{ Target = '10.0.0.0/33'; ErrorId = 'InvalidTarget' }
             @{ Target = 'a;b'; ErrorId = 'InvalidTarget' }
+            @{ Target = '012.0143.0.01'; ErrorId = 'InvalidTarget' }
+            @{ Target = '192.168.010.0/24'; ErrorId = 'InvalidTarget' }
+            @{ Target = '167772161'; ErrorId = 'InvalidTarget' }
         ) {
             { Test-OllamaExposure -Target $Target } | Should -Throw -ErrorId "$ErrorId,$cmdId"
+        }
+    }
+
+    Context 'a hostile Ollama on loopback (escape sequences and CR/LF in its answers)' {
+        BeforeAll {
+            # A raw HTTP server on 127.0.0.1 in a thread job: the banner, then a version and model names that would
+            # retitle the terminal, erase a line and print a green "Pass", write the clipboard, or forge table rows.
+            $script:hostile = [System.Net.Sockets.TcpListener]::new([System.Net.IPAddress]::Loopback, 0)
+            $hostile.Start()
+            $script:hostilePort = $hostile.LocalEndpoint.Port
+            $script:hostileJob = Start-ThreadJob -ArgumentList $hostile -ScriptBlock {
+                param($listener)
+                while ($true) {
+                    try { $client = $listener.AcceptTcpClient() } catch { return }
+                    try {
+                        $stream = $client.GetStream()
+                        $reader = [System.IO.StreamReader]::new($stream, [System.Text.Encoding]::ASCII)
+                        $line = $reader.ReadLine()
+                        while ($reader.ReadLine()) { }
+                        $body = if ($line -match '/api/version') { '{"version":"0.9.9\u001b]0;owned\u0007"}' }
+                        elseif ($line -match '/api/tags') { '{"models":[{"name":"llama3\u001b[2K\u001b[1A\u001b[32mPass"},{"name":"x\r\n[Pass] NetworkExposure 10.0.0.1"},{"name":"\u001b]52;c;ZXZpbA==\u0007y"}]}' }
+                        else { 'Ollama is running' }
+                        $bytes = [System.Text.Encoding]::UTF8.GetBytes($body)
+                        $head = [System.Text.Encoding]::ASCII.GetBytes("HTTP/1.1 200 OK`r`nContent-Type: application/json`r`nContent-Length: $($bytes.Length)`r`nConnection: close`r`n`r`n")
+                        $stream.Write($head, 0, $head.Length)
+                        $stream.Write($bytes, 0, $bytes.Length)
+                    }
+                    finally { $client.Dispose() }
+                }
+            }
+        }
+
+        AfterAll {
+            $hostile.Stop()
+            $hostileJob | Remove-Job -Force
+        }
+
+        It 'puts no control character into the finding, its table view or its CSV' {
+            $f = Test-OllamaExposure -Target 127.0.0.1 -Port $hostilePort -TimeoutMs 2000
+            $f.Status | Should -Be 'Fail'
+            $f.Models | Should -Be 'llama3Pass, x  [Pass] NetworkExposure 10.0.0.1, y'
+            $f.Version | Should -Be '0.9.9'
+            foreach ($text in @($f.Models, $f.Version, $f.Detail, ($f | Format-Table -AutoSize | Out-String -Width 400), ($f | ConvertTo-Csv | Out-String))) {
+                $text | Should -Not -Match '[\x00-\x09\x0b\x0c\x0e-\x1f\x7f-\x9f]'
+            }
         }
     }
 }

@@ -91,6 +91,39 @@ Describe 'Firewall cmdlets' {
             $runner.Commands.Count | Should -Be 0
         }
 
+        It 'refuses <Value> (a leading-zero octet is ambiguous: octal to some tools) with InvalidAllowFrom' -ForEach @(
+            @{ Value = '010.010.010.010' }
+            @{ Value = '192.168.010.0/24' }
+            @{ Value = '10.1' }
+        ) {
+            $runner = Use-ScriptedRunner
+            { Set-OllamaFirewallRule -AllowFrom $Value -Confirm:$false } |
+                Should -Throw -ErrorId 'InvalidAllowFrom,OllamaContinuity.Commands.SetOllamaFirewallRuleCommand'
+            $runner.Commands.Count | Should -Be 0
+        }
+
+        It 'refuses networks that together cover a whole family (<Value>) without -Force' -ForEach @(
+            @{ Value = @('0.0.0.0/1', '128.0.0.0/1') }
+            @{ Value = @('::/1', '8000::/1') }
+        ) {
+            $runner = Use-ScriptedRunner
+            { Set-OllamaFirewallRule -AllowFrom $Value -Confirm:$false } |
+                Should -Throw -ErrorId 'AllowFromEverywhere,OllamaContinuity.Commands.SetOllamaFirewallRuleCommand'
+            $runner.Commands.Count | Should -Be 0
+        }
+
+        It 'refuses more sources than ufw takes before any ufw call, and more than the module takes at all' {
+            $runner = Use-ScriptedRunner
+            $hosts = 0..100 | ForEach-Object { "10.0.$([int][math]::Floor($_ / 256)).$($_ % 256)" }
+            { Set-OllamaFirewallRule -AllowFrom $hosts -Backend Ufw -Confirm:$false } |
+                Should -Throw -ErrorId 'AllowFromTooMany,OllamaContinuity.Commands.SetOllamaFirewallRuleCommand'
+            $runner.Commands.Count | Should -Be 0
+            $many = 0..10000 | ForEach-Object { "10.$([int][math]::Floor($_ / 65536)).$([int][math]::Floor($_ / 256) % 256).$($_ % 256)" }
+            { Set-OllamaFirewallRule -AllowFrom $many -Backend Nftables -Confirm:$false } |
+                Should -Throw -ErrorId 'AllowFromTooMany,OllamaContinuity.Commands.SetOllamaFirewallRuleCommand'
+            $runner.Commands.Count | Should -Be 0
+        }
+
         It 'refuses a port out of range' {
             { Set-OllamaFirewallRule -AllowFrom 10.0.0.0/8 -Port 0 -ErrorAction Stop } | Should -Throw -ErrorId 'ParameterArgumentValidationError,OllamaContinuity.Commands.SetOllamaFirewallRuleCommand'
         }

@@ -71,7 +71,7 @@ Describe 'Set-OllamaHardening' {
         It 'keeps a backup of the file it replaces' {
             Set-OllamaHardening -Root $root -BindAddress 127.0.0.1:11434 | Out-Null
             $old = Get-Content -Raw $dropIn
-            $out = Set-OllamaHardening -Root $root -BindAddress 0.0.0.0:11434
+            $out = Set-OllamaHardening -Root $root -BindAddress 0.0.0.0:11434 -Force -WarningAction SilentlyContinue
             ($out | Where-Object Setting -eq 'OLLAMA_HOST') | Should -Not -BeNullOrEmpty
             ($out | Where-Object Setting -eq 'OLLAMA_HOST').Before | Should -Be '127.0.0.1:11434'
             $backup = @(Get-ChildItem (Split-Path $dropIn) -Filter '90-ollamacontinuity.conf.*.bak')
@@ -88,7 +88,7 @@ Describe 'Set-OllamaHardening' {
         }
 
         It '-WhatIf touches nothing and outputs nothing' {
-            $out = Set-OllamaHardening -Root $root -BindAddress 0.0.0.0:11434 -WhatIf
+            $out = Set-OllamaHardening -Root $root -BindAddress 192.168.1.10:11434 -WhatIf
             $out | Should -BeNullOrEmpty
             Test-Path (Split-Path $dropIn) | Should -BeFalse
         }
@@ -105,9 +105,26 @@ Describe 'Set-OllamaHardening' {
             Test-Path $dropIn | Should -BeFalse
         }
 
-        It 'warns about the port-80 trap' {
-            Set-OllamaHardening -Root $root -BindAddress http://0.0.0.0 -WarningVariable w -WarningAction SilentlyContinue | Out-Null
-            ($w | Out-String) | Should -Match 'port 80'
+        It 'refuses every interface (<_>) without -Force, and warns about the port-80 trap with it' -ForEach 'http://0.0.0.0', '0.0.0.0:11434', ':11434', '[::]:11434' {
+            { Set-OllamaHardening -Root $root -BindAddress $_ } | Should -Throw -ErrorId "BindAllInterfaces,$cmdId" -ExpectedMessage '*every interface*'
+            Test-Path $dropIn | Should -BeFalse
+            Set-OllamaHardening -Root $root -BindAddress $_ -Force -WarningVariable w -WarningAction SilentlyContinue | Out-Null
+            ($w | Out-String) | Should -Match 'every interface'
+            if ($_ -eq 'http://0.0.0.0') { ($w | Out-String) | Should -Match 'port 80' }
+        }
+
+        It 'refuses a value Ollama cannot listen on (<_>), even with -Force' -ForEach 'not:a:port:x', '010.0.0.1:11434', '127.0.0.1:99999', 'ftp://127.0.0.1:11434' {
+            { Set-OllamaHardening -Root $root -BindAddress $_ -Force } | Should -Throw -ErrorId "InvalidBindAddress,$cmdId"
+            Test-Path $dropIn | Should -BeFalse
+        }
+
+        It 'refuses a root whose parent directory links outside it, and writes nothing there' {
+            $outside = Join-Path $TestDrive ([guid]::NewGuid().ToString('n'))
+            New-Item -ItemType Directory -Path $outside | Out-Null
+            Remove-Item -Recurse -Force (Join-Path $root 'etc/systemd/system')
+            New-Item -ItemType SymbolicLink -Path (Join-Path $root 'etc/systemd/system') -Target $outside | Out-Null
+            { Set-OllamaHardening -Root $root -BindAddress 127.0.0.1:11434 } | Should -Throw -ErrorId "PathOutsideRoot,$cmdId"
+            @(Get-ChildItem -Recurse $outside).Count | Should -Be 0
         }
 
         It 'pipes into Export-Csv' {

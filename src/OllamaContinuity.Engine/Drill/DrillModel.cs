@@ -68,8 +68,18 @@ public sealed record DrillOptions
     /// <summary>The firewall for -BlockMethod Firewall. The default value is null: detected (<see cref="OutboundBlocker.Detect"/>).</summary>
     public OutboundFirewall? Firewall { get; init; }
 
-    /// <summary>The marker file of an active block. The default value is <see cref="StatePaths.DrillMarker"/>.</summary>
-    public string MarkerPath { get; init; } = StatePaths.DrillMarker;
+    private string? _markerPath;
+
+    /// <summary>
+    /// The marker file of an active block. The default value is <see cref="DrillMarkerPaths.ForNewDrill"/>: the
+    /// machine-wide state directory when this process is root or an administrator (so every administrator's
+    /// Stop-FailoverDrill finds it), else the user's. Chosen when first read, so -WhatIf creates nothing.
+    /// </summary>
+    public string MarkerPath
+    {
+        get => _markerPath ??= DrillMarkerPaths.ForNewDrill();
+        init => _markerPath = value;
+    }
 }
 
 /// <summary>Where the drill is, for the progress bar.</summary>

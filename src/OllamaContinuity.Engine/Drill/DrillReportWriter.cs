@@ -4,6 +4,7 @@ using System.Text;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using OllamaContinuity.Failover;
+using OllamaContinuity.Internal;
 
 namespace OllamaContinuity.Drill;
 
@@ -67,7 +68,7 @@ public static class DrillReportWriter
 
     private static string Markdown(DrillReport r)
     {
-        static string Cell(string? s) => (s ?? "").Replace("|", "\\|").Replace("\r", " ").Replace("\n", " ");
+        static string Cell(string? s) => MarkdownText(s);
         var sb = new StringBuilder();
         sb.Append("# Failover drill report: ").Append(r.Outcome).Append("\n\n");
         sb.Append("| Item | Value |\n|---|---|\n");
@@ -88,9 +89,31 @@ public static class DrillReportWriter
         return sb.ToString();
     }
 
+    /// <summary>
+    /// Text for a Markdown table cell: control characters and escape sequences removed (<see cref="TerminalSafe"/>),
+    /// HTML encoded (Markdown renders raw HTML, so a hostile server's <c>&lt;script&gt;</c> or <c>&lt;img&gt;</c> stays
+    /// text), and Markdown's own syntax (links, emphasis, code, table pipes) escaped with a backslash.
+    /// </summary>
+    internal static string MarkdownText(string? s)
+    {
+        var text = WebUtility.HtmlEncode(TerminalSafe.Clean(s) ?? "");
+        var sb = new StringBuilder(text.Length + 8);
+        foreach (var c in text)
+        {
+            if (c is '\\' or '`' or '*' or '_' or '[' or ']' or '|' or '~')
+            {
+                sb.Append('\\');
+            }
+
+            sb.Append(c);
+        }
+
+        return sb.ToString();
+    }
+
     private static string Html(DrillReport r)
     {
-        static string E(string? s) => WebUtility.HtmlEncode(s ?? "");
+        static string E(string? s) => WebUtility.HtmlEncode(TerminalSafe.Clean(s) ?? "");
         var sb = new StringBuilder();
         sb.Append("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Failover drill ").Append(E(r.DrillId)).Append("</title>\n");
         sb.Append("<style>body{font-family:sans-serif}table{border-collapse:collapse;margin-bottom:1em}td,th{border:1px solid #999;padding:2px 6px;text-align:left}.Failed,.NO,.FAIL{color:#b00;font-weight:bold}.Passed{color:#060}</style></head><body>\n");

@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using System.Net;
 using OllamaContinuity.Alerts;
 using OllamaContinuity.Failover;
+using OllamaContinuity.Internal;
 
 namespace OllamaContinuity.Drill;
 
@@ -75,17 +76,29 @@ public sealed class FailoverDrill
             progress?.Report(new DrillProgress(phase, status, Math.Clamp(pct, 0, 100), (int)Math.Max(0, Math.Ceiling(secondsLeft))));
         double Total() => o.Duration.TotalSeconds + 30;
 
+        // SIGTERM/SIGHUP (and Ctrl+Break on Windows) cancel the drill like Ctrl+C; the process ends once the block is gone.
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        ct = stop.Token;
+        var markerPath = o.MarkerPath;
+        using var signals = new DrillSignalGuard(stop, async () =>
+        {
+            if (blocker is not null && (await blocker.RemoveAsync(pfToken, CancellationToken.None).ConfigureAwait(false)).Count == 0)
+            {
+                File.Delete(markerPath);
+            }
+        });
+
         try
         {
             // 1. Preflight
             Progress("Preflight", "Checking the cloud and Ollama", 0, Total());
-            var cleanup = await DrillCleanup.RemoveLeftoverAsync(o.MarkerPath, o.Runner, _engine.HttpPool, ct).ConfigureAwait(false);
+            var cleanup = await DrillCleanup.RemoveLeftoverAsync(o.MarkerPath, o.Runner, _engine.HttpPool, ct, sweepFirewall: o.BlockMethod == DrillBlockMethod.Firewall).ConfigureAwait(false);
             if (cleanup.Found)
             {
                 report.Steps.Add(new DrillStep
                 {
                     Name = "RemoveLeftoverBlock", StartedAt = _time.GetUtcNow(), Outcome = cleanup.Removed ? "Warning" : "Failed",
-                    Detail = $"a block of drill {cleanup.DrillId} from {cleanup.StartedAt:u} was left behind: {cleanup.Detail}",
+                    Detail = $"a block of {(cleanup.DrillId is null ? "an earlier drill" : $"drill {cleanup.DrillId} from {cleanup.StartedAt:u}")} was left behind: {cleanup.Detail}",
                 });
                 if (!cleanup.Removed)
                 {
@@ -210,7 +223,11 @@ public sealed class FailoverDrill
         }
         catch (OperationCanceledException) when (ct.IsCancellationRequested)
         {
-            report.Steps.Add(new DrillStep { Name = "Cancelled", Outcome = "Failed", StartedAt = _time.GetUtcNow(), Detail = "the drill was cancelled (Ctrl+C); the block is being removed" });
+            report.Steps.Add(new DrillStep
+            {
+                Name = "Cancelled", Outcome = "Failed", StartedAt = _time.GetUtcNow(),
+                Detail = signals.Received is { } sig ? $"the drill was stopped by {sig}; the block is being removed" : "the drill was cancelled (Ctrl+C); the block is being removed",
+            });
             report.Outcome = "Aborted";
         }
         catch (Exception e) when (e is InvalidOperationException or IOException or UnauthorizedAccessException or AiRequestException)
@@ -240,6 +257,8 @@ public sealed class FailoverDrill
 
                 Close(unblock, problems.Count == 0 ? "Passed" : "Failed", problems.Count == 0 ? "the block is removed" : "the block could not be removed, run Stop-FailoverDrill: " + string.Join("; ", problems));
             }
+
+            signals.CleanedUp();
         }
 
         if (report.Outcome == "Aborted" || !blocked)
@@ -291,7 +310,13 @@ public sealed class FailoverDrill
         while (true)
         {
             await _alerts.FlushAsync(TimeSpan.FromSeconds(1)).ConfigureAwait(false);
-            mine = _alerts.Deliveries.Where(d => d.Timestamp >= blockAt && d.Kind is ContinuityEventKind.CircuitOpened).ToArray();
+            // A webhook's error text may come from the receiving server: cleaned before it enters the report.
+            mine = _alerts.Deliveries.Where(d => d.Timestamp >= blockAt && d.Kind is ContinuityEventKind.CircuitOpened)
+                .Select(d => TerminalSafe.NeedsCleaning(d.Error) ? new AlertDelivery
+                {
+                    Timestamp = d.Timestamp, Kind = d.Kind, Channel = d.Channel, Target = d.Target, Succeeded = d.Succeeded, StatusCode = d.StatusCode,
+                    Error = TerminalSafe.Clean(d.Error), Endpoint = d.Endpoint, Workflow = d.Workflow,
+                } : d).ToArray();
             if (mine.Any(d => d.Succeeded) || _time.GetUtcNow() >= until || !_engine.GetCircuits().Any(c => c.State != "Closed"))
             {
                 break;
@@ -373,7 +398,7 @@ public sealed class FailoverDrill
         }
         catch (Exception e) when (e is not OperationCanceledException || !ct.IsCancellationRequested)
         {
-            return [new DrillProbeResult { Sequence = nextSeq(), Probe = p.Name, Phase = phase, Timestamp = at, Error = e.Message }];
+            return [new DrillProbeResult { Sequence = nextSeq(), Probe = p.Name, Phase = phase, Timestamp = at, Error = TerminalSafe.Clean(e.Message) }];
         }
     }
 
@@ -388,7 +413,7 @@ public sealed class FailoverDrill
         }
         catch (AiRequestException e)
         {
-            return new DrillProbeResult { Sequence = seq, Probe = p.Name, Phase = phase, Timestamp = at, Error = e.Message, Backend = "None", FailoverReason = e.Failure.ToString() };
+            return new DrillProbeResult { Sequence = seq, Probe = p.Name, Phase = phase, Timestamp = at, Error = TerminalSafe.Clean(e.Message), Backend = "None", FailoverReason = e.Failure.ToString() };
         }
     }
 
@@ -415,8 +440,8 @@ public sealed class FailoverDrill
         return new DrillProbeResult
         {
             Sequence = seq, Probe = p.Name, Phase = phase, Timestamp = at, Backend = r.Backend, FailoverReason = r.FailoverReason,
-            FailoverLineLogged = line, QualityPassed = quality, Passed = passed, LatencyMs = Math.Round(r.LatencyMs, 1), Error = error ?? qualityError,
-            Answer = r.Text.Length > 200 ? r.Text[..200] : r.Text,
+            FailoverLineLogged = line, QualityPassed = quality, Passed = passed, LatencyMs = Math.Round(r.LatencyMs, 1), Error = TerminalSafe.Clean(error ?? qualityError),
+            Answer = TerminalSafe.Clean(r.Text, 200), // the model's text came from the network
         };
     }
 
@@ -449,8 +474,17 @@ public sealed class FailoverDrill
         return report;
     }
 
-    private static BackendEndpoint RequireCloud(DrillOptions o) =>
-        o.Plan.Cloud ?? throw new ArgumentException("The drill needs a cloud endpoint to block.", nameof(o));
+    private static BackendEndpoint RequireCloud(DrillOptions o)
+    {
+        var cloud = o.Plan.Cloud ?? throw new ArgumentException("The drill needs a cloud endpoint to block.", nameof(o));
+        if (IpText.UriHostProblem(cloud.Uri) is { } problem)
+        {
+            // The block would go to a different address than the one the admin wrote (010.0.0.1 is 8.0.0.1 to System.Uri).
+            throw new ArgumentException($"The cloud endpoint is ambiguous: {problem}.", "InvalidCloudEndpoint");
+        }
+
+        return cloud;
+    }
 
     internal static async Task<IReadOnlyList<IPAddress>> ResolveAsync(Uri uri, CancellationToken ct)
     {

@@ -62,6 +62,54 @@ public sealed class OutboundBlocker
         return path.Split(':', StringSplitOptions.RemoveEmptyEntries).Any(d => File.Exists(Path.Combine(d, "nft"))) ? OutboundFirewall.Nftables : OutboundFirewall.Iptables;
     }
 
+    /// <summary>The firewalls a drill block may be in on this platform: Linux nftables and iptables (a marker may name either, or be damaged), Windows Firewall, pf.</summary>
+    public static IReadOnlyList<OutboundFirewall> PlatformFirewalls() =>
+        OperatingSystem.IsWindows() ? [OutboundFirewall.WindowsFirewall]
+        : OperatingSystem.IsMacOS() ? [OutboundFirewall.Pf]
+        : [OutboundFirewall.Nftables, OutboundFirewall.Iptables];
+
+    /// <summary>The block's own fixed name in this firewall.</summary>
+    public string Name => Firewall switch
+    {
+        OutboundFirewall.Nftables => "table inet " + NftTable,
+        OutboundFirewall.Iptables => "chain " + IptablesChain,
+        OutboundFirewall.WindowsFirewall => "rule '" + WindowsRuleName + "'",
+        _ => "anchor " + PfAnchor,
+    };
+
+    /// <summary>
+    /// Whether the block is in place, found by its fixed name: true, false, or null when the firewall cannot be read
+    /// (not root, a tool failing). A firewall tool that is not installed means no block.
+    /// </summary>
+    public async Task<bool?> IsPresentAsync(CancellationToken ct)
+    {
+        switch (Firewall)
+        {
+            case OutboundFirewall.Nftables:
+                return Verdict(await _runner.RunAsync(CommandInvocation.Of("nft", "list", "table", "inet", NftTable), ct).ConfigureAwait(false));
+            case OutboundFirewall.Iptables:
+                bool? any = false;
+                foreach (var tool in new[] { "iptables", "ip6tables" })
+                {
+                    // The whole filter table: "-S CHAIN" of a missing chain fails with a message that differs between
+                    // iptables-legacy ("No chain/target/match") and iptables-nft ("incompatible, use 'nft' tool").
+                    var r = await _runner.RunAsync(CommandInvocation.Of(tool, "-w", "-S"), ct).ConfigureAwait(false);
+                    bool? v = r.Succeeded ? r.StandardOutput.Split('\n').Any(l => l.Trim() == "-N " + IptablesChain) : r.ExitCode == 127 ? false : null;
+                    any = any == true || v == true ? true : any is null || v is null ? null : false;
+                }
+
+                return any;
+            case OutboundFirewall.WindowsFirewall:
+                return Verdict(await _runner.RunAsync(CommandInvocation.Of("netsh", "advfirewall", "firewall", "show", "rule", "name=" + WindowsRuleName), ct).ConfigureAwait(false));
+            default:
+                var pf = await _runner.RunAsync(CommandInvocation.Of("pfctl", "-a", PfAnchor, "-s", "rules"), ct).ConfigureAwait(false);
+                return pf.Succeeded ? pf.StandardOutput.Trim().Length > 0 : Verdict(pf);
+        }
+    }
+
+    private bool? Verdict(CommandResult r) =>
+        r.Succeeded ? true : r.ExitCode == 127 || IsAlreadyGone((r.StandardError + r.StandardOutput).Trim(), r.ExitCode) ? false : null;
+
     /// <summary>The commands that add the block (what -WhatIf prints).</summary>
     public IReadOnlyList<CommandInvocation> ApplyPlan(IReadOnlyList<IPAddress> addresses, int port)
     {

@@ -3,6 +3,7 @@ using System.Net;
 using System.Net.Sockets;
 using System.Text;
 using System.Text.Json;
+using OllamaContinuity.Internal;
 
 namespace OllamaContinuity.Exposure;
 
@@ -256,12 +257,17 @@ public static class ExposureScanner
         return null;
     }
 
+    /// <summary>The longest model name or version kept from a scanned server (the rest is cut). The default value is 200 characters.</summary>
+    private const int MaxFieldLength = 200;
+
+    // Everything read from a scanned server goes through TerminalSafe before it enters a finding: a hostile
+    // server's names may hold escape sequences (window title, clipboard, erased lines) or CR/LF (forged rows).
     private static string? ReadString(string json, string property)
     {
         try
         {
             using var doc = JsonDocument.Parse(json);
-            return doc.RootElement.ValueKind == JsonValueKind.Object && doc.RootElement.TryGetProperty(property, out var v) && v.ValueKind == JsonValueKind.String ? v.GetString() : null;
+            return doc.RootElement.ValueKind == JsonValueKind.Object && doc.RootElement.TryGetProperty(property, out var v) && v.ValueKind == JsonValueKind.String ? TerminalSafe.Clean(v.GetString(), MaxFieldLength) : null;
         }
         catch (JsonException)
         {
@@ -281,7 +287,7 @@ public static class ExposureScanner
 
             return models.EnumerateArray()
                 .Select(m => m.ValueKind == JsonValueKind.Object && m.TryGetProperty("name", out var n) && n.ValueKind == JsonValueKind.String ? n.GetString() : null)
-                .Where(n => !string.IsNullOrEmpty(n)).Select(n => n!).ToArray();
+                .Where(n => !string.IsNullOrEmpty(n)).Select(n => TerminalSafe.Clean(n, MaxFieldLength)).Where(n => n.Length > 0).ToArray();
         }
         catch (JsonException)
         {

@@ -1,6 +1,7 @@
 using System.Net;
 using System.Net.Sockets;
 using System.Text.RegularExpressions;
+using OllamaContinuity.Internal;
 
 namespace OllamaContinuity.Exposure;
 
@@ -48,9 +49,9 @@ public static partial class ScanTargets
 
             if (t.Contains('/'))
             {
-                if (!IPNetwork.TryParse(t, out var net) || !HostBitsClear(t, net))
+                if (!TryNetwork(t, out var net, out var problem))
                 {
-                    throw new ScanTargetException("InvalidTarget", $"'{t}' is not a valid CIDR (for example 192.168.1.0/24 or fd00::/120); the address must be the network's first address.",
+                    throw new ScanTargetException("InvalidTarget", $"'{t}' is not a valid CIDR (for example 192.168.1.0/24 or fd00::/120): {problem}.",
                         "Write the network address with its prefix length, such as 10.0.5.0/24.");
                 }
 
@@ -63,8 +64,14 @@ public static partial class ScanTargets
 
                 total += count;
             }
-            else if (IPAddress.TryParse(t, out _))
+            else if (IsAddressText(t))
             {
+                if (!IpText.TryParseAddress(t, out _, out var problem))
+                {
+                    throw new ScanTargetException("InvalidTarget", $"'{t}' is not a valid IP address: {problem}.",
+                        "Write IPv4 addresses as four decimal numbers without leading zeros, such as 10.99.0.1.");
+                }
+
                 total += 1;
             }
             else if (!HostName().IsMatch(t))
@@ -105,7 +112,7 @@ public static partial class ScanTargets
             var t = raw.Trim();
             if (t.Contains('/'))
             {
-                var net = IPNetwork.Parse(t);
+                TryNetwork(t, out var net, out _);
                 foreach (var a in Enumerate(net))
                 {
                     if (seen.Add(a))
@@ -114,7 +121,7 @@ public static partial class ScanTargets
                     }
                 }
             }
-            else if (IPAddress.TryParse(t, out var ip))
+            else if (IsAddressText(t) && IpText.TryParseAddress(t, out var ip, out _))
             {
                 if (seen.Add(ip))
                 {
@@ -176,9 +183,32 @@ public static partial class ScanTargets
 
     }
 
-    /// <summary>True when the address written is the network's first address (10.0.0.0/24, not 10.0.0.5/24).</summary>
-    private static bool HostBitsClear(string text, IPNetwork net) =>
-        IPAddress.TryParse(text[..text.IndexOf('/')], out var written) && written.Equals(net.BaseAddress);
+    /// <summary>Digits and dots only, or a colon: meant as an address (never resolved as a host name).</summary>
+    private static bool IsAddressText(string t) => t.Contains(':') || IpText.LooksLikeIPv4(t);
+
+    /// <summary>A CIDR through the module's strict parser; the address written must be the network's first address (10.0.0.0/24, not 10.0.0.5/24).</summary>
+    private static bool TryNetwork(string text, out IPNetwork net, out string problem)
+    {
+        net = default;
+        if (!IpText.TryParseNetwork(text, out var address, out var prefix, out problem))
+        {
+            return false;
+        }
+
+        var bytes = address.GetAddressBytes();
+        for (var i = 0; i < bytes.Length; i++)
+        {
+            var keep = Math.Clamp(prefix - (i * 8), 0, 8);
+            if ((bytes[i] & (byte)~(0xFF << (8 - keep))) != 0)
+            {
+                problem = "the address must be the network's first address (host bits are set after the prefix)";
+                return false;
+            }
+        }
+
+        net = new IPNetwork(address, prefix);
+        return true;
+    }
 
     private static long Count(IPNetwork net)
     {

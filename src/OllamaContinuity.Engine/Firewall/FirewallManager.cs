@@ -77,6 +77,7 @@ public sealed partial class FirewallManager(FirewallEnvironment environment)
             throw new FirewallInputException("EmptyAllowFrom", "-AllowFrom needs at least one address or CIDR.", null);
         }
 
+        AllowFrom.CheckCount(backend.Kind, request.AllowFrom.Count);
         var current = await backend.ReadAsync(request.Port, cancellationToken).ConfigureAwait(false);
         return new FirewallPlan
         {

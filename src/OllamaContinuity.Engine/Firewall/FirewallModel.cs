@@ -140,7 +140,7 @@ public sealed class FirewallRuleInfo
 /// <summary>A rejected -AllowFrom value or port: raised before any process starts.</summary>
 public sealed class FirewallInputException(string errorId, string message, string? value) : ArgumentException(message)
 {
-    /// <summary>A stable id: EmptyAllowFrom, InvalidAllowFrom, AllowFromHostBits, AllowFromEverywhere, InvalidPort.</summary>
+    /// <summary>A stable id: EmptyAllowFrom, InvalidAllowFrom, AllowFromHostBits, AllowFromEverywhere, AllowFromTooMany, InvalidPort.</summary>
     public string ErrorId { get; } = errorId;
 
     public string? Value { get; } = value;

@@ -21,6 +21,12 @@ public sealed partial class FirewalldBackend(FirewallEnvironment environment) : 
     /// <summary>Before all zones (policies with a negative priority run before zone rules).</summary>
     public const int PolicyPriority = -100;
 
+    /// <summary>A change of more than this many rich rules is sent in batches instead of one call per rule. The default value is 16.</summary>
+    public const int BatchThreshold = 16;
+
+    /// <summary>The most rich rules in one firewall-cmd call (well under the argument-size limit). The default value is 500.</summary>
+    public const int BatchSize = 500;
+
     private const string Description = "Managed by OllamaContinuity (Set-OllamaFirewallRule): TCP to the port from the accepted sources only; loopback is always accepted.";
 
     public override FirewallBackendKind Kind => FirewallBackendKind.Firewalld;
@@ -80,11 +86,10 @@ public sealed partial class FirewalldBackend(FirewallEnvironment environment) : 
             && Regex.IsMatch(infoText, @"ingress-zones:\s*ANY\s*$", RegexOptions.Multiline)
             && Regex.IsMatch(infoText, @"egress-zones:\s*HOST\s*$", RegexOptions.Multiline);
         var allow = ParseAll(sources);
-        var runtime = drop && (await QueryAsync(cancellationToken, "firewall-cmd", "--policy=" + policy, "--query-rich-rule=" + DropRule(port)).ConfigureAwait(false)).Succeeded;
-        foreach (var n in allow)
-        {
-            runtime &= (await QueryAsync(cancellationToken, "firewall-cmd", "--policy=" + policy, "--query-rich-rule=" + AcceptRule(n, port)).ConfigureAwait(false)).Succeeded;
-        }
+        // The runtime rules in one call (not one --query-rich-rule per source: 10,000 sources would be 10,000 calls).
+        var runtimeList = await QueryAsync(cancellationToken, "firewall-cmd", "--policy=" + policy, "--list-rich-rules").ConfigureAwait(false);
+        var runtimeRules = runtimeList.Succeeded ? Lines(runtimeList.StandardOutput).ToHashSet(StringComparer.Ordinal) : [];
+        var runtime = drop && runtimeRules.Contains(DropRule(port)) && allow.All(n => runtimeRules.Contains(AcceptRule(n, port)));
 
         return new FirewalldState
         {
@@ -115,15 +120,10 @@ public sealed partial class FirewalldBackend(FirewallEnvironment environment) : 
             steps.AddRange(Skeleton(policy).Select(c => Step(c)));
         }
 
-        foreach (var n in request.AllowFrom.Except(s.AllowFrom))
-        {
-            steps.Add(Step(Rich(policy, "--add-rich-rule=", AcceptRule(n, request.Port)), Rich(policy, "--remove-rich-rule=", AcceptRule(n, request.Port))));
-        }
-
-        foreach (var n in s.AllowFrom.Except(request.AllowFrom))
-        {
-            steps.Add(Step(Rich(policy, "--remove-rich-rule=", AcceptRule(n, request.Port)), Rich(policy, "--add-rich-rule=", AcceptRule(n, request.Port))));
-        }
+        var add = request.AllowFrom.Except(s.AllowFrom).Select(n => AcceptRule(n, request.Port)).ToArray();
+        var remove = s.AllowFrom.Except(request.AllowFrom).Select(n => AcceptRule(n, request.Port)).ToArray();
+        steps.AddRange(RichSteps(policy, add, adding: true, batch: add.Length + remove.Length > BatchThreshold));
+        steps.AddRange(RichSteps(policy, remove, adding: false, batch: add.Length + remove.Length > BatchThreshold));
 
         if (!s.DropPresent)
         {
@@ -153,10 +153,8 @@ public sealed partial class FirewalldBackend(FirewallEnvironment environment) : 
             steps.Add(Step(Rich(policy, "--remove-rich-rule=", DropRule(port)), Rich(policy, "--add-rich-rule=", DropRule(port))));
         }
 
-        foreach (var n in s.AllowFrom)
-        {
-            steps.Add(Step(Rich(policy, "--remove-rich-rule=", AcceptRule(n, port)), Rich(policy, "--add-rich-rule=", AcceptRule(n, port))));
-        }
+        var accepts = s.AllowFrom.Select(n => AcceptRule(n, port)).ToArray();
+        steps.AddRange(RichSteps(policy, accepts, adding: false, batch: accepts.Length > BatchThreshold));
 
         // Rollback (the undos in reverse order) rebuilds the policy, then its rules.
         steps.Add(Step(Fw("--permanent", "--delete-policy=" + policy), Fw("--permanent", "--new-policy=" + policy)) with { MoreUndo = Skeleton(policy) });
@@ -178,6 +176,23 @@ public sealed partial class FirewalldBackend(FirewallEnvironment environment) : 
         Fw("--permanent", "--policy=" + policy, "--add-ingress-zone=ANY"),
         Fw("--permanent", "--policy=" + policy, "--add-egress-zone=HOST"),
     ];
+
+    /// <summary>
+    /// One step per rule, or (for large sets) one firewall-cmd call per <see cref="BatchSize"/> rules: firewall-cmd
+    /// takes --add-rich-rule and --remove-rich-rule many times in one call.
+    /// </summary>
+    private static IEnumerable<FirewallStep> RichSteps(string policy, IReadOnlyList<string> rules, bool adding, bool batch)
+    {
+        var (doIt, undo) = adding ? ("--add-rich-rule=", "--remove-rich-rule=") : ("--remove-rich-rule=", "--add-rich-rule=");
+        if (!batch)
+        {
+            return rules.Select(r => Step(Rich(policy, doIt, r), Rich(policy, undo, r)));
+        }
+
+        return rules.Chunk(BatchSize).Select(chunk => Step(
+            Fw(["--permanent", "--policy=" + policy, .. chunk.Select(r => doIt + r)]),
+            Fw(["--permanent", "--policy=" + policy, .. chunk.Select(r => undo + r)])));
+    }
 
     private static CommandInvocation Rich(string policy, string option, string rule) => Fw("--permanent", "--policy=" + policy, option + rule);
 

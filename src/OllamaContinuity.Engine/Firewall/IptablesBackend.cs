@@ -14,6 +14,12 @@ public sealed class IptablesBackend(FirewallEnvironment environment) : FirewallB
 {
     public override FirewallBackendKind Kind => FirewallBackendKind.Iptables;
 
+    /// <summary>
+    /// A change of more than this many rules in one family is applied with one iptables-restore (the whole chain,
+    /// atomically) instead of one iptables call per rule. The default value is 16.
+    /// </summary>
+    public const int BatchThreshold = 16;
+
     public static string ChainName(int port) => "OLLAMA-GUARD-" + port.ToString(CultureInfo.InvariantCulture);
 
     public override string SourceOfTruth(int port) => $"iptables -S {ChainName(port)}; ip6tables -S {ChainName(port)}; -C INPUT";
@@ -98,10 +104,17 @@ public sealed class IptablesBackend(FirewallEnvironment environment) : FirewallB
         {
             var current = f.Rules.Select(r => r.Split(' ')).Where(t => t.Length == 4 && t[0] == "-s").Select(t => t[1]).ToArray();
             var shapeOk = f.Rules.Count >= 2 && f.Rules[0] == desired[0] && f.Rules[^1] == desired[^1] && f.Rules.Count == current.Length + 2;
-            if (shapeOk)
+            var want = sources.Select(n => n.ToCidr()).ToArray();
+            var changes = shapeOk ? want.Except(current).Count() + current.Except(want).Count() : desired.Count + (f.Rules.Count > 0 ? 1 : 0);
+            if (changes > BatchThreshold)
+            {
+                // A large set: the whole chain in one iptables-restore (atomic; the declaration flushes the chain).
+                steps.Add(Step(Restore(f.Tool, chain, desired),
+                    f.Rules.Count > 0 ? Restore(f.Tool, chain, f.Rules) : Cmd(f.Tool, "-w", "-F", chain)));
+            }
+            else if (shapeOk)
             {
                 // Same shape (lo first, DROP last): insert the new sources after lo, then delete the old ones.
-                var want = sources.Select(n => n.ToCidr()).ToArray();
                 foreach (var add in want.Except(current).Reverse())
                 {
                     steps.Add(Step(Cmd(f.Tool, "-w", "-I", chain, "2", "-s", add, "-j", "RETURN"), Cmd(f.Tool, "-w", "-D", chain, "-s", add, "-j", "RETURN")));
@@ -160,12 +173,15 @@ public sealed class IptablesBackend(FirewallEnvironment environment) : FirewallB
         return steps;
     }
 
-    /// <summary>Puts a chain's rules back in order with one iptables-restore (no flush of anything else: --noflush).</summary>
+    /// <summary>
+    /// Sets a chain's rules in order with one iptables-restore: the chain declaration creates or flushes that chain
+    /// only (--noflush leaves every other chain alone), and the rules are loaded in the same commit.
+    /// </summary>
     private static CommandInvocation Restore(string tool, string chain, IReadOnlyList<string> rules) =>
         Cmd(tool + "-restore", "-w", "--noflush") with
         {
-            StandardInput = "*filter\n" + string.Concat(rules.Select(r => $"-A {chain} {r}\n")) + "COMMIT\n",
-            Purpose = "restore " + chain,
+            StandardInput = $"*filter\n:{chain} - [0:0]\n" + string.Concat(rules.Select(r => $"-A {chain} {r}\n")) + "COMMIT\n",
+            Purpose = "set " + chain + " (" + rules.Count.ToString(CultureInfo.InvariantCulture) + " rules)",
         };
 
     private static string[] Jump(int port) => ["INPUT", .. JumpSpec(port)];

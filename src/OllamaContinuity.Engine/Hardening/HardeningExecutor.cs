@@ -79,7 +79,22 @@ public sealed class HardeningExecutor(ICommandRunner runner, IMachineEnvironment
     internal static void WriteFile(WriteFileStep w)
     {
         var dir = Path.GetDirectoryName(Path.GetFullPath(w.Path))!;
+        if (w.Root is { } root)
+        {
+            // Checked at planning and again now: a link planted between the plan and the write is caught too.
+            RootedPath.Require(root, w.Path);
+            if (w.BackupPath is { } backup)
+            {
+                RootedPath.Require(root, backup);
+            }
+        }
+
         Directory.CreateDirectory(dir);
+        if (w.Root is { } r2)
+        {
+            RootedPath.Require(r2, dir); // a component created just now by someone else
+        }
+
         if (new FileInfo(w.Path).LinkTarget is { } target)
         {
             // Root writes here: never follow a link someone planted in place of the module's file.

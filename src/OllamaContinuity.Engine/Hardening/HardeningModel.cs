@@ -77,7 +77,11 @@ public abstract record HardeningStep(string Target, string Action);
 
 /// <summary>Writes a whole file atomically (mode 0644), first copying the file it replaces to <see cref="BackupPath"/>.</summary>
 public sealed record WriteFileStep(string Path, string Content, string? BackupPath, string Description)
-    : HardeningStep(Path, Description);
+    : HardeningStep(Path, Description)
+{
+    /// <summary>The -Root the file must stay inside (checked again right before writing); null for the running system.</summary>
+    public string? Root { get; init; }
+}
 
 public sealed record RunCommandStep(CommandInvocation Command, string Description)
     : HardeningStep(Command.ToString(), Description);

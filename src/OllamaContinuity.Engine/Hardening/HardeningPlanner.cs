@@ -40,7 +40,25 @@ public static partial class HardeningPlanner
             }
 
             var parsed = OllamaHost.Parse(bind);
-            warnings.AddRange(parsed.Warnings);
+            if (parsed.Problems() is { Count: > 0 } problems)
+            {
+                throw new HardeningValidationException("InvalidBindAddress", "BindAddress",
+                    $"'{bind}' is not a valid OLLAMA_HOST value: {string.Join("; ", problems)}. Ollama would not listen where you mean.",
+                    "Give host:port, such as 127.0.0.1:11434, 192.168.1.10:11434 or [::1]:11434 (a scheme is optional: http://host:port).");
+            }
+
+            if (parsed.IsAllInterfaces && !r.Force)
+            {
+                throw new HardeningValidationException("BindAllInterfaces", "BindAddress",
+                    $"OLLAMA_HOST '{bind}' makes Ollama listen on every interface ({parsed.ListenAddress}): its unauthenticated API is then open to every network this machine is on. Refused without -Force.",
+                    "Bind to loopback (127.0.0.1:11434) or to one interface's address; if every interface is really meant, pass -Force and restrict the port with Set-OllamaFirewallRule.");
+            }
+
+            warnings.AddRange(parsed.Warnings.Where(w => !w.Contains("invalid port", StringComparison.Ordinal)));
+            if (parsed.IsAllInterfaces)
+            {
+                warnings.Add($"OLLAMA_HOST '{bind}' (forced): Ollama listens on every interface ({parsed.ListenAddress}); restrict the port with Set-OllamaFirewallRule.");
+            }
         }
 
         if (r.AllowedOrigins is { } origins)
@@ -140,6 +158,15 @@ public static partial class HardeningPlanner
     {
         var root = r.Root ?? "/";
         var dropIn = Path.Combine(root, DropInDirectory, r.DropInName + ".conf");
+        if (r.Root is not null)
+        {
+            // Every path read or written under the root must stay inside it, whatever links the image holds.
+            foreach (var path in SystemdService.UnitDirectories.Select(d => Path.Combine(root, d)).Append(dropIn).Append(Path.Combine(root, "etc/passwd")).Append(Path.Combine(root, "etc/group")))
+            {
+                RootedPath.Require(root, path);
+            }
+        }
+
         var before = SystemdService.Load(root, ServiceName);
         if (!before.Exists)
         {
@@ -240,7 +267,7 @@ public static partial class HardeningPlanner
         {
             var backup = oldText is null ? null : dropIn + "." + time.GetUtcNow().ToString("yyyyMMdd'T'HHmmss'Z'", CultureInfo.InvariantCulture) + ".bak";
             var what = string.Join(", ", settings.Where(s => s.Changed).Select(s => $"{s.Setting}={s.After}"));
-            steps.Add(new WriteFileStep(dropIn, newText, backup, (oldText is null ? "Create systemd drop-in" : "Replace systemd drop-in (backup " + Path.GetFileName(backup) + ")") + ": " + what));
+            steps.Add(new WriteFileStep(dropIn, newText, backup, (oldText is null ? "Create systemd drop-in" : "Replace systemd drop-in (backup " + Path.GetFileName(backup) + ")") + ": " + what) { Root = r.Root });
             if (r.Root is null)
             {
                 steps.Add(new RunCommandStep(CommandInvocation.Of("systemctl", "daemon-reload"), "Reload systemd units"));
@@ -301,6 +328,11 @@ public static partial class HardeningPlanner
         foreach (var (name, value) in RequestedEnvironment(r))
         {
             var plist = Path.Combine(root, MacAgentDirectory, MacAgentPrefix + name + ".plist");
+            if (r.Root is not null)
+            {
+                RootedPath.Require(root, plist);
+            }
+
             var content = RenderLaunchAgent(name, value);
             var oldPlist = File.Exists(plist) ? File.ReadAllText(plist) : null;
             string? before = null;
@@ -324,7 +356,7 @@ public static partial class HardeningPlanner
 
             if (fileChanged)
             {
-                steps.Add(new WriteFileStep(plist, content, oldPlist is null ? null : plist + ".bak", $"Write LaunchAgent so {name} survives a reboot"));
+                steps.Add(new WriteFileStep(plist, content, oldPlist is null ? null : plist + ".bak", $"Write LaunchAgent so {name} survives a reboot") { Root = r.Root });
             }
 
             changedAny |= sessionChanged || fileChanged;

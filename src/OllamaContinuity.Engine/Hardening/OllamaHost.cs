@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Net;
+using OllamaContinuity.Internal;
 
 namespace OllamaContinuity.Hardening;
 
@@ -9,7 +10,7 @@ namespace OllamaContinuity.Hardening;
 /// port 80 and <c>https://host</c> port 443. A missing host is 127.0.0.1; anything after the first <c>/</c> is a path;
 /// an invalid port is a warning and the default. An empty host with a port (<c>:11434</c>) listens on every interface.
 /// </summary>
-public sealed record OllamaHost
+public sealed partial record OllamaHost
 {
     /// <summary>Ollama's own default port.</summary>
     public const int DefaultPort = 11434;
@@ -38,11 +39,54 @@ public sealed record OllamaHost
     /// <summary>The listen address Ollama passes to net.Listen (<c>host:port</c>, IPv6 in brackets).</summary>
     public string ListenAddress => JoinHostPort(Host, Port);
 
-    /// <summary>Every interface: an empty host, 0.0.0.0 or ::.</summary>
-    public bool IsAllInterfaces => Host.Length == 0 || (IPAddress.TryParse(Host, out var ip) && (ip.Equals(IPAddress.Any) || ip.Equals(IPAddress.IPv6Any)));
+    /// <summary>True when the port in the value was not a number 0-65535 (Ollama then warns and uses the default).</summary>
+    public bool InvalidPort { get; init; }
+
+    /// <summary>Every interface: an empty host, 0.0.0.0 or :: (also ::ffff:0.0.0.0).</summary>
+    public bool IsAllInterfaces => Host.Length == 0 || (IpText.TryParseAddress(Host, out var ip, out _) && (ip.Equals(IPAddress.Any) || ip.Equals(IPAddress.IPv6Any) || (ip.IsIPv4MappedToIPv6 && ip.MapToIPv4().Equals(IPAddress.Any))));
 
     /// <summary>Loopback only: 127.0.0.0/8, ::1 or localhost.</summary>
-    public bool IsLoopback => string.Equals(Host, "localhost", StringComparison.OrdinalIgnoreCase) || (IPAddress.TryParse(Host, out var ip) && IPAddress.IsLoopback(ip));
+    public bool IsLoopback => string.Equals(Host, "localhost", StringComparison.OrdinalIgnoreCase) || (IpText.TryParseAddress(Host, out var ip, out _) && IPAddress.IsLoopback(ip));
+
+    /// <summary>
+    /// Why Ollama could not listen on this value, or would not do what it says; empty when it is a valid listen
+    /// address. Ollama itself only warns about a bad port (and uses the default) and fails at <c>net.Listen</c> for
+    /// a host that is neither an IP address nor a host name, so these are refused before they are written: a scheme
+    /// other than http or https, a port that is not 0-65535, a path, a host with characters no address or name has
+    /// (<c>not:a:port:x</c>), and an IPv4 address with a leading zero (Go refuses it; others read it as octal).
+    /// </summary>
+    public IReadOnlyList<string> Problems()
+    {
+        var problems = new List<string>();
+        if (Scheme is not ("http" or "https"))
+        {
+            problems.Add($"the scheme '{Scheme}' is not http or https");
+        }
+
+        if (InvalidPort)
+        {
+            problems.Add("the port is not a number from 0 to 65535 (Ollama would silently use its default instead)");
+        }
+
+        if (Path.Length > 0)
+        {
+            problems.Add($"it has a path ('/{Path}'), which a listen address cannot have");
+        }
+
+        if (Host.Length > 0 && (Host.Contains(':') || IpText.LooksLikeIPv4(Host)))
+        {
+            if (!IpText.TryParseAddress(Host, out _, out var why))
+            {
+                problems.Add($"the host is not a valid IP address: {why}");
+            }
+        }
+        else if (Host.Length > 0 && !HostName().IsMatch(Host))
+        {
+            problems.Add($"the host '{Host}' is neither an IP address nor a host name");
+        }
+
+        return problems;
+    }
 
     public override string ToString() => $"{Scheme}://{ListenAddress}" + (Path.Length > 0 ? "/" + Path : "");
 
@@ -86,10 +130,11 @@ public sealed record OllamaHost
             host = "127.0.0.1";
             port = defaultPort;
             usedDefault = true;
+            // Go's net.ParseIP: strict (no leading zeros, no short forms), like the module's own parser.
             var bare = hostport.Trim('[', ']');
-            if (IPAddress.TryParse(bare, out var ip) && (bare.Contains(':') || IsDottedQuad(bare)))
+            if (IpText.TryParseAddress(bare, out var ip, out _))
             {
-                host = ip.ToString();
+                host = ip.IsIPv4MappedToIPv6 ? ip.MapToIPv4().ToString() : ip.ToString();
             }
             else if (hostport.Length > 0)
             {
@@ -98,11 +143,13 @@ public sealed record OllamaHost
         }
 
         var portNumber = 0;
+        var invalidPort = false;
         if (!int.TryParse(port, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out portNumber) || portNumber < 0 || portNumber > 65535)
         {
             warnings.Add($"OLLAMA_HOST '{value}': invalid port '{port}', Ollama uses the default {defaultPort}.");
             portNumber = int.Parse(defaultPort, CultureInfo.InvariantCulture);
             usedDefault = true;
+            invalidPort = true;
         }
 
         var result = new OllamaHost
@@ -113,6 +160,7 @@ public sealed record OllamaHost
             Port = portNumber,
             Path = path,
             PortFromScheme = fromScheme && usedDefault,
+            InvalidPort = invalidPort,
         };
         if (result.MovesOffDefaultPortByAccident)
         {
@@ -130,7 +178,8 @@ public sealed record OllamaHost
     public static string JoinHostPort(string host, int port) =>
         (host.Contains(':') ? $"[{host}]" : host) + ":" + port.ToString(CultureInfo.InvariantCulture);
 
-    private static bool IsDottedQuad(string s) => s.Count(c => c == '.') == 3 && s.All(c => char.IsAsciiDigit(c) || c == '.');
+    [System.Text.RegularExpressions.GeneratedRegex(@"^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$")]
+    private static partial System.Text.RegularExpressions.Regex HostName();
 
     /// <summary>Go's net.SplitHostPort.</summary>
     internal static bool TrySplitHostPort(string hostport, out string host, out string port)

@@ -13,7 +13,7 @@ public sealed record SystemdAssignment(string Value, string File);
 /// </summary>
 public sealed class SystemdService
 {
-    private static readonly string[] UnitDirectories = ["etc/systemd/system", "run/systemd/system", "usr/lib/systemd/system", "lib/systemd/system"];
+    internal static readonly string[] UnitDirectories = ["etc/systemd/system", "run/systemd/system", "usr/lib/systemd/system", "lib/systemd/system"];
 
     public string Name { get; private init; } = "ollama.service";
 

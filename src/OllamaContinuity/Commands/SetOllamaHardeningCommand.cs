@@ -125,6 +125,14 @@ public sealed class SetOllamaHardeningCommand : AsyncCmdlet
                     this.Narrate(m);
                 }
             }
+            catch (HardeningValidationException e)
+            {
+                // A link planted under -Root between planning and writing (PathOutsideRoot).
+                ThrowTerminatingError(new ErrorRecord(e, e.ErrorId, ErrorCategory.SecurityError, step.Target)
+                {
+                    ErrorDetails = new ErrorDetails(e.Message) { RecommendedAction = e.RecommendedAction },
+                });
+            }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidOperationException)
             {
                 var denied = e is UnauthorizedAccessException;

@@ -113,6 +113,14 @@ public sealed class StartFailoverDrillCommand : BackendCmdlet, IBackendParameter
                 });
                 return;
             }
+            catch (ArgumentException e)
+            {
+                c.ThrowTerminatingError(new ErrorRecord(e, e.ParamName is { } id && !id.Contains(' ') ? id : "InvalidArgument", ErrorCategory.InvalidArgument, plan.Cloud?.Display)
+                {
+                    ErrorDetails = new ErrorDetails(e.Message) { RecommendedAction = "Write the cloud endpoint's IPv4 address as four decimal numbers without leading zeros, or use its host name." },
+                });
+                return;
+            }
 
             if (!c.ShouldProcess(what.CloudEndpoint, $"Run a {c.Duration} failover drill ({c.BlockMethod}): {what}"))
             {

@@ -1,5 +1,4 @@
 using System.Management.Automation;
-using OllamaContinuity.Contingency;
 using OllamaContinuity.Drill;
 using OllamaContinuity.Failover;
 using OllamaContinuity.Internal;
@@ -18,16 +17,14 @@ public sealed class StopFailoverDrillCommand : AsyncCmdlet
 
     private void Run()
     {
-        var path = StatePaths.DrillMarker;
+        // The machine-wide marker first (a drill run by any administrator), then this user's; with no marker (or a
+        // damaged one), the block is still looked for by its fixed name on every firewall of the platform.
+        var path = DrillMarkerPaths.FindExisting() ?? DrillMarkerPaths.Machine;
         var marker = DrillMarker.Read(path);
-        if (marker is null && !File.Exists(path))
-        {
-            this.Narrate($"No active drill block (no marker at {path}); nothing to do.");
-            WriteObject(new DrillCleanupResult { Detail = "no active drill block" });
-            return;
-        }
-
-        var what = marker is null ? "an unreadable drill marker" : $"the {marker.Method}{(marker.Firewall is { } f ? " (" + f + ")" : "")} block of {marker.CloudEndpoint} by drill {marker.DrillId}, started {marker.StartedAt:u}";
+        var exists = File.Exists(path);
+        var what = marker is not null
+            ? $"the {marker.Method}{(marker.Firewall is { } f ? " (" + f + ")" : "")} block of {marker.CloudEndpoint} by {marker.Describe()}"
+            : exists ? "the block of a damaged drill marker (" + path + "), found by its name" : "any failover drill block, found by its name";
         if (!ShouldProcess(what, "Remove the failover drill block"))
         {
             return;
@@ -35,9 +32,18 @@ public sealed class StopFailoverDrillCommand : AsyncCmdlet
 
         try
         {
-            var result = RunAsync(ct => DrillCleanup.RemoveLeftoverAsync(path, ProcessCommandRunner.Default, FailoverEngine.Shared.HttpPool, ct));
+            var result = RunAsync(ct => DrillCleanup.RemoveLeftoverAsync(path, ProcessCommandRunner.Default, FailoverEngine.Shared.HttpPool, ct, sweepFirewall: true));
+            if (!result.Found)
+            {
+                this.Narrate($"No active drill block (no marker at {string.Join(" or ", DrillMarkerPaths.Candidates)}, and no block found by its name); nothing to do.");
+            }
+            else if (result.Owner is { } owner)
+            {
+                this.Narrate($"The block belonged to {owner}.");
+            }
+
             WriteObject(result);
-            if (!result.Removed)
+            if (result.Found && !result.Removed)
             {
                 WriteError(new ErrorRecord(new InvalidOperationException(result.Detail), "DrillBlockNotRemoved", ErrorCategory.PermissionDenied, path)
                 {

@@ -46,6 +46,8 @@ internal static class FirewallCmdletSupport
             {
                 RecommendedAction = input.ErrorId == "AllowFromEverywhere"
                     ? "Give the networks that may reach Ollama (for example 192.168.1.0/24), or pass -Force to allow everyone."
+                    : input.ErrorId == "AllowFromTooMany"
+                    ? "Merge the sources into fewer, wider CIDRs, or choose a backend that applies large sets (-Backend Nftables, Iptables or Firewalld)."
                     : "Give IPv4/IPv6 addresses or CIDRs only, such as 192.168.1.0/24, 10.8.0.0/24 or fd00::/64.",
             },
         },

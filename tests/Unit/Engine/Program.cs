@@ -33,7 +33,12 @@ public static class Program
             return 0;
         }
 
-        Console.Error.WriteLine("usage: contingency-writer DIR ID COUNT | hostile-stream endless|gzip");
+        if (args.Length == 5 && args[0] == "firewall-drill")
+        {
+            return Drill.DrillSignalTests.ChildMain(args[1..]);
+        }
+
+        Console.Error.WriteLine("usage: contingency-writer DIR ID COUNT | hostile-stream endless|gzip | firewall-drill CLOUD-URL OLLAMA-URL MARKER FIREWALL");
         return 2;
     }
 }

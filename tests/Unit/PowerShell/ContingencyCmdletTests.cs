@@ -231,7 +231,8 @@ public sealed class ContingencyCmdletTests : IAsyncLifetime
         _s.Runspace.SessionStateProxy.SetVariable("key", Secure("sk-ps-contingency-4c2e9a"));
         using var ps = _s.Create($"Start-FailoverDrill -Duration 00:05:00 -Interval 00:00:00.3 -SkipAlertCheck -CloudUri '{_cloud.ChatUri}' -CloudApiKey $key -OllamaUri '{_ollama.BaseUri}' -Confirm:$false");
         var async = ps.BeginInvoke();
-        var marker = Path.Combine(_state, "User", "drill-block.json");
+        // Machine-wide for root or an administrator (any administrator's Stop-FailoverDrill finds it), else per user.
+        var marker = Path.Combine(_state, Environment.IsPrivilegedProcess ? "Machine" : "User", "drill-block.json");
         var sw = Stopwatch.StartNew();
         while (_ollama.Hits < 4 && sw.Elapsed < TimeSpan.FromSeconds(20))
         {

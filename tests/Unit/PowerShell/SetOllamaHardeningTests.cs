@@ -46,7 +46,7 @@ public sealed class SetOllamaHardeningTests : IDisposable
     [Fact]
     public void WhatIf_names_the_file_and_the_settings_and_touches_nothing()
     {
-        var result = _s.Invoke("Set-OllamaHardening -Root $root -BindAddress 0.0.0.0:11434 -WhatIf", Vars);
+        var result = _s.Invoke("Set-OllamaHardening -Root $root -BindAddress 0.0.0.0:11434 -Force -WhatIf", Vars);
         Assert.Empty(result);
         Assert.False(File.Exists(DropIn));
         Assert.False(Directory.Exists(Path.GetDirectoryName(DropIn)));
@@ -60,6 +60,8 @@ public sealed class SetOllamaHardeningTests : IDisposable
     [InlineData("-ServiceUser root", "RootServiceUser", "root")]
     [InlineData("-MemoryMax 'lots'", "InvalidResourceLimit", "MemoryMax")]
     [InlineData("-BindAddress '0.0.0.0 11434'", "InvalidBindAddress", "OLLAMA_HOST")]
+    [InlineData("-BindAddress 'not:a:port:x'", "InvalidBindAddress", "OLLAMA_HOST")]
+    [InlineData("-BindAddress http://0.0.0.0", "BindAllInterfaces", "every interface")]
     [InlineData("-DropInName '../../evil'", "InvalidDropInName", "drop-in")]
     public void Invalid_input_is_refused_before_anything_is_written(string args, string errorId, string says)
     {
@@ -84,7 +86,7 @@ public sealed class SetOllamaHardeningTests : IDisposable
     [Fact]
     public void The_port_80_trap_warns()
     {
-        var result = _s.Invoke("Set-OllamaHardening -Root $root -BindAddress http://0.0.0.0", Vars);
+        var result = _s.Invoke("Set-OllamaHardening -Root $root -BindAddress http://0.0.0.0 -Force", Vars);
         Assert.Contains(_s.Streams!.Warning, w => w.Message.Contains("port 80", StringComparison.Ordinal));
         Assert.Contains(result, o => (string)o.Properties["After"].Value == "http://0.0.0.0");
     }

@@ -141,7 +141,8 @@ public sealed class PlanTests
     {
         var rules = "rule family=\"ipv4\" source address=\"10.8.0.0/24\" port port=\"11434\" protocol=\"tcp\" accept\nrule priority=\"32767\" port port=\"11434\" protocol=\"tcp\" drop\n";
         var t = new ScriptedTools().On("firewall-cmd --state", 0, "running\n").On("firewall-cmd --permanent --get-policies", 0, "allow-host-ipv6 ollama-11434\n")
-            .On("firewall-cmd --permanent --info-policy", 0, PolicyInfo).On("firewall-cmd --permanent --policy=ollama-11434 --list-rich-rules", 0, rules);
+            .On("firewall-cmd --permanent --info-policy", 0, PolicyInfo).On("firewall-cmd --permanent --policy=ollama-11434 --list-rich-rules", 0, rules)
+            .On("firewall-cmd --policy=ollama-11434 --list-rich-rules", 0, rules);
         Assert.Empty((await PlanSet(t, FirewallBackendKind.Firewalld, Req("10.8.0.0/24"))).Steps);
 
         var plan = await PlanSet(t, FirewallBackendKind.Firewalld, Req("192.168.1.0/24"));

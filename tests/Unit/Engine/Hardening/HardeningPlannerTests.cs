@@ -103,7 +103,7 @@ public sealed class HardeningPlannerTests : IDisposable
         var first = File.ReadAllText(DropIn);
         _time.Advance(TimeSpan.FromMinutes(5));
 
-        var plan = await Apply(new HardeningRequest { Root = _root, Platform = HardeningPlatform.Linux, BindAddress = "0.0.0.0:11434" });
+        var plan = await Apply(new HardeningRequest { Root = _root, Platform = HardeningPlatform.Linux, BindAddress = "0.0.0.0:11434", Force = true });
 
         var backup = Assert.Single(Directory.GetFiles(Path.GetDirectoryName(DropIn)!, "*.bak"));
         Assert.EndsWith("90-ollamacontinuity.conf.20261124T060500Z.bak", backup, StringComparison.Ordinal);
@@ -184,7 +184,7 @@ public sealed class HardeningPlannerTests : IDisposable
     [Fact]
     public void The_port_80_trap_is_a_warning()
     {
-        var warnings = HardeningPlanner.Validate(new HardeningRequest { BindAddress = "http://0.0.0.0" });
+        var warnings = HardeningPlanner.Validate(new HardeningRequest { BindAddress = "http://0.0.0.0", Force = true });
         Assert.Contains(warnings, w => w.Contains("port 80", StringComparison.Ordinal) && w.Contains("not 11434", StringComparison.Ordinal));
     }
 
