@@ -24,7 +24,9 @@ public sealed class InvokeAiRequestCommand : BackendCmdlet, IBackendParameters
     private BackendPlan? _plan;
     private string? _approvalProblem;
 
-    [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, ParameterSetName = PromptSet)]
+    // By value (a string per request) or by property name (Import-Csv prompts.csv: the Prompt column, with the
+    // Workflow and SystemPrompt columns of the same row).
+    [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true, ParameterSetName = PromptSet)]
     [ValidateNotNullOrEmpty]
     public string Prompt { get; set; } = "";
 
@@ -32,15 +34,18 @@ public sealed class InvokeAiRequestCommand : BackendCmdlet, IBackendParameters
     [ValidateNotNullOrEmpty]
     public object[] Messages { get; set; } = [];
 
-    [Parameter]
+    /// <summary>An empty value (an empty CSV cell) means none.</summary>
+    [Parameter(ValueFromPipelineByPropertyName = true)]
+    [AllowEmptyString]
     public string? SystemPrompt { get; set; }
 
     [Parameter]
     [ValidateRange(0.1, 3600)]
     public double FirstTokenTimeoutSec { get; set; }
 
-    [Parameter]
-    [ValidateNotNullOrEmpty]
+    /// <summary>An empty value (an empty CSV cell) means none.</summary>
+    [Parameter(ValueFromPipelineByPropertyName = true)]
+    [AllowEmptyString]
     public string? Workflow { get; set; }
 
     [Parameter]
@@ -95,9 +100,11 @@ public sealed class InvokeAiRequestCommand : BackendCmdlet, IBackendParameters
             return;
         }
 
+        var workflow = string.IsNullOrWhiteSpace(Workflow) ? null : Workflow.Trim();
+        var systemPrompt = string.IsNullOrWhiteSpace(SystemPrompt) ? null : SystemPrompt;
         var plan = _plan!;
         var route = string.Join(", then ", new[] { plan.Cloud?.ToString() }.Concat(plan.Ollama.Select(o => o.ToString())).Where(s => s is not null));
-        if (!ShouldProcess(route, "Send AI request" + (Workflow is null ? "" : $" for workflow '{Workflow}'")))
+        if (!ShouldProcess(route, "Send AI request" + (workflow is null ? "" : $" for workflow '{workflow}'")))
         {
             return;
         }
@@ -105,8 +112,8 @@ public sealed class InvokeAiRequestCommand : BackendCmdlet, IBackendParameters
         var request = new AiRequest
         {
             Messages = messages,
-            SystemPrompt = SystemPrompt,
-            Workflow = Workflow,
+            SystemPrompt = systemPrompt,
+            Workflow = workflow,
             Stream = Stream.IsPresent,
             RequireFailoverApproval = ConfirmFailover.IsPresent,
             MaxTokens = MaxTokens > 0 ? MaxTokens : null,
