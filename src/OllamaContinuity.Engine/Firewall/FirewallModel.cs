@@ -146,6 +146,9 @@ public sealed class FirewallInputException(string errorId, string message, strin
     public string? Value { get; } = value;
 }
 
+/// <summary>The firewall auto-detection chose, and why (for -Verbose and the audit's detail).</summary>
+public sealed record FirewallDetection(FirewallBackendKind Kind, string Reason);
+
 /// <summary>No firewall to manage was found (or the named one is missing).</summary>
 public sealed class FirewallBackendNotFoundException(string message) : InvalidOperationException(message);
 

@@ -45,6 +45,11 @@ public sealed class TestOllamaExposureCommand : AsyncCmdlet
     [Parameter]
     public SwitchParameter Quiet { get; set; }
 
+    /// <summary>The firewall the local audit's Firewall check reads; Auto (the default) detects the one in force.</summary>
+    [Parameter(ParameterSetName = LocalSet)]
+    [ValidateSet("Auto", "Ufw", "Firewalld", "Nftables", "Iptables", "WindowsFirewall", "Pf", IgnoreCase = true)]
+    public string FirewallBackend { get; set; } = "Auto";
+
     protected override void ProcessRecord()
     {
         if (ParameterSetName == NetworkSet)
@@ -86,7 +91,7 @@ public sealed class TestOllamaExposureCommand : AsyncCmdlet
         {
             Root = root,
             Port = MyInvocation.BoundParameters.ContainsKey(nameof(Port)) ? Port : null,
-            Firewall = LiveOrOffline(Root is null),
+            Firewall = LiveOrOffline(Root is null, FirewallBackend),
             Runner = new CmdletOrProcessCommandRunner(this), // Get-NetTCPConnection in this session; native tools as processes
         };
         const int activity = 1;
@@ -102,9 +107,9 @@ public sealed class TestOllamaExposureCommand : AsyncCmdlet
     /// The firewall check asks the firewall engine (what Get-OllamaFirewallRule reads) on a live host; an offline
     /// audit of an image (-Root) cannot read its firewall, so there it stays "could not be determined".
     /// </summary>
-    private static IFirewallStatusProvider LiveOrOffline(bool live) =>
+    private static IFirewallStatusProvider LiveOrOffline(bool live, string backend) =>
         ExposureAuditDefaults.FirewallStatusProvider is UndeterminedFirewallStatusProvider && live
-            ? new OllamaContinuity.Firewall.FirewallStatusReader()
+            ? new OllamaContinuity.Firewall.FirewallStatusReader(null, Enum.Parse<OllamaContinuity.Firewall.FirewallBackendKind>(backend, ignoreCase: true))
             : ExposureAuditDefaults.FirewallStatusProvider;
 
     private List<ExposureFinding>? ScanNetwork()
