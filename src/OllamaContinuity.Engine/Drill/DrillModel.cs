@@ -70,6 +70,12 @@ public sealed record DrillOptions
 
     /// <summary>The marker file of an active block. The default value is <see cref="StatePaths.DrillMarker"/>.</summary>
     public string MarkerPath { get; init; } = StatePaths.DrillMarker;
+
+    /// <summary>
+    /// Receives the drill's story as it happens, one line per event: each step starting and ending (with its outcome
+    /// and detail), each probe's result. Called from the drill's own thread. The default value is null.
+    /// </summary>
+    public Action<string>? Log { get; init; }
 }
 
 /// <summary>Where the drill is, for the progress bar.</summary>
@@ -84,6 +90,9 @@ public sealed class DrillStep
     public DateTimeOffset StartedAt { get; init; }
     public double DurationSeconds { get; set; }
     public string Detail { get; set; } = "";
+
+    /// <summary>The drill's story line callback (<see cref="DrillOptions.Log"/>).</summary>
+    internal Action<string>? Log { get; init; }
 
     public override string ToString() => $"{Name}: {Outcome}";
 }
@@ -137,6 +146,9 @@ public sealed class DrillReport
     public ItemList<DrillProbeResult> Probes { get; } = [];
     public ItemList<AlertDelivery> Alerts { get; } = [];
     public string? ReportPath { get; set; }
+
+    /// <summary>The drill's story line callback (<see cref="DrillOptions.Log"/>).</summary>
+    internal Action<string>? Log { get; init; }
 
     [JsonIgnore]
     public ItemList<string> Failures => new(Steps.Where(s => s.Outcome == "Failed").Select(s => $"{s.Name}: {s.Detail}"));

@@ -149,7 +149,15 @@ public sealed class TestOllamaExposureCommand : AsyncCmdlet
             });
         }
 
-        var options = new ExposureScanOptions { Port = Port, Timeout = timeout, ThrottleLimit = ThrottleLimit, IncludeClosed = IncludeClosed.IsPresent };
+        var verbose = MyInvocation.BoundParameters.ContainsKey("Verbose") || MyInvocation.BoundParameters.ContainsKey("Debug")
+            || (SessionState.PSVariable.GetValue("VerbosePreference") is ActionPreference vp && vp != ActionPreference.SilentlyContinue);
+        var options = new ExposureScanOptions
+        {
+            Port = Port, Timeout = timeout, ThrottleLimit = ThrottleLimit, IncludeClosed = IncludeClosed.IsPresent,
+            Log = verbose ? line => Post(() => this.Narrate(line)) : null,
+        };
+        this.Narrate($"Probing {list.Targets.Count} address(es) from {string.Join(", ", _targets)} on TCP port {Port}: at most {ThrottleLimit} at a time, {TimeoutMs} ms per step (connect, then GET /, /api/version and /api/tags).");
+        var clock = System.Diagnostics.Stopwatch.StartNew();
         const int activity = 2;
         var total = list.Targets.Count;
         var lastPercent = -1;
@@ -162,6 +170,8 @@ public sealed class TestOllamaExposureCommand : AsyncCmdlet
             }
         }, null, ct));
         WriteProgress(new ProgressRecord(activity, $"Probing {total} address(es) on port {Port} for Ollama", "Done") { RecordType = ProgressRecordType.Completed });
+        var seconds = clock.Elapsed.TotalSeconds;
+        this.Narrate($"Probed {total} address(es) in {seconds:0.###} s ({(seconds > 0 ? total / seconds : total):0} addresses/s): {findings.Count(f => f.Status == ExposureStatus.Fail)} unauthenticated Ollama API(s) found.");
         all.AddRange(findings);
         Emit(all);
         return all;
