@@ -121,6 +121,7 @@ public sealed class InvokeAiRequestCommand : BackendCmdlet, IBackendParameters
             LogContent = LogContent.IsPresent,
         };
 
+        _requestStarted = System.Diagnostics.Stopwatch.GetTimestamp();
         try
         {
             var response = RunAsync(ct => FailoverEngine.Shared.SendAsync(request, plan, new Observer(this), ct));
@@ -140,7 +141,19 @@ public sealed class InvokeAiRequestCommand : BackendCmdlet, IBackendParameters
     }
 
     private const int ProgressId = 0x0A1;
+
+    /// <summary>
+    /// A request shows a progress bar only once it has taken this long: a sub-second request (most of them, and every
+    /// one on loopback) never pays for progress records the host would render and erase at once.
+    /// </summary>
+    internal static readonly TimeSpan ProgressDelay = TimeSpan.FromMilliseconds(500);
+
     private bool _progressShown;
+    private long _requestStarted;
+    private Timer? _progressTimer;
+    private volatile AttemptInfo? _latestAttempt;
+
+    private sealed record AttemptInfo(string Backend, string Endpoint, int Index, int Count);
 
     private void ShowProgress(string backend, string endpoint, int index, int count)
     {
@@ -153,8 +166,34 @@ public sealed class InvokeAiRequestCommand : BackendCmdlet, IBackendParameters
         });
     }
 
+    /// <summary>Worker side: remembers the attempt, and shows it once the request has run for <see cref="ProgressDelay"/>.</summary>
+    private void AttemptStarted(string backend, string endpoint, int index, int count)
+    {
+        _latestAttempt = new AttemptInfo(backend, endpoint, index, count);
+        var elapsed = System.Diagnostics.Stopwatch.GetElapsedTime(_requestStarted);
+        if (elapsed >= ProgressDelay)
+        {
+            Post(ShowLatestProgress);
+        }
+        else
+        {
+            _progressTimer ??= new Timer(static state => ((InvokeAiRequestCommand)state!).Post(((InvokeAiRequestCommand)state!).ShowLatestProgress), this, ProgressDelay - elapsed, Timeout.InfiniteTimeSpan);
+        }
+    }
+
+    private void ShowLatestProgress()
+    {
+        if (_latestAttempt is { } a)
+        {
+            ShowProgress(a.Backend, a.Endpoint, a.Index, a.Count);
+        }
+    }
+
     private void CompleteProgress()
     {
+        _progressTimer?.Dispose();
+        _progressTimer = null;
+        _latestAttempt = null;
         if (_progressShown)
         {
             WriteProgress(new ProgressRecord(ProgressId, "Invoke-AiRequest", "Done") { RecordType = ProgressRecordType.Completed });
@@ -209,9 +248,7 @@ public sealed class InvokeAiRequestCommand : BackendCmdlet, IBackendParameters
             // Streaming writes tokens to the host; a progress bar would fight with them.
             if (!cmdlet.Stream.IsPresent)
             {
-                var role = endpoint.Role.ToString();
-                var display = endpoint.Display;
-                cmdlet.Post(() => cmdlet.ShowProgress(role, display, index, count));
+                cmdlet.AttemptStarted(endpoint.Role.ToString(), endpoint.Display, index, count);
             }
         }
 
