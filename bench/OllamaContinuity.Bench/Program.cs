@@ -19,9 +19,10 @@ foreach (var a in args)
             Console.WriteLine("  blackhole   50 requests with a blackholed cloud: the seed's strategy vs the circuit breaker");
             Console.WriteLine("  throughput  requests/s at 1, 16 and 64 concurrent requests vs raw HttpClient");
             Console.WriteLine("  allocs      (not in all) where the core's allocations come from, sampled by type");
+            Console.WriteLine("  cmdlet      (not in all) Invoke-AiRequest through a real runspace vs raw HttpClient (build the module in Release first)");
             Console.WriteLine("  --quick     a smoke run (small counts, short timeouts): the figures are not meaningful");
             return 0;
-        case "all" or "overhead" or "blackhole" or "throughput" or "allocs":
+        case "all" or "overhead" or "blackhole" or "throughput" or "allocs" or "cmdlet":
             scenarios.Add(a.ToLowerInvariant());
             break;
         default:
@@ -67,6 +68,9 @@ foreach (var s in scenarios)
             break;
         case "allocs":
             await AllocationProfile.RunAsync(quick);
+            break;
+        case "cmdlet":
+            await CmdletScenario.RunAsync(quick);
             break;
     }
 
