@@ -25,25 +25,7 @@ public abstract class AsyncCmdlet : PSCmdlet, IDisposable
         _queue = queue;
         try
         {
-            // Started on this thread, up to the engine's first real await (the socket), without a synchronization
-            // context so no continuation can come back to this blocked thread: no thread-pool hop before the request
-            // leaves, which a sub-millisecond loopback request would notice.
-            Task<T> task;
-            var context = SynchronizationContext.Current;
-            SynchronizationContext.SetSynchronizationContext(null);
-            try
-            {
-                task = work(_cts.Token);
-            }
-            catch (Exception e)
-            {
-                task = Task.FromException<T>(e);
-            }
-            finally
-            {
-                SynchronizationContext.SetSynchronizationContext(context);
-            }
-
+            var task = Task.Run(() => work(_cts.Token));
             task.ContinueWith(static (_, q) => ((BlockingCollection<Action>)q!).CompleteAdding(), queue, CancellationToken.None,
                 TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
             foreach (var action in queue.GetConsumingEnumerable())
