@@ -14,6 +14,8 @@
         'Formats/Hardening.Format.ps1xml'
         'Formats/Firewall.Format.ps1xml'
         'Formats/Contingency.Format.ps1xml'
+        'Formats/RequestLog.Format.ps1xml'
+        'Formats/Deserialized.Format.ps1xml'
     )
     CmdletsToExport      = @(
         'Invoke-AiRequest'
@@ -26,6 +28,7 @@
         'Disable-AiContingency'
         'Get-AiContingency'
         'Get-AiContingencyLog'
+        'Get-AiRequestLog'
         'Set-AiContinuityAlert'
         'Get-AiContinuityAlert'
         'Start-FailoverDrill'

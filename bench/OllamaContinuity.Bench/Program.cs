@@ -21,9 +21,10 @@ foreach (var a in args)
             Console.WriteLine("  rescue      a cloud stream cut after 40 of 60 words: time to a complete answer vs a client that retries on Ollama");
             Console.WriteLine("  gateway     the gateway: added latency (p50/p99), 64-stream throughput, 200 streams' peak RSS");
             Console.WriteLine("  allocs      (not in all) where the core's allocations come from, sampled by type");
+            Console.WriteLine("  cmdlet      (not in all) Invoke-AiRequest through a real runspace vs raw HttpClient (build the module in Release first)");
             Console.WriteLine("  --quick     a smoke run (small counts, short timeouts): the figures are not meaningful");
             return 0;
-        case "all" or "overhead" or "blackhole" or "throughput" or "rescue" or "gateway" or "allocs":
+        case "all" or "overhead" or "blackhole" or "throughput" or "rescue" or "gateway" or "allocs" or "cmdlet":
             scenarios.Add(a.ToLowerInvariant());
             break;
         default:
@@ -75,6 +76,9 @@ foreach (var s in scenarios)
             break;
         case "allocs":
             await AllocationProfile.RunAsync(quick);
+            break;
+        case "cmdlet":
+            await CmdletScenario.RunAsync(quick);
             break;
     }
 

@@ -21,6 +21,8 @@ public sealed class AlertDelivery
     public string? Error { get; init; }
     public string? Endpoint { get; init; }
     public string? Workflow { get; init; }
+
+    public override string ToString() => $"{Kind} {Channel} {(Succeeded ? "delivered" : "failed")}";
 }
 
 /// <summary>

@@ -17,7 +17,7 @@ public sealed class ContingencyLogEntry
     public string? Model { get; init; }
     public double LatencyMs { get; init; }
     public string? SystemPrompt { get; init; }
-    public IReadOnlyList<ChatMessage> Messages { get; init; } = [];
+    public ItemList<ChatMessage> Messages { get; init; } = [];
     /// <summary>The last user message: the prompt, for tables.</summary>
     public string Prompt => Messages.LastOrDefault(m => m.Role == "user")?.Content ?? Messages.LastOrDefault()?.Content ?? "";
     public string Output { get; init; } = "";
@@ -129,7 +129,7 @@ public static class ContingencyLog
             Model = S("model"),
             LatencyMs = r.TryGetProperty("latencyMs", out var l) && l.ValueKind == JsonValueKind.Number ? l.GetDouble() : 0,
             SystemPrompt = S("systemPrompt"),
-            Messages = messages,
+            Messages = new(messages),
             Output = S("output") ?? "",
         };
     }

@@ -80,6 +80,12 @@ public sealed record DrillOptions
         get => _markerPath ??= DrillMarkerPaths.ForNewDrill();
         init => _markerPath = value;
     }
+
+    /// <summary>
+    /// Receives the drill's story as it happens, one line per event: each step starting and ending (with its outcome
+    /// and detail), each probe's result. Called from the drill's own thread. The default value is null.
+    /// </summary>
+    public Action<string>? Log { get; init; }
 }
 
 /// <summary>Where the drill is, for the progress bar.</summary>
@@ -94,6 +100,11 @@ public sealed class DrillStep
     public DateTimeOffset StartedAt { get; init; }
     public double DurationSeconds { get; set; }
     public string Detail { get; set; } = "";
+
+    /// <summary>The drill's story line callback (<see cref="DrillOptions.Log"/>).</summary>
+    internal Action<string>? Log { get; init; }
+
+    public override string ToString() => $"{Name}: {Outcome}";
 }
 
 /// <summary>One probe request of the drill.</summary>
@@ -114,6 +125,9 @@ public sealed class DrillProbeResult
     public string? Error { get; init; }
     /// <summary>The start of the answer (200 characters at most).</summary>
     public string? Answer { get; init; }
+
+    public override string ToString() =>
+        $"#{Sequence} {Phase} {Probe} {Backend ?? "none"} {LatencyMs:0}ms {(Passed ? "Passed" : "Failed")}";
 }
 
 /// <summary>The drill's record: every step, every probe, the timings and the alerts; what -ReportPath writes.</summary>
@@ -128,8 +142,8 @@ public sealed class DrillReport
     public DrillBlockMethod BlockMethod { get; init; }
     public string? Firewall { get; set; }
     public required string CloudEndpoint { get; init; }
-    public IReadOnlyList<string> OllamaEndpoints { get; init; } = [];
-    public IReadOnlyList<string> BlockedAddresses { get; set; } = [];
+    public ItemList<string> OllamaEndpoints { get; init; } = [];
+    public ItemList<string> BlockedAddresses { get; set; } = [];
     public double PlannedDurationSeconds { get; init; }
     public double IntervalSeconds { get; init; }
     /// <summary>From the block to the first probe served by Ollama with the failover line.</summary>
@@ -138,13 +152,16 @@ public sealed class DrillReport
     public double? TimeToRecoverSeconds { get; set; }
     public int ProbesPassed => Probes.Count(p => p.Phase == "Failover" && p.Passed);
     public int ProbesFailed => Probes.Count(p => p.Phase == "Failover" && !p.Passed);
-    public List<DrillStep> Steps { get; } = [];
-    public List<DrillProbeResult> Probes { get; } = [];
-    public List<AlertDelivery> Alerts { get; } = [];
+    public ItemList<DrillStep> Steps { get; } = [];
+    public ItemList<DrillProbeResult> Probes { get; } = [];
+    public ItemList<AlertDelivery> Alerts { get; } = [];
     public string? ReportPath { get; set; }
 
+    /// <summary>The drill's story line callback (<see cref="DrillOptions.Log"/>).</summary>
+    internal Action<string>? Log { get; init; }
+
     [JsonIgnore]
-    public IEnumerable<string> Failures => Steps.Where(s => s.Outcome == "Failed").Select(s => $"{s.Name}: {s.Detail}");
+    public ItemList<string> Failures => new(Steps.Where(s => s.Outcome == "Failed").Select(s => $"{s.Name}: {s.Detail}"));
 }
 
 /// <summary>What -WhatIf shows: the steps, the addresses and the exact firewall commands.</summary>

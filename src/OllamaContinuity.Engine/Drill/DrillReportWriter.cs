@@ -119,7 +119,8 @@ public static class DrillReportWriter
         sb.Append("<style>body{font-family:sans-serif}table{border-collapse:collapse;margin-bottom:1em}td,th{border:1px solid #999;padding:2px 6px;text-align:left}.Failed,.NO,.FAIL{color:#b00;font-weight:bold}.Passed{color:#060}</style></head><body>\n");
         sb.Append("<h1>Failover drill report: <span class=\"").Append(E(r.Outcome)).Append("\">").Append(E(r.Outcome)).Append("</span></h1>\n<table>\n");
         foreach (var (k, v) in Summary(r)) sb.Append("<tr><th>").Append(E(k)).Append("</th><td>").Append(E(v)).Append("</td></tr>\n");
-        sb.Append("</table>\n<h2>Steps</h2>\n<table><tr><th>Step</th><th>Outcome</th><th>Started</th><th>Duration</th><th>Detail</th></tr>\n");
+        sb.Append("</table>\n<h2>Timeline</h2>\n").Append(Timeline(r)).Append('\n');
+        sb.Append("<h2>Steps</h2>\n<table><tr><th>Step</th><th>Outcome</th><th>Started</th><th>Duration</th><th>Detail</th></tr>\n");
         foreach (var s in r.Steps) sb.Append($"<tr><td>{E(s.Name)}</td><td class=\"{E(s.Outcome)}\">{E(s.Outcome)}</td><td>{s.StartedAt:HH:mm:ss}</td><td>{E(S(s.DurationSeconds))}</td><td>{E(s.Detail)}</td></tr>\n");
         sb.Append("</table>\n<h2>Probes</h2>\n<table><tr><th>#</th><th>Phase</th><th>Probe</th><th>Time</th><th>Backend</th><th>Failover reason</th><th>Failover line</th><th>Quality</th><th>Passed</th><th>Latency ms</th><th>Error</th></tr>\n");
         foreach (var p in r.Probes)
@@ -127,6 +128,104 @@ public static class DrillReportWriter
         sb.Append("</table>\n<h2>Alerts</h2>\n<table><tr><th>Time</th><th>Kind</th><th>Channel</th><th>Target</th><th>Delivered</th><th>Error</th></tr>\n");
         foreach (var a in r.Alerts) sb.Append($"<tr><td>{a.Timestamp:HH:mm:ss}</td><td>{a.Kind}</td><td>{E(a.Channel)}</td><td>{E(a.Target)}</td><td>{(a.Succeeded ? "yes" : "NO")}</td><td>{E(a.Error)}</td></tr>\n");
         sb.Append("</table>\n</body></html>\n");
+        return sb.ToString();
+    }
+
+    /// <summary>The colours of the timeline, also what a rendering test looks for in a screenshot.</summary>
+    public static class TimelineColors
+    {
+        public const string Block = "#f6d5d5";
+        public const string Cloud = "#1f6fd1";
+        public const string Ollama = "#e07b00";
+        public const string NoBackend = "#c00000";
+        public const string Recovery = "#0a8a2a";
+    }
+
+    /// <summary>
+    /// An inline SVG timeline of the drill (no script, no external asset, so the report opens anywhere and mails as
+    /// one file): time from left to right, the block window shaded, one mark per probe (circle: cloud, square:
+    /// Ollama, cross: no backend or failed) placed by time and latency, and the recovery point as a green line.
+    /// Every probe mark has the class "probe" and a title with its details.
+    /// </summary>
+    public static string Timeline(DrillReport r)
+    {
+        static string N(double v) => v.ToString("0.#", CultureInfo.InvariantCulture);
+        static string E(string? s) => WebUtility.HtmlEncode(s ?? "");
+        const double width = 800, height = 260, left = 60, right = 20, top = 20, bottom = 50;
+        var plotW = width - left - right;
+        var plotH = height - top - bottom;
+
+        var block = r.Steps.FirstOrDefault(s => s.Name == "Block");
+        var unblock = r.Steps.FirstOrDefault(s => s.Name == "Unblock");
+        DateTimeOffset? blockStart = block?.StartedAt;
+        DateTimeOffset? blockEnd = unblock is null ? null : unblock.StartedAt.AddSeconds(unblock.DurationSeconds);
+        DateTimeOffset? recovered = blockEnd is { } be && r.TimeToRecoverSeconds is { } ttr ? be.AddSeconds(ttr) : null;
+
+        var times = r.Probes.Select(p => p.Timestamp).Concat(r.Steps.Select(s => s.StartedAt)).Where(t => t != default).ToList();
+        if (blockEnd is { } e1) times.Add(e1);
+        if (recovered is { } rc) times.Add(rc);
+        var t0 = times.Count > 0 ? times.Min() : r.StartedAt;
+        var t1 = times.Count > 0 ? times.Max() : r.EndedAt;
+        var span = Math.Max(0.001, (t1 - t0).TotalSeconds);
+        double X(DateTimeOffset t) => left + Math.Clamp((t - t0).TotalSeconds / span, 0, 1) * plotW;
+        var maxLatency = Math.Max(1, r.Probes.Select(p => p.LatencyMs).DefaultIfEmpty(1).Max());
+        double Y(double ms) => top + plotH - (Math.Clamp(ms, 0, maxLatency) / maxLatency * plotH);
+
+        var sb = new StringBuilder();
+        sb.Append($"<svg xmlns=\"http://www.w3.org/2000/svg\" id=\"timeline\" width=\"{N(width)}\" height=\"{N(height)}\" viewBox=\"0 0 {N(width)} {N(height)}\" role=\"img\" aria-label=\"Drill timeline\" font-family=\"sans-serif\" font-size=\"11\">\n");
+        sb.Append($"<rect x=\"0\" y=\"0\" width=\"{N(width)}\" height=\"{N(height)}\" fill=\"#ffffff\"/>\n");
+        if (blockStart is { } bs)
+        {
+            var x1 = X(bs);
+            var x2 = X(blockEnd ?? t1);
+            sb.Append($"<rect class=\"block-window\" x=\"{N(x1)}\" y=\"{N(top)}\" width=\"{N(Math.Max(1, x2 - x1))}\" height=\"{N(plotH)}\" fill=\"{TimelineColors.Block}\"><title>Cloud blocked: {E(bs.ToString("HH:mm:ss", CultureInfo.InvariantCulture))} to {E((blockEnd ?? t1).ToString("HH:mm:ss", CultureInfo.InvariantCulture))}</title></rect>\n");
+            sb.Append($"<text x=\"{N(x1 + 4)}\" y=\"{N(top + 12)}\" fill=\"#900\">cloud blocked</text>\n");
+        }
+
+        // Axes: latency up the left, seconds since the first event along the bottom.
+        sb.Append($"<line x1=\"{N(left)}\" y1=\"{N(top)}\" x2=\"{N(left)}\" y2=\"{N(top + plotH)}\" stroke=\"#333\"/>\n");
+        sb.Append($"<line x1=\"{N(left)}\" y1=\"{N(top + plotH)}\" x2=\"{N(left + plotW)}\" y2=\"{N(top + plotH)}\" stroke=\"#333\"/>\n");
+        sb.Append($"<text x=\"{N(left - 4)}\" y=\"{N(top + 4)}\" text-anchor=\"end\">{N(maxLatency)} ms</text>\n");
+        sb.Append($"<text x=\"{N(left - 4)}\" y=\"{N(top + plotH)}\" text-anchor=\"end\">0</text>\n");
+        sb.Append($"<text x=\"{N(left)}\" y=\"{N(top + plotH + 14)}\">0 s</text>\n");
+        sb.Append($"<text x=\"{N(left + plotW)}\" y=\"{N(top + plotH + 14)}\" text-anchor=\"end\">{N(span)} s</text>\n");
+
+        if (recovered is { } rec)
+        {
+            var x = X(rec);
+            sb.Append($"<line class=\"recovery\" x1=\"{N(x)}\" y1=\"{N(top)}\" x2=\"{N(x)}\" y2=\"{N(top + plotH)}\" stroke=\"{TimelineColors.Recovery}\" stroke-width=\"3\"><title>Cloud served again {E(S(r.TimeToRecoverSeconds))} after the block was removed</title></line>\n");
+            sb.Append($"<text x=\"{N(Math.Min(x + 4, width - 70))}\" y=\"{N(top + 26)}\" fill=\"{TimelineColors.Recovery}\">recovered</text>\n");
+        }
+
+        foreach (var p in r.Probes)
+        {
+            var x = X(p.Timestamp == default ? t0 : p.Timestamp);
+            var y = Y(p.LatencyMs);
+            var title = $"<title>#{p.Sequence} {E(p.Phase)} {E(p.Probe)}: {E(p.Backend ?? "no backend")} {p.LatencyMs.ToString("0", CultureInfo.InvariantCulture)} ms{(p.Passed ? "" : " FAILED")}{(string.IsNullOrEmpty(p.FailoverReason) ? "" : " (" + E(p.FailoverReason) + ")")}</title>";
+            var data = $"data-sequence=\"{p.Sequence}\" data-backend=\"{E(p.Backend ?? "None")}\"";
+            if (!p.Passed || p.Backend is null)
+            {
+                sb.Append($"<path class=\"probe failed\" {data} d=\"M{N(x - 5)},{N(y - 5)} L{N(x + 5)},{N(y + 5)} M{N(x - 5)},{N(y + 5)} L{N(x + 5)},{N(y - 5)}\" stroke=\"{TimelineColors.NoBackend}\" stroke-width=\"3\">{title}</path>\n");
+            }
+            else if (p.Backend == nameof(BackendRole.Ollama))
+            {
+                sb.Append($"<rect class=\"probe ollama\" {data} x=\"{N(x - 5)}\" y=\"{N(y - 5)}\" width=\"10\" height=\"10\" fill=\"{TimelineColors.Ollama}\">{title}</rect>\n");
+            }
+            else
+            {
+                sb.Append($"<circle class=\"probe cloud\" {data} cx=\"{N(x)}\" cy=\"{N(y)}\" r=\"6\" fill=\"{TimelineColors.Cloud}\">{title}</circle>\n");
+            }
+        }
+
+        // Legend.
+        var ly = height - 12;
+        sb.Append($"<circle cx=\"{N(left + 6)}\" cy=\"{N(ly - 4)}\" r=\"5\" fill=\"{TimelineColors.Cloud}\"/><text x=\"{N(left + 16)}\" y=\"{N(ly)}\">Cloud</text>\n");
+        sb.Append($"<rect x=\"{N(left + 70)}\" y=\"{N(ly - 9)}\" width=\"10\" height=\"10\" fill=\"{TimelineColors.Ollama}\"/><text x=\"{N(left + 86)}\" y=\"{N(ly)}\">Ollama</text>\n");
+        sb.Append($"<path d=\"M{N(left + 146)},{N(ly - 9)} L{N(left + 156)},{N(ly + 1)} M{N(left + 146)},{N(ly + 1)} L{N(left + 156)},{N(ly - 9)}\" stroke=\"{TimelineColors.NoBackend}\" stroke-width=\"3\"/><text x=\"{N(left + 162)}\" y=\"{N(ly)}\">failed</text>\n");
+        sb.Append($"<rect x=\"{N(left + 216)}\" y=\"{N(ly - 9)}\" width=\"14\" height=\"10\" fill=\"{TimelineColors.Block}\"/><text x=\"{N(left + 236)}\" y=\"{N(ly)}\">cloud blocked</text>\n");
+        sb.Append($"<line x1=\"{N(left + 330)}\" y1=\"{N(ly - 10)}\" x2=\"{N(left + 330)}\" y2=\"{N(ly + 2)}\" stroke=\"{TimelineColors.Recovery}\" stroke-width=\"3\"/><text x=\"{N(left + 338)}\" y=\"{N(ly)}\">recovered</text>\n");
+        sb.Append($"<text x=\"{N(left + plotW)}\" y=\"{N(ly)}\" text-anchor=\"end\">latency (ms) by time</text>\n");
+        sb.Append("</svg>");
         return sb.ToString();
     }
 }

@@ -65,7 +65,9 @@ public sealed class FailoverDrill
             OllamaEndpoints = o.Plan.Ollama.Select(e => e.Display).ToArray(),
             PlannedDurationSeconds = o.Duration.TotalSeconds,
             IntervalSeconds = o.Interval.TotalSeconds,
+            Log = o.Log,
         };
+        o.Log?.Invoke($"Drill {report.DrillId}: {o.BlockMethod} block of {cloud.Display} for {o.Duration.TotalSeconds:0.###} s, probes every {o.Interval.TotalSeconds:0.###} s, Ollama at {string.Join(", ", report.OllamaEndpoints)}.");
         var seq = 0;
         OutboundBlocker? blocker = null;
         IReadOnlyList<IPAddress> addresses = [];
@@ -122,7 +124,7 @@ public sealed class FailoverDrill
             if (problems.Count == 0)
             {
                 var r = await PromptAsync(new DrillProbe("preflight-cloud") { Prompt = prompt }, o, o.Plan, "Preflight", ++seq, ct).ConfigureAwait(false);
-                report.Probes.Add(r);
+                AddProbe(report, r);
                 if (r.Backend != nameof(BackendRole.Cloud))
                 {
                     problems.Add($"the cloud at {cloud.Display} did not answer ({r.FailoverReason}{(r.Error is null ? "" : ": " + r.Error)}).");
@@ -131,7 +133,7 @@ public sealed class FailoverDrill
 
             var ollamaOnly = new BackendPlan(null, o.Plan.Ollama) { LogPath = o.Plan.LogPath, DisableLog = o.Plan.DisableLog };
             var ro = await PromptAsync(new DrillProbe("preflight-ollama") { Prompt = prompt }, o, ollamaOnly, "Preflight", ++seq, ct).ConfigureAwait(false);
-            report.Probes.Add(ro);
+            AddProbe(report, ro);
             if (!ro.QualityPassed || ro.Backend != nameof(BackendRole.Ollama))
             {
                 problems.Add($"Ollama ({string.Join(", ", report.OllamaEndpoints)}) did not answer acceptably{(ro.Error is null ? "" : ": " + ro.Error)}.");
@@ -196,7 +198,7 @@ public sealed class FailoverDrill
                     Progress("Failover", $"Round {round}: probe '{p.Name}' with the cloud blocked", (int)(100 * (1 - left / Total())), left + 30);
                     foreach (var r in await RunProbeAsync(p, o, "Failover", () => ++seq, ct).ConfigureAwait(false))
                     {
-                        report.Probes.Add(r);
+                        AddProbe(report, r);
                         if (report.TimeToFailoverSeconds is null && r.Passed)
                         {
                             report.TimeToFailoverSeconds = Math.Round((r.Timestamp - blockAt).TotalSeconds + r.LatencyMs / 1000, 3);
@@ -356,7 +358,7 @@ public sealed class FailoverDrill
 
             progress("Recovery", "Checking that the cloud serves again", 97, left);
             var r = await PromptAsync(probe, o, o.Plan, "Recovery", nextSeq(), ct).ConfigureAwait(false);
-            report.Probes.Add(r);
+            AddProbe(report, r);
             if (r.Backend == nameof(BackendRole.Cloud))
             {
                 served = r;
@@ -450,8 +452,9 @@ public sealed class FailoverDrill
 
     private DrillStep Step(DrillReport report, string name)
     {
-        var s = new DrillStep { Name = name, Outcome = "Running", StartedAt = _time.GetUtcNow() };
+        var s = new DrillStep { Name = name, Outcome = "Running", StartedAt = _time.GetUtcNow(), Log = report.Log };
         report.Steps.Add(s);
+        report.Log?.Invoke($"Step {name}: started.");
         return s;
     }
 
@@ -460,6 +463,14 @@ public sealed class FailoverDrill
         s.Outcome = outcome;
         s.Detail = detail;
         s.DurationSeconds = Math.Round((_time.GetUtcNow() - s.StartedAt).TotalSeconds, 3);
+        s.Log?.Invoke($"Step {s.Name}: {outcome} after {s.DurationSeconds:0.###} s{(detail.Length == 0 ? "" : ": " + detail)}.");
+    }
+
+    private static void AddProbe(DrillReport report, DrillProbeResult r)
+    {
+        report.Probes.Add(r);
+        report.Log?.Invoke($"Probe #{r.Sequence} ({r.Phase}, '{r.Probe}'): {(r.Backend is null or "None" ? "no backend served it" : "served by " + r.Backend)} in {r.LatencyMs:0} ms"
+            + (string.IsNullOrEmpty(r.FailoverReason) ? "" : $" (failover reason {r.FailoverReason})") + (r.Passed ? ", passed." : $", FAILED: {Why(r)}."));
     }
 
     private DrillReport Finish(DrillReport report, string outcome)
@@ -471,6 +482,7 @@ public sealed class FailoverDrill
 
         report.Outcome = outcome;
         report.EndedAt = _time.GetUtcNow();
+        report.Log?.Invoke($"Drill {report.DrillId}: {outcome} (time to fail over {report.TimeToFailoverSeconds?.ToString("0.###", System.Globalization.CultureInfo.InvariantCulture) ?? "n/a"} s, time to recover {report.TimeToRecoverSeconds?.ToString("0.###", System.Globalization.CultureInfo.InvariantCulture) ?? "n/a"} s).");
         return report;
     }
 

@@ -30,6 +30,12 @@ public sealed record ExposureScanOptions
 
     /// <summary>The clock for timestamps. The default value is <see cref="TimeProvider.System"/>.</summary>
     public TimeProvider Time { get; init; } = TimeProvider.System;
+
+    /// <summary>
+    /// Receives one line per probed address as soon as its fate is known (what answered, or why nothing did, and how
+    /// long it took). Called from the scan's threads. The default value is null.
+    /// </summary>
+    public Action<string>? Log { get; init; }
 }
 
 /// <summary>What one address answered.</summary>
@@ -77,7 +83,9 @@ public static class ExposureScanner
         var done = 0;
         await Parallel.ForEachAsync(targets, new ParallelOptions { MaxDegreeOfParallelism = options.ThrottleLimit, CancellationToken = cancellationToken }, async (target, ct) =>
         {
+            var started = options.Log is null ? 0 : System.Diagnostics.Stopwatch.GetTimestamp();
             var probe = await ProbeAsync(target.Address, options.Port, options.Timeout, options.SocketFactory, ct).ConfigureAwait(false);
+            options.Log?.Invoke($"{EndPoint(probe.Address, probe.Port)}: {Fate(probe)} [{System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalMilliseconds:0} ms]");
             var finding = ToFinding(target, probe, options);
             if (finding is not null)
             {
@@ -94,6 +102,13 @@ public static class ExposureScanner
 
         return findings.OrderBy(f => f.Target.Contains(':') ? 1 : 0).ThenBy(f => IPAddress.TryParse(f.Target, out var a) ? Convert.ToHexString(a.GetAddressBytes()) : f.Target, StringComparer.Ordinal).ToList();
     }
+
+    /// <summary>One probe's outcome in a few words, for -Verbose.</summary>
+    public static string Fate(OllamaProbe p) =>
+        p.IsOllama ? $"Ollama {p.Version ?? "(version hidden)"} answers without authentication, listing {p.Models.Count} model(s)"
+        : !p.Open ? "nothing answers (" + (p.Problem ?? "no connection") + ")"
+        : p.RootStatus > 0 ? $"open, HTTP {p.RootStatus} without the Ollama banner (not Ollama)"
+        : "open, but no HTTP answer (not Ollama)";
 
     /// <summary>The finding for one probe: Fail for an Ollama API that answers; nothing (or a Pass row with IncludeClosed) otherwise.</summary>
     public static ExposureFinding? ToFinding(ScanTarget target, OllamaProbe p, ExposureScanOptions options)

@@ -103,7 +103,7 @@ public sealed class AiResponse
     public double LatencyMs { get; init; }
     /// <summary>Why the cloud did not serve it (empty when it did): a <see cref="FailureClass"/> name, or 'Contingency'.</summary>
     public string FailoverReason { get; init; } = "";
-    public required IReadOnlyList<AiAttempt> Attempts { get; init; }
+    public required ItemList<AiAttempt> Attempts { get; init; }
     public string? Workflow { get; init; }
     /// <summary>True when the cloud was skipped on purpose: manual contingency or the open circuit (automatic contingency).</summary>
     public bool Contingency { get; init; }

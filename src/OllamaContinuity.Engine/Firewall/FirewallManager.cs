@@ -24,40 +24,87 @@ public sealed partial class FirewallManager(FirewallEnvironment environment)
     };
 
     /// <summary>
-    /// Windows: Windows Defender Firewall; macOS: pf; Linux: firewalld if running, else ufw if installed, else
-    /// nftables, else iptables. Every probe goes through the runner.
+    /// Windows: Windows Defender Firewall; macOS: pf; Linux: the firewall that is in force, not one that is merely
+    /// installed (see <see cref="DetectWithReasonAsync"/>). Every probe goes through the runner.
     /// </summary>
-    public async Task<FirewallBackendKind> DetectAsync(CancellationToken cancellationToken = default)
+    public async Task<FirewallBackendKind> DetectAsync(CancellationToken cancellationToken = default) =>
+        (await DetectWithReasonAsync(cancellationToken).ConfigureAwait(false)).Kind;
+
+    /// <summary>
+    /// Linux, first match wins: firewalld running (<c>firewall-cmd --state</c>); ufw active (<c>ufw status</c>);
+    /// the module's own nftables table (<c>nft list tables</c>: <c>inet ollama_guard_*</c>) or own iptables chain
+    /// (<c>iptables -S</c>: <c>OLLAMA-GUARD-*</c>); any nftables-native (inet) table; iptables rules beyond the
+    /// default policies. Only when none of these is in force: the first installed of ufw, nft, iptables. So an
+    /// inactive ufw next to an active nftables ruleset is never chosen. Read-only queries only.
+    /// </summary>
+    public async Task<FirewallDetection> DetectWithReasonAsync(CancellationToken cancellationToken = default)
     {
         switch (Environment.Platform)
         {
             case FirewallPlatform.Windows:
-                return FirewallBackendKind.WindowsFirewall;
+                return new(FirewallBackendKind.WindowsFirewall, "Windows: Windows Defender Firewall");
             case FirewallPlatform.MacOS:
-                return FirewallBackendKind.Pf;
+                return new(FirewallBackendKind.Pf, "macOS: pf");
         }
 
         var runner = Environment.Runner;
-        var firewalld = await runner.RunAsync(CommandInvocation.Of("firewall-cmd", "--state"), cancellationToken).ConfigureAwait(false);
+        Task<CommandResult> Run(string fileName, params string[] arguments) => runner.RunAsync(CommandInvocation.Of(fileName, arguments), cancellationToken);
+
+        var firewalld = await Run("firewall-cmd", "--state").ConfigureAwait(false);
         if (firewalld.Succeeded)
         {
-            return FirewallBackendKind.Firewalld;
+            return new(FirewallBackendKind.Firewalld, "firewalld is running (firewall-cmd --state)");
         }
 
-        var ufw = await runner.RunAsync(CommandInvocation.Of("ufw", [.. Environment.UfwOptions, "version"]), cancellationToken).ConfigureAwait(false);
-        if (ufw.ExitCode != 127)
+        var ufwInstalled = (await Run("ufw", [.. Environment.UfwOptions, "version"]).ConfigureAwait(false)).ExitCode != 127;
+        if (ufwInstalled)
         {
-            return FirewallBackendKind.Ufw;
+            var status = await Run("ufw", [.. Environment.UfwOptions, "status"]).ConfigureAwait(false);
+            if (status.Succeeded && status.StandardOutput.Contains("Status: active", StringComparison.Ordinal))
+            {
+                return new(FirewallBackendKind.Ufw, "ufw is active (ufw status)");
+            }
         }
 
-        if ((await runner.RunAsync(CommandInvocation.Of("nft", "--version"), cancellationToken).ConfigureAwait(false)).ExitCode != 127)
+        var nftInstalled = (await Run("nft", "--version").ConfigureAwait(false)).ExitCode != 127;
+        var tables = nftInstalled ? await Run("nft", "list", "tables").ConfigureAwait(false) : null;
+        var tableLines = tables is { Succeeded: true } ? tables.StandardOutput.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries) : [];
+        if (tableLines.FirstOrDefault(l => l.StartsWith("table inet ollama_guard_", StringComparison.Ordinal)) is { } own)
         {
-            return FirewallBackendKind.Nftables;
+            return new(FirewallBackendKind.Nftables, $"nftables holds this module's ruleset ({own})" + (ufwInstalled ? "; ufw is installed but inactive" : ""));
         }
 
-        if ((await runner.RunAsync(CommandInvocation.Of("iptables", "--version"), cancellationToken).ConfigureAwait(false)).ExitCode != 127)
+        var iptInstalled = (await Run("iptables", "--version").ConfigureAwait(false)).ExitCode != 127;
+        var ipt = iptInstalled ? await Run("iptables", "-w", "-S").ConfigureAwait(false) : null;
+        var iptRules = ipt is { Succeeded: true } ? ipt.StandardOutput.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries) : [];
+        if (iptRules.Any(l => l.StartsWith("-N OLLAMA-GUARD-", StringComparison.Ordinal)))
         {
-            return FirewallBackendKind.Iptables;
+            return new(FirewallBackendKind.Iptables, "iptables holds this module's chain" + (ufwInstalled ? "; ufw is installed but inactive" : ""));
+        }
+
+        if (tableLines.FirstOrDefault(l => l.StartsWith("table inet ", StringComparison.Ordinal)) is { } inet)
+        {
+            return new(FirewallBackendKind.Nftables, $"an nftables ruleset is in force ({inet})" + (ufwInstalled ? "; ufw is installed but inactive" : ""));
+        }
+
+        if (iptRules.Any(l => !l.StartsWith("-P ", StringComparison.Ordinal)))
+        {
+            return new(FirewallBackendKind.Iptables, "iptables rules are in force (iptables -S)" + (ufwInstalled ? "; ufw is installed but inactive" : ""));
+        }
+
+        if (ufwInstalled)
+        {
+            return new(FirewallBackendKind.Ufw, "no firewall is in force; ufw is installed (inactive)");
+        }
+
+        if (nftInstalled)
+        {
+            return new(FirewallBackendKind.Nftables, "no firewall is in force; nft is installed");
+        }
+
+        if (iptInstalled)
+        {
+            return new(FirewallBackendKind.Iptables, "no firewall is in force; iptables is installed");
         }
 
         throw new FirewallBackendNotFoundException(

@@ -116,8 +116,8 @@ public sealed class FirewallRuleInfo
     public required FirewallBackendKind Backend { get; init; }
     public required int Port { get; init; }
 
-    /// <summary>The sources allowed now, as CIDR strings (IPv4 first).</summary>
-    public required string[] AllowFrom { get; init; }
+    /// <summary>The sources allowed now, as CIDR strings (IPv4 first); in CSV "10.0.0.0/8; 192.168.1.0/24".</summary>
+    public required ItemList<string> AllowFrom { get; init; }
 
     /// <summary>True when the module's rule is in force now.</summary>
     public required bool Active { get; init; }
@@ -132,9 +132,9 @@ public sealed class FirewallRuleInfo
     public bool Changed { get; init; }
 
     /// <summary>The commands this run ran (for Get, none), in order.</summary>
-    public string[] Commands { get; init; } = [];
+    public ItemList<string> Commands { get; init; } = [];
 
-    public string[] Warnings { get; init; } = [];
+    public ItemList<string> Warnings { get; init; } = [];
 }
 
 /// <summary>A rejected -AllowFrom value or port: raised before any process starts.</summary>
@@ -145,6 +145,9 @@ public sealed class FirewallInputException(string errorId, string message, strin
 
     public string? Value { get; } = value;
 }
+
+/// <summary>The firewall auto-detection chose, and why (for -Verbose and the audit's detail).</summary>
+public sealed record FirewallDetection(FirewallBackendKind Kind, string Reason);
 
 /// <summary>No firewall to manage was found (or the named one is missing).</summary>
 public sealed class FirewallBackendNotFoundException(string message) : InvalidOperationException(message);

@@ -16,13 +16,15 @@ public sealed class FirewallStatusReader(FirewallEnvironment? environment = null
         var manager = new FirewallManager(environment ?? FirewallEnvironment.Default);
         try
         {
-            var b = await manager.ResolveAsync(backend, cancellationToken).ConfigureAwait(false);
+            FirewallDetection? detected = backend == FirewallBackendKind.Auto ? await manager.DetectWithReasonAsync(cancellationToken).ConfigureAwait(false) : null;
+            var b = manager.Create(detected?.Kind ?? backend);
             var info = await manager.GetAsync(b, port, cancellationToken).ConfigureAwait(false);
-            var detail = info.Active
+            var detail = (info.Active
                 ? $"{info.Backend} allows TCP {port} only from {string.Join(", ", info.AllowFrom)} and loopback (Set-OllamaFirewallRule)"
                 : info.Present
                     ? $"{info.Backend} has the module's rule for TCP {port}, but it is not in force: {string.Join(" ", info.Warnings)}"
-                    : $"{info.Backend} has no rule of this module for TCP {port} (Set-OllamaFirewallRule adds one)";
+                    : $"{info.Backend} has no rule of this module for TCP {port} (Set-OllamaFirewallRule adds one)")
+                + (detected is null ? $" [named with -FirewallBackend {backend}]" : $" [detected: {detected.Reason}]");
             return new FirewallStatus(info.Active, detail) { Backend = info.Backend.ToString(), AllowFrom = info.AllowFrom };
         }
         catch (Exception e) when (e is FirewallBackendNotFoundException or FirewallInputException)

@@ -24,7 +24,9 @@ public sealed class InvokeAiRequestCommand : BackendCmdlet, IBackendParameters
     private BackendPlan? _plan;
     private string? _approvalProblem;
 
-    [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, ParameterSetName = PromptSet)]
+    // By value (a string per request) or by property name (Import-Csv prompts.csv: the Prompt column, with the
+    // Workflow and SystemPrompt columns of the same row).
+    [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true, ParameterSetName = PromptSet)]
     [ValidateNotNullOrEmpty]
     public string Prompt { get; set; } = "";
 
@@ -32,15 +34,18 @@ public sealed class InvokeAiRequestCommand : BackendCmdlet, IBackendParameters
     [ValidateNotNullOrEmpty]
     public object[] Messages { get; set; } = [];
 
-    [Parameter]
+    /// <summary>An empty value (an empty CSV cell) means none.</summary>
+    [Parameter(ValueFromPipelineByPropertyName = true)]
+    [AllowEmptyString]
     public string? SystemPrompt { get; set; }
 
     [Parameter]
     [ValidateRange(0.1, 3600)]
     public double FirstTokenTimeoutSec { get; set; }
 
-    [Parameter]
-    [ValidateNotNullOrEmpty]
+    /// <summary>An empty value (an empty CSV cell) means none.</summary>
+    [Parameter(ValueFromPipelineByPropertyName = true)]
+    [AllowEmptyString]
     public string? Workflow { get; set; }
 
     [Parameter]
@@ -109,9 +114,11 @@ public sealed class InvokeAiRequestCommand : BackendCmdlet, IBackendParameters
             return;
         }
 
+        var workflow = string.IsNullOrWhiteSpace(Workflow) ? null : Workflow.Trim();
+        var systemPrompt = string.IsNullOrWhiteSpace(SystemPrompt) ? null : SystemPrompt;
         var plan = _plan!;
         var route = string.Join(", then ", new[] { plan.Cloud?.ToString() }.Concat(plan.Ollama.Select(o => o.ToString())).Where(s => s is not null));
-        if (!ShouldProcess(route, "Send AI request" + (Workflow is null ? "" : $" for workflow '{Workflow}'")))
+        if (!ShouldProcess(route, "Send AI request" + (workflow is null ? "" : $" for workflow '{workflow}'")))
         {
             return;
         }
@@ -119,8 +126,8 @@ public sealed class InvokeAiRequestCommand : BackendCmdlet, IBackendParameters
         var request = new AiRequest
         {
             Messages = messages,
-            SystemPrompt = SystemPrompt,
-            Workflow = Workflow,
+            SystemPrompt = systemPrompt,
+            Workflow = workflow,
             Stream = Stream.IsPresent,
             RequireFailoverApproval = ConfirmFailover.IsPresent,
             MaxTokens = MaxTokens > 0 ? MaxTokens : null,
@@ -131,6 +138,7 @@ public sealed class InvokeAiRequestCommand : BackendCmdlet, IBackendParameters
             MaxResponseBytes = MaxResponseBytes > 0 ? MaxResponseBytes : null,
         };
 
+        _requestStarted = System.Diagnostics.Stopwatch.GetTimestamp();
         try
         {
             var response = RunAsync(ct => FailoverEngine.Shared.SendAsync(request, plan, new Observer(this), ct));
@@ -150,7 +158,19 @@ public sealed class InvokeAiRequestCommand : BackendCmdlet, IBackendParameters
     }
 
     private const int ProgressId = 0x0A1;
+
+    /// <summary>
+    /// A request shows a progress bar only once it has taken this long: a sub-second request (most of them, and every
+    /// one on loopback) never pays for progress records the host would render and erase at once.
+    /// </summary>
+    internal static readonly TimeSpan ProgressDelay = TimeSpan.FromMilliseconds(500);
+
     private bool _progressShown;
+    private long _requestStarted;
+    private Timer? _progressTimer;
+    private volatile AttemptInfo? _latestAttempt;
+
+    private sealed record AttemptInfo(string Backend, string Endpoint, int Index, int Count);
 
     private void ShowProgress(string backend, string endpoint, int index, int count)
     {
@@ -163,8 +183,34 @@ public sealed class InvokeAiRequestCommand : BackendCmdlet, IBackendParameters
         });
     }
 
+    /// <summary>Worker side: remembers the attempt, and shows it once the request has run for <see cref="ProgressDelay"/>.</summary>
+    private void AttemptStarted(string backend, string endpoint, int index, int count)
+    {
+        _latestAttempt = new AttemptInfo(backend, endpoint, index, count);
+        var elapsed = System.Diagnostics.Stopwatch.GetElapsedTime(_requestStarted);
+        if (elapsed >= ProgressDelay)
+        {
+            Post(ShowLatestProgress);
+        }
+        else
+        {
+            _progressTimer ??= new Timer(static state => ((InvokeAiRequestCommand)state!).Post(((InvokeAiRequestCommand)state!).ShowLatestProgress), this, ProgressDelay - elapsed, Timeout.InfiniteTimeSpan);
+        }
+    }
+
+    private void ShowLatestProgress()
+    {
+        if (_latestAttempt is { } a)
+        {
+            ShowProgress(a.Backend, a.Endpoint, a.Index, a.Count);
+        }
+    }
+
     private void CompleteProgress()
     {
+        _progressTimer?.Dispose();
+        _progressTimer = null;
+        _latestAttempt = null;
         if (_progressShown)
         {
             WriteProgress(new ProgressRecord(ProgressId, "Invoke-AiRequest", "Done") { RecordType = ProgressRecordType.Completed });
@@ -228,9 +274,7 @@ public sealed class InvokeAiRequestCommand : BackendCmdlet, IBackendParameters
             // Streaming writes tokens to the host; a progress bar would fight with them.
             if (!cmdlet.Stream.IsPresent)
             {
-                var role = endpoint.Role.ToString();
-                var display = endpoint.Display;
-                cmdlet.Post(() => cmdlet.ShowProgress(role, display, index, count));
+                cmdlet.AttemptStarted(endpoint.Role.ToString(), endpoint.Display, index, count);
             }
         }
 

@@ -87,6 +87,7 @@ public sealed class StartFailoverDrillCommand : BackendCmdlet, IBackendParameter
                     Workflow = c.Workflow,
                     RecoveryTimeout = c.RecoveryTimeout,
                     CheckAlert = !c.SkipAlertCheck.IsPresent,
+                    Log = line => c.Post(() => c.Narrate(line)),
                 };
             }
             catch (ArgumentException e)

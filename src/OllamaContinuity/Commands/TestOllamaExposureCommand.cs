@@ -45,6 +45,11 @@ public sealed class TestOllamaExposureCommand : AsyncCmdlet
     [Parameter]
     public SwitchParameter Quiet { get; set; }
 
+    /// <summary>The firewall the local audit's Firewall check reads; Auto (the default) detects the one in force.</summary>
+    [Parameter(ParameterSetName = LocalSet)]
+    [ValidateSet("Auto", "Ufw", "Firewalld", "Nftables", "Iptables", "WindowsFirewall", "Pf", IgnoreCase = true)]
+    public string FirewallBackend { get; set; } = "Auto";
+
     protected override void ProcessRecord()
     {
         if (ParameterSetName == NetworkSet)
@@ -86,7 +91,7 @@ public sealed class TestOllamaExposureCommand : AsyncCmdlet
         {
             Root = root,
             Port = MyInvocation.BoundParameters.ContainsKey(nameof(Port)) ? Port : null,
-            Firewall = LiveOrOffline(Root is null),
+            Firewall = LiveOrOffline(Root is null, FirewallBackend),
             Runner = new CmdletOrProcessCommandRunner(this), // Get-NetTCPConnection in this session; native tools as processes
         };
         const int activity = 1;
@@ -102,9 +107,9 @@ public sealed class TestOllamaExposureCommand : AsyncCmdlet
     /// The firewall check asks the firewall engine (what Get-OllamaFirewallRule reads) on a live host; an offline
     /// audit of an image (-Root) cannot read its firewall, so there it stays "could not be determined".
     /// </summary>
-    private static IFirewallStatusProvider LiveOrOffline(bool live) =>
+    private static IFirewallStatusProvider LiveOrOffline(bool live, string backend) =>
         ExposureAuditDefaults.FirewallStatusProvider is UndeterminedFirewallStatusProvider && live
-            ? new OllamaContinuity.Firewall.FirewallStatusReader()
+            ? new OllamaContinuity.Firewall.FirewallStatusReader(null, Enum.Parse<OllamaContinuity.Firewall.FirewallBackendKind>(backend, ignoreCase: true))
             : ExposureAuditDefaults.FirewallStatusProvider;
 
     private List<ExposureFinding>? ScanNetwork()
@@ -144,7 +149,15 @@ public sealed class TestOllamaExposureCommand : AsyncCmdlet
             });
         }
 
-        var options = new ExposureScanOptions { Port = Port, Timeout = timeout, ThrottleLimit = ThrottleLimit, IncludeClosed = IncludeClosed.IsPresent };
+        var verbose = MyInvocation.BoundParameters.ContainsKey("Verbose") || MyInvocation.BoundParameters.ContainsKey("Debug")
+            || (SessionState.PSVariable.GetValue("VerbosePreference") is ActionPreference vp && vp != ActionPreference.SilentlyContinue);
+        var options = new ExposureScanOptions
+        {
+            Port = Port, Timeout = timeout, ThrottleLimit = ThrottleLimit, IncludeClosed = IncludeClosed.IsPresent,
+            Log = verbose ? line => Post(() => this.Narrate(line)) : null,
+        };
+        this.Narrate($"Probing {list.Targets.Count} address(es) from {string.Join(", ", _targets)} on TCP port {Port}: at most {ThrottleLimit} at a time, {TimeoutMs} ms per step (connect, then GET /, /api/version and /api/tags).");
+        var clock = System.Diagnostics.Stopwatch.StartNew();
         const int activity = 2;
         var total = list.Targets.Count;
         var lastPercent = -1;
@@ -157,6 +170,8 @@ public sealed class TestOllamaExposureCommand : AsyncCmdlet
             }
         }, null, ct));
         WriteProgress(new ProgressRecord(activity, $"Probing {total} address(es) on port {Port} for Ollama", "Done") { RecordType = ProgressRecordType.Completed });
+        var seconds = clock.Elapsed.TotalSeconds;
+        this.Narrate($"Probed {total} address(es) in {seconds:0.###} s ({(seconds > 0 ? total / seconds : total):0} addresses/s): {findings.Count(f => f.Status == ExposureStatus.Fail)} unauthenticated Ollama API(s) found.");
         all.AddRange(findings);
         Emit(all);
         return all;

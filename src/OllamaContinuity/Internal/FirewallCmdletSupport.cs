@@ -24,7 +24,13 @@ internal static class FirewallCmdletSupport
         var manager = new FirewallManager(environment);
         if (kind == FirewallBackendKind.Auto)
         {
-            kind = await manager.DetectAsync(cancellationToken).ConfigureAwait(false);
+            var detected = await manager.DetectWithReasonAsync(cancellationToken).ConfigureAwait(false);
+            kind = detected.Kind;
+            cmdlet.Post(() => cmdlet.Narrate($"Firewall: {detected.Kind}, detected because {detected.Reason}."));
+        }
+        else
+        {
+            cmdlet.Post(() => cmdlet.Narrate($"Firewall: {kind}, as named with -Backend."));
         }
 
         if (kind == FirewallBackendKind.WindowsFirewall && environment.Runner is ProcessCommandRunner)
@@ -95,6 +101,9 @@ internal static class FirewallCmdletSupport
     public static void ConfirmAndApply(AsyncCmdlet cmdlet, Func<Func<CancellationToken, Task<FirewallRuleInfo>>, FirewallRuleInfo> run,
         string caption, string action, string unchanged, FirewallManager manager, FirewallBackend backend, FirewallPlan plan)
     {
+        var current = plan.Current;
+        cmdlet.Narrate($"Read {backend.SourceOfTruth(plan.Port)}: the module's rule for TCP {plan.Port} is " +
+            (!current.Present ? "absent." : (current.Active ? "in force" : "present but not in force") + $", allowing {(current.AllowFrom.Count == 0 ? "no source" : string.Join(", ", current.AllowFrom.Select(n => n.ToShort())))}."));
         if (plan.IsEmpty)
         {
             cmdlet.Narrate(unchanged);
@@ -102,6 +111,9 @@ internal static class FirewallCmdletSupport
             return;
         }
 
+        cmdlet.Narrate(plan.IsRemoval
+            ? $"Plan: {plan.Steps.Count} command(s) to remove the module's rule, each with its undo should a later one fail."
+            : $"Plan: {plan.Steps.Count} command(s) to allow TCP {plan.Port} from {string.Join(", ", plan.DesiredAllowFrom.Select(n => n.ToShort()))} and loopback only, each with its undo should a later one fail.");
         var description = Describe(action, plan);
         if (!cmdlet.ShouldProcess(description, description + "\nRun these commands?", caption))
         {
@@ -111,6 +123,8 @@ internal static class FirewallCmdletSupport
         var progress = new Reporter(cmdlet, $"{caption} ({plan.Backend}, port {plan.Port})");
         var info = run(ct => manager.ApplyAsync(backend, plan, progress, ct));
         cmdlet.WriteProgress(new ProgressRecord(1, caption, "Done") { RecordType = ProgressRecordType.Completed });
+        cmdlet.Narrate($"Read back from {info.SourceOfTruth}: the rule is {(info.Active ? "in force" : info.Present ? "present but NOT in force" : "absent")}"
+            + (info.AllowFrom.Count == 0 ? "." : $", allowing {info.AllowFrom}."));
         cmdlet.WriteObject(info);
     }
 

@@ -103,7 +103,7 @@ public sealed class FirewallCmdletTests : IDisposable
         Assert.Equal("OllamaContinuity.Firewall.FirewallRuleInfo", info.BaseObject.GetType().FullName);
         Assert.True((bool)info.Properties["Changed"].Value);
         Assert.Equal(["nft -c -f -", "nft -f -", "mkdir -p /etc/nftables.d", "tee /etc/nftables.d/ollama-guard-11434.nft"],
-            ((string[])info.Properties["Commands"].Value).Select(c => c.Split('\n')[0].Replace(" <<'EOF'", "", StringComparison.Ordinal)));
+            (((IEnumerable<string>)info.Properties["Commands"].Value).ToArray()).Select(c => c.Split('\n')[0].Replace(" <<'EOF'", "", StringComparison.Ordinal)));
 
         // The firewall now reports the table (as nft prints it) and the include file holds the same ruleset.
         var ruleset = Recorded().Length > 0 ? (string)_s.Invoke("$runner.Commands | Where-Object FileName -eq 'tee' | ForEach-Object StandardInput").Single().BaseObject : "";
@@ -112,13 +112,13 @@ public sealed class FirewallCmdletTests : IDisposable
             new Dictionary<string, object?> { ["json"] = json, ["ruleset"] = ruleset });
 
         var got = Assert.Single(_s.Invoke("Get-OllamaFirewallRule -Backend Nftables"));
-        Assert.Equal(["10.8.0.0/24", "fd00::/64"], (string[])got.Properties["AllowFrom"].Value);
+        Assert.Equal(["10.8.0.0/24", "fd00::/64"], ((IEnumerable<string>)got.Properties["AllowFrom"].Value).ToArray());
         Assert.True((bool)got.Properties["Active"].Value);
         Assert.Contains("nft list table inet ollama_guard_11434", (string)got.Properties["SourceOfTruth"].Value);
 
         var again = Assert.Single(_s.Invoke("Set-OllamaFirewallRule -AllowFrom fd00::/64, 10.8.0.0/24 -Backend Nftables -Confirm:$false -Verbose"));
         Assert.False((bool)again.Properties["Changed"].Value);
-        Assert.Empty((string[])again.Properties["Commands"].Value);
+        Assert.Empty(((IEnumerable<string>)again.Properties["Commands"].Value).ToArray());
         Assert.Contains(_s.Streams!.Verbose, v => v.Message.Contains("nothing to change", StringComparison.Ordinal));
         Assert.DoesNotContain(Recorded(), c => c.StartsWith("nft -f", StringComparison.Ordinal) || c.StartsWith("tee", StringComparison.Ordinal));
     }

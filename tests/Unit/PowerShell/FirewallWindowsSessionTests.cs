@@ -45,8 +45,8 @@ public sealed class FirewallWindowsSessionTests : IDisposable
         var set = Assert.Single(_s.Invoke("Set-OllamaFirewallRule -AllowFrom 192.168.1.0/24, fd00::/64 -Confirm:$false"));
         Assert.Equal("WindowsFirewall", set.Properties["Backend"].Value.ToString());
         Assert.True((bool)set.Properties["Changed"].Value, string.Join("; ", _s.Streams!.Error));
-        Assert.True((bool)set.Properties["Active"].Value, string.Join("; ", (string[])set.Properties["Warnings"].Value));
-        Assert.Equal(["192.168.1.0/24", "fd00::/64"], (string[])set.Properties["AllowFrom"].Value);
+        Assert.True((bool)set.Properties["Active"].Value, string.Join("; ", ((IEnumerable<string>)set.Properties["Warnings"].Value).ToArray()));
+        Assert.Equal(["192.168.1.0/24", "fd00::/64"], ((IEnumerable<string>)set.Properties["AllowFrom"].Value).ToArray());
         Assert.Equal("False", Enabled("OpenOllama"));
         Assert.Equal("False", Enabled("TCP Query User{A1}C:\\ollama\\ollama.exe"));
         Assert.Equal("True", Enabled("RDP"));
@@ -57,15 +57,15 @@ public sealed class FirewallWindowsSessionTests : IDisposable
         // Again: nothing to do (the address filter reads back as 192.168.1.0/255.255.255.0).
         var again = Assert.Single(_s.Invoke("Set-OllamaFirewallRule -AllowFrom 192.168.1.0/24, fd00::/64 -Confirm:$false"));
         Assert.False((bool)again.Properties["Changed"].Value);
-        Assert.Empty((string[])again.Properties["Commands"].Value);
+        Assert.Empty(((IEnumerable<string>)again.Properties["Commands"].Value).ToArray());
 
         // A new set changes the one rule's remote addresses.
         var changed = Assert.Single(_s.Invoke("Set-OllamaFirewallRule -AllowFrom 10.8.0.0/24 -Confirm:$false"));
-        Assert.Equal(["10.8.0.0/24"], (string[])changed.Properties["AllowFrom"].Value);
-        Assert.Equal([$"Set-NetFirewallRule -Name {Ours} -RemoteAddress 10.8.0.0/24"], (string[])changed.Properties["Commands"].Value);
+        Assert.Equal(["10.8.0.0/24"], ((IEnumerable<string>)changed.Properties["AllowFrom"].Value).ToArray());
+        Assert.Equal([$"Set-NetFirewallRule -Name {Ours} -RemoteAddress 10.8.0.0/24"], ((IEnumerable<string>)changed.Properties["Commands"].Value).ToArray());
 
         var got = Assert.Single(_s.Invoke("Get-OllamaFirewallRule"));
-        Assert.Equal(["10.8.0.0/24"], (string[])got.Properties["AllowFrom"].Value);
+        Assert.Equal(["10.8.0.0/24"], ((IEnumerable<string>)got.Properties["AllowFrom"].Value).ToArray());
 
         // Remove deletes the module's rule and re-enables exactly the rules it had disabled.
         var removed = Assert.Single(_s.Invoke("Remove-OllamaFirewallRule -Confirm:$false"));

@@ -125,14 +125,29 @@ public sealed class InvokeAiRequestTests : IAsyncLifetime
     }
 
     [Fact]
-    public void A_progress_bar_names_the_backend_being_asked_and_completes()
+    public void A_slow_request_gets_a_progress_bar_naming_the_backend_being_asked_and_it_completes()
     {
-        _cloud.Fault = FaultSpec.Http(503);
+        _cloud.Fault = new FaultSpec(FaultKind.SlowFirstByte) { Delay = TimeSpan.FromMilliseconds(900) };
         _s.Invoke($"Invoke-AiRequest 'hello' {Common}", Vars());
         var progress = _s.Streams!.Progress;
         Assert.Contains(progress, p => p.StatusDescription.StartsWith("Asking Cloud at " + _cloud.ChatUri, StringComparison.Ordinal));
+        Assert.Equal(ProgressRecordType.Completed, progress[^1].RecordType);
+
+        _cloud.Fault = FaultSpec.Http(503);
+        _ollama.Fault = new FaultSpec(FaultKind.SlowFirstByte) { Delay = TimeSpan.FromMilliseconds(900) };
+        _s.Invoke($"Invoke-AiRequest 'hello' {Common}", Vars());
+        progress = _s.Streams!.Progress;
         Assert.Contains(progress, p => p.StatusDescription.StartsWith("Falling back to Ollama at " + _ollama.BaseUri, StringComparison.Ordinal));
         Assert.Equal(ProgressRecordType.Completed, progress[^1].RecordType);
+    }
+
+    [Fact]
+    public void A_sub_second_request_writes_no_progress_record()
+    {
+        _cloud.Fault = FaultSpec.Http(503);
+        var result = _s.Invoke($"Invoke-AiRequest 'hello' {Common}", Vars());
+        Assert.Equal("Ollama", Assert.Single(result).Properties["Backend"].Value);
+        Assert.Empty(_s.Streams!.Progress);
     }
 
     [Fact]

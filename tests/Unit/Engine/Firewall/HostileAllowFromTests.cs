@@ -107,7 +107,7 @@ public sealed class HostileAllowFromTests
         var m2 = new FirewallManager(new FirewallEnvironment { Runner = t2.Runner });
         var state = await m2.GetAsync(m2.Create(FirewallBackendKind.Firewalld), 11434);
         Assert.True(state.Active);
-        Assert.Equal(10_000, state.AllowFrom.Length);
+        Assert.Equal(10_000, state.AllowFrom.Count);
         Assert.True(t2.Runner.Commands.Count < 10, t2.Runner.Commands.Count + " calls");
     }
 
@@ -144,7 +144,7 @@ public sealed class RealLargeSetTests
             var info = await m.SetAsync(m.Create(kind), request);
 
             Assert.True(info.Active);
-            Assert.Equal(10_000, info.AllowFrom.Length);
+            Assert.Equal(10_000, info.AllowFrom.Count);
             Assert.True(runner.Changing < 10, $"{runner.Changing} changing calls: " + string.Join("; ", info.Commands.Take(12)));
             if (kind == FirewallBackendKind.Iptables)
             {
@@ -155,7 +155,7 @@ public sealed class RealLargeSetTests
             Assert.Empty((await m.PlanSetAsync(m.Create(kind), request)).Steps);
             var smaller = new FirewallRequest(11434, AllowFrom.Parse(sources[5_000..]));
             await m.SetAsync(m.Create(kind), smaller);
-            Assert.Equal(5_001, (await m.GetAsync(m.Create(kind), 11434)).AllowFrom.Length);
+            Assert.Equal(5_001, (await m.GetAsync(m.Create(kind), 11434)).AllowFrom.Count);
             await m.RemoveAsync(m.Create(kind), 11434);
             Assert.False((await m.GetAsync(m.Create(kind), 11434)).Present);
         }

@@ -301,6 +301,30 @@ public sealed class PlanTests
         Assert.Equal(expected, await m.DetectAsync());
     }
 
+    [Theory]
+    // An inactive ufw beside the module's own nftables table: nftables (issue 10).
+    [InlineData("Status: inactive", "table inet ollama_guard_11434\ntable ip filter", "", FirewallBackendKind.Nftables, "this module's ruleset")]
+    // An active ufw wins over everything but a running firewalld.
+    [InlineData("Status: active", "table inet ollama_guard_11434", "-N OLLAMA-GUARD-11434", FirewallBackendKind.Ufw, "ufw is active")]
+    // The module's own iptables chain beside an inactive ufw.
+    [InlineData("Status: inactive", "table ip filter", "-P INPUT ACCEPT\n-N OLLAMA-GUARD-11434\n-A INPUT -p tcp --dport 11434 -j OLLAMA-GUARD-11434", FirewallBackendKind.Iptables, "this module's chain")]
+    // The admin's own nftables ruleset (an inet table) beside an inactive ufw.
+    [InlineData("Status: inactive", "table inet filter", "-P INPUT ACCEPT", FirewallBackendKind.Nftables, "table inet filter")]
+    // The admin's own iptables rules beside an inactive ufw.
+    [InlineData("Status: inactive", "table ip filter", "-P INPUT DROP\n-A INPUT -p tcp --dport 22 -j ACCEPT", FirewallBackendKind.Iptables, "iptables rules are in force")]
+    // Nothing in force: the installed ufw, as before.
+    [InlineData("Status: inactive", "", "-P INPUT ACCEPT\n-P FORWARD ACCEPT\n-P OUTPUT ACCEPT", FirewallBackendKind.Ufw, "installed (inactive)")]
+    public async Task Auto_detection_picks_the_firewall_in_force_not_one_merely_installed(string ufwStatus, string nftTables, string iptablesRules, FirewallBackendKind expected, string reason)
+    {
+        var t = new ScriptedTools().On("firewall-cmd --state", 252).On("ufw version", 0).On("ufw status", 0, ufwStatus + "\n")
+            .On("nft --version", 0).On("nft list tables", 0, nftTables).On("iptables --version", 0).On("iptables -w -S", 0, iptablesRules);
+        var m = new FirewallManager(new FirewallEnvironment { Runner = t.Runner, Platform = FirewallPlatform.Linux });
+        var detected = await m.DetectWithReasonAsync();
+        Assert.Equal(expected, detected.Kind);
+        Assert.Contains(reason, detected.Reason);
+        Assert.All(t.Runner.CommandLines, c => Assert.Matches(@"^(firewall-cmd --state|ufw (version|status)|nft (--version|list tables)|iptables (--version|-w -S))$", c));
+    }
+
     [Fact]
     public async Task No_backend_names_everything_that_was_looked_for()
     {

@@ -198,6 +198,54 @@ public sealed class RealFirewallTests
                 : inner.RunAsync(command, cancellationToken);
     }
 
+    /// <summary>
+    /// Issue 10 item 6: an inactive ufw installed beside an active nftables ruleset set by this module. Auto-detection
+    /// must pick nftables (the firewall in force), and the exposure audit's firewall check must then see the rule.
+    /// </summary>
+    [SkippableFact]
+    public async Task Auto_detection_picks_the_active_nftables_ruleset_over_an_installed_inactive_ufw()
+    {
+        Require.Root();
+        Require.Tool("ufw");
+        Require.Tool("nft");
+        Require.Tool("ip");
+        var before = HostFirewallSnapshot.Take();
+        await using (var lab = FirewallLab.Create())
+        {
+            var env = lab.Ufw();
+            var conf = Path.Combine(env.UfwRoot, "etc/ufw/ufw.conf");
+            File.WriteAllLines(conf, File.ReadAllLines(conf).Select(l => l.StartsWith("ENABLED=", StringComparison.Ordinal) ? "ENABLED=no" : l));
+            env.NftablesIncludeDirectory = Path.Combine(lab.Scratch, "nftables.d");
+            var manager = new FirewallManager(env);
+
+            // Nothing in force yet: the installed ufw is the one to manage (and to enable with -EnableFirewall).
+            var first = await manager.DetectWithReasonAsync();
+            Assert.Equal(FirewallBackendKind.Ufw, first.Kind);
+            Assert.Contains("inactive", first.Reason);
+
+            var set = await manager.SetAsync(manager.Create(FirewallBackendKind.Nftables), Request(FirewallLab.TrustedRanges, false));
+            Assert.True(set.Active, string.Join("; ", set.Warnings));
+
+            var detected = await manager.DetectWithReasonAsync();
+            Assert.Equal(FirewallBackendKind.Nftables, detected.Kind);
+            Assert.Contains("ollama_guard_11434", detected.Reason);
+            Assert.Contains("ufw is installed but inactive", detected.Reason);
+
+            var status = await new FirewallStatusReader(env).GetStatusAsync(FirewallLab.Port, default);
+            Assert.True(status.Restricted, status.Detail);
+            Assert.Equal("Nftables", status.Backend);
+
+            // Named explicitly, the inactive ufw is what is audited: not restricted.
+            var ufw = await new FirewallStatusReader(env, FirewallBackendKind.Ufw).GetStatusAsync(FirewallLab.Port, default);
+            Assert.False(ufw.Restricted, ufw.Detail);
+            Assert.Contains("-FirewallBackend Ufw", ufw.Detail);
+
+            Assert.True((await manager.RemoveAsync(manager.Create(FirewallBackendKind.Nftables), FirewallLab.Port)).Changed);
+        }
+
+        Assert.Equal(before, HostFirewallSnapshot.Take());
+    }
+
     private static FirewallRequest Request(string[] allow, bool enable) =>
         new(FirewallLab.Port, AllowFrom.Parse(allow)) { EnableFirewall = enable };
 }
