@@ -63,6 +63,9 @@ internal sealed class ChatHandler(FailoverEngine engine, BackendPlan plan, Gatew
                 MaxTokens = call.MaxTokens,
                 Temperature = call.Temperature,
                 RequestId = requestId,
+                // A client holds whatever text was streamed: a broken cloud stream is continued by Ollama (the
+                // partial answer as the last assistant message), so the text the client assembles stays whole.
+                StreamRescue = call.Stream ? StreamRescueMode.Continue : null,
             };
 
             if (!call.Stream)
@@ -188,6 +191,15 @@ internal sealed class ChatHandler(FailoverEngine engine, BackendPlan plan, Gatew
             }
 
             var response = await send.ConfigureAwait(false);
+            if (observer.RestartedAfterText && started)
+            {
+                // Ollama could not continue the broken text and answered from scratch: appending that would duplicate
+                // the start of the answer in the client's text, so the stream ends in an error the SDK raises.
+                format.StreamError(output, state, 502, "The answer broke after text was sent and could only be restarted from scratch, not continued; send the request again.", "stream_interrupted");
+                await output.FlushAsync(ctx.RequestAborted).ConfigureAwait(false);
+                return (response.Backend, NullIfEmpty(response.FailoverReason) ?? reason, 502);
+            }
+
             if (!started)
             {
                 Start(response.Backend, NullIfEmpty(response.FailoverReason));

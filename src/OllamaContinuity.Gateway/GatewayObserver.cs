@@ -36,7 +36,27 @@ internal sealed class GatewayObserver(ChannelWriter<string>? tokens, Action<stri
 
     public void OnWarning(string message) => warn(message);
 
-    public void OnToken(string text) => tokens?.TryWrite(text);
+    /// <summary>
+    /// True once a stream broke after text and the answer had to restart from scratch: the client already holds the
+    /// broken text, so what follows is not forwarded and the stream ends in an in-band error, never in duplicated text.
+    /// </summary>
+    public bool RestartedAfterText { get; private set; }
+
+    public void OnToken(string text)
+    {
+        if (!RestartedAfterText)
+        {
+            tokens?.TryWrite(text);
+        }
+    }
+
+    public void OnStreamRescued(string notice)
+    {
+        if (tokens is not null)
+        {
+            RestartedAfterText = true;
+        }
+    }
 
     /// <summary>Nobody can approve a failover inside an HTTP call: a workflow that requires approval is declined (503).</summary>
     public ValueTask<bool> ApproveFailoverAsync(string question, CancellationToken cancellationToken) => new(false);

@@ -365,7 +365,7 @@ public sealed class GatewayHttpTests
     }
 
     [Fact]
-    public async Task A_stream_cut_after_text_ends_in_an_in_band_error_never_a_clean_DONE()
+    public async Task A_stream_cut_after_text_is_continued_by_Ollama_whole_never_truncated_or_duplicated()
     {
         await using var g = await GatewayHarness.StartAsync(cloudTimeouts: new BackendTimeouts { Total = TimeSpan.FromSeconds(5), FirstToken = TimeSpan.FromSeconds(2), Stall = TimeSpan.FromMilliseconds(400) });
         g.Cloud.Answer = _ => "a long answer that will be cut in the middle of it";
@@ -375,9 +375,14 @@ public sealed class GatewayHttpTests
         var events = body.Split("\n\n", StringSplitOptions.RemoveEmptyEntries);
         if (events[^1] == "data: [DONE]")
         {
-            // Rescued (a later engine continues the answer elsewhere): then the text must be whole, never truncated.
+            // Rescued: Ollama continued the partial answer, so the client's text is the cloud's part and then the
+            // continuation, never a truncated answer and never the start of the answer twice.
             var text = string.Concat(events[..^1].Select(e => JsonNode.Parse(e[6..])!).Where(j => j["choices"]!.AsArray().Count > 0).Select(j => (string?)j["choices"]![0]!["delta"]!["content"]));
-            Assert.EndsWith("of it", text);
+            Assert.StartsWith("a long answer", text);
+            Assert.Matches("ollama: reply to [^\\n]+$", text);
+            Assert.Single(System.Text.RegularExpressions.Regex.Matches(text, "a long answer"));
+            // The route headers left with the first token (the cloud's); Ollama's part is in the request log.
+            Assert.Equal(1, g.Ollama.Hits);
         }
         else
         {
@@ -385,6 +390,22 @@ public sealed class GatewayHttpTests
             Assert.Equal("stream_interrupted", (string?)last["error"]!["code"]);
             Assert.Contains("data: {\"id\"", body);
         }
+    }
+
+    [Fact]
+    public async Task A_stream_cut_after_text_that_Ollama_cannot_continue_ends_in_an_in_band_error_never_duplicated_text()
+    {
+        await using var g = await GatewayHarness.StartAsync(cloudTimeouts: new BackendTimeouts { Total = TimeSpan.FromSeconds(5), FirstToken = TimeSpan.FromSeconds(2), Stall = TimeSpan.FromMilliseconds(400) });
+        g.Cloud.Answer = _ => "a long answer that will be cut in the middle of it";
+        g.Cloud.Fault = new FaultSpec(FaultKind.StallMidStream);
+        g.Ollama.RejectTrailingAssistant = true;
+        var (r, body) = await g.SendAsync(g.Post("/v1/chat/completions", OpenAIBody.Replace("\"messages\"", "\"stream\":true,\"messages\"")));
+        Assert.Equal(HttpStatusCode.OK, r.StatusCode);
+        var events = body.Split("\n\n", StringSplitOptions.RemoveEmptyEntries);
+        Assert.NotEqual("data: [DONE]", events[^1]);
+        var last = JsonNode.Parse(events[^1][6..])!;
+        Assert.Equal("stream_interrupted", (string?)last["error"]!["code"]);
+        Assert.DoesNotContain("ollama: reply to", body);
     }
 
     [Fact]

@@ -77,21 +77,31 @@ public sealed class SdkTests
     }
 
     [SkippableFact]
-    public async Task OpenAI_sdk_stream_cut_after_text_raises_or_is_rescued_whole_never_truncated()
+    public async Task OpenAI_sdk_stream_cut_after_text_is_rescued_inside_one_call_continued_never_truncated()
     {
         await using var g = await GatewayHarness.StartAsync(cloudTimeouts: new Failover.BackendTimeouts { Total = TimeSpan.FromSeconds(5), FirstToken = TimeSpan.FromSeconds(2), Stall = TimeSpan.FromMilliseconds(400) });
         g.Cloud.Answer = _ => "a long answer that will be cut in the middle of it";
         g.Cloud.Fault = new FaultSpec(FaultKind.StallMidStream);
         var r = await RunAsync(g, "openai", "stream");
-        if ((bool)r["ok"]!)
-        {
-            Assert.EndsWith("of it", (string?)r["text"]); // rescued by the engine: whole
-        }
-        else
-        {
-            Assert.True((bool)r["error"]!["isApiError"]!, r.ToJsonString());
-            Assert.Contains("stream", (string?)r["error"]!["message"], StringComparison.OrdinalIgnoreCase);
-        }
+        Assert.True((bool)r["ok"]!, r.ToJsonString());
+        var text = (string?)r["text"] ?? "";
+        // The cloud's part, then Ollama's continuation of it (sent the partial answer as the last assistant message).
+        Assert.StartsWith("a long answer", text);
+        Assert.Matches("ollama: reply to [^\\n]+$", text);
+        Assert.Single(System.Text.RegularExpressions.Regex.Matches(text, "a long answer"));
+    }
+
+    [SkippableFact]
+    public async Task OpenAI_sdk_stream_cut_after_text_that_cannot_be_continued_raises_the_sdks_error_never_duplicated_text()
+    {
+        await using var g = await GatewayHarness.StartAsync(cloudTimeouts: new Failover.BackendTimeouts { Total = TimeSpan.FromSeconds(5), FirstToken = TimeSpan.FromSeconds(2), Stall = TimeSpan.FromMilliseconds(400) });
+        g.Cloud.Answer = _ => "a long answer that will be cut in the middle of it";
+        g.Cloud.Fault = new FaultSpec(FaultKind.StallMidStream);
+        g.Ollama.RejectTrailingAssistant = true;
+        var r = await RunAsync(g, "openai", "stream");
+        Assert.False((bool)r["ok"]!, r.ToJsonString());
+        Assert.True((bool)r["error"]!["isApiError"]!, r.ToJsonString());
+        Assert.Contains("restarted", (string?)r["error"]!["message"], StringComparison.OrdinalIgnoreCase);
     }
 
     internal static async Task<JsonNode> RunAsync(GatewayHarness g, string sdk, string mode, string token = GatewayHarness.AppToken)
