@@ -46,7 +46,7 @@ public sealed record CircuitOptions
         if (ConsecutiveFailures < 1) throw new ArgumentOutOfRangeException(nameof(ConsecutiveFailures), "ConsecutiveFailures must be at least 1.");
         if (SilentFailures < 1) throw new ArgumentOutOfRangeException(nameof(SilentFailures), "SilentFailures must be at least 1.");
         ValidateProbeInterval(ProbeInterval, nameof(ProbeInterval));
-        if (ProbeIdleTimeout < ProbeInterval) throw new ArgumentOutOfRangeException(nameof(ProbeIdleTimeout), "ProbeIdleTimeout must be at least ProbeInterval.");
+        if (ProbeIdleTimeout < TimeSpan.FromSeconds(1)) throw new ArgumentOutOfRangeException(nameof(ProbeIdleTimeout), "ProbeIdleTimeout must be at least 1 s.");
     }
 
     internal static void ValidateProbeInterval(TimeSpan value, string name)
