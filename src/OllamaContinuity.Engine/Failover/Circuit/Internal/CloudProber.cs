@@ -63,7 +63,7 @@ internal sealed class CloudProber(HttpClientPool pool, TimeProvider time)
         }
         catch (Exception ex) when (ex is OperationCanceledException or HttpRequestException or IOException or ObjectDisposedException or InvalidOperationException or System.Text.Json.JsonException or InvalidDataException)
         {
-            var d = FailoverClassifier.FromException(ex, TimeoutPhase.FirstToken, false);
+            var d = FailoverClassifier.FromException(ex, TimeoutPhase.Total, false);
             return new(false, Scrub($"{d.Class}: {d.Detail}", ep), null);
         }
     }
