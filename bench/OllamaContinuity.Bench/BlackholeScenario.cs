@@ -87,7 +87,7 @@ internal static class BlackholeScenario
     }
 
     /// <summary>ai_request() of the seed: call_cloud with its timeout, on any failure call_ollama (stream false, 60 s).</summary>
-    private static async Task<(string Backend, string? Text)> SeedAiRequestAsync(HttpClient http, Uri cloudUri, Uri ollamaUri, TimeSpan cloudTimeout)
+    internal static async Task<(string Backend, string? Text)> SeedAiRequestAsync(HttpClient http, Uri cloudUri, Uri ollamaUri, TimeSpan cloudTimeout)
     {
         var messages = new[] { new { role = "user", content = Requests.Prompt[0].Content } };
         try

@@ -133,8 +133,8 @@ internal sealed class CircuitRegistry : IDisposable
             switch (transition)
             {
                 case CircuitTransition.Opened:
-                    var s = Controller.Snapshot(Display);
-                    _owner._raise(new(ContinuityEventKind.CircuitOpened, now, Display, s.Reason, s.NextProbe));
+                    // No Until: the circuit stays open until a probe finds the cloud answering, whenever that is.
+                    _owner._raise(new(ContinuityEventKind.CircuitOpened, now, Display, Controller.Reason));
                     EnsureProbing();
                     break;
                 case CircuitTransition.Closed:
