@@ -61,9 +61,6 @@ internal sealed class CircuitRegistry : IDisposable
 
         public CircuitStateController Controller { get; }
 
-        /// <summary>The probe loop's task, for tests and shutdown (null when not running).</summary>
-        internal Task? ProbeLoop { get; private set; }
-
         /// <summary>
         /// Runs one user attempt through the circuit: skipped while open (or cooling down after a Retry-After), else
         /// sent, and its outcome recorded. <paramref name="probeInterval"/> sets this endpoint's probe interval;
@@ -147,7 +144,7 @@ internal sealed class CircuitRegistry : IDisposable
         {
             if (!_stop.IsCancellationRequested && Controller.TryStartLoop())
             {
-                ProbeLoop = Task.Run(ProbeLoopAsync);
+                _ = Task.Run(ProbeLoopAsync);
             }
         }
 
