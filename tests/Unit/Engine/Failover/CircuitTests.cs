@@ -243,7 +243,9 @@ public sealed class CircuitTests
 
         // A silent route is never retried, and two silent failures open the circuit.
         Assert.Equal(Enumerable.Repeat("Timeout", 2).Concat(Enumerable.Repeat("CircuitOpen", 10)), reasons);
-        Assert.InRange(cloud.Hits, 2, 3); // a background probe may have started, never a user request
+        // At most the two timeouts and one background probe (on a loaded machine a timed-out request may never have
+        // reached the fake, so there is no lower bound): never a third user request.
+        Assert.InRange(cloud.Hits, 1, 3);
         // The seed's client would wait 12 x 0.4 s = 4.8 s; two timeouts are 0.8 s.
         Assert.True(sw.Elapsed < TimeSpan.FromSeconds(3), $"took {sw.Elapsed}");
     }
