@@ -8,7 +8,7 @@ namespace OllamaContinuity.Bench;
 
 /// <summary>
 /// Scenario 2: sequential requests while the cloud is blackholed. The seed's strategy pays the cloud timeout on
-/// every request; ours pays it until the circuit opens (3 failures), then goes straight to Ollama.
+/// every request; ours pays it until the circuit opens (2 silent failures), then goes straight to Ollama.
 /// </summary>
 internal static class BlackholeScenario
 {
@@ -37,7 +37,7 @@ internal static class BlackholeScenario
         table.Print();
         Console.WriteLine();
         Console.WriteLine("Seed: try the cloud with the timeout, then Ollama, on every request (ai_failover_client.py, ported to one pooled HttpClient).");
-        Console.WriteLine("Ours: FailoverEngine.SendAsync, circuit defaults (opens at 3 failures, >= 50% in 30 s, open 30 s); request log off. Target: ratio >= 10.");
+        Console.WriteLine("Ours: FailoverEngine.SendAsync, circuit defaults (opens at 2 timeouts or 3 failures in a row, or >= 50% of >= 3 in 30 s; then a background probe every 2 s); request log off. Target: ratio >= 10.");
     }
 
     private static async Task RunPairAsync(Table table, string fault, Uri cloudUri, FakeAiServer ollama, int count, TimeSpan timeout)
@@ -87,7 +87,7 @@ internal static class BlackholeScenario
     }
 
     /// <summary>ai_request() of the seed: call_cloud with its timeout, on any failure call_ollama (stream false, 60 s).</summary>
-    private static async Task<(string Backend, string? Text)> SeedAiRequestAsync(HttpClient http, Uri cloudUri, Uri ollamaUri, TimeSpan cloudTimeout)
+    internal static async Task<(string Backend, string? Text)> SeedAiRequestAsync(HttpClient http, Uri cloudUri, Uri ollamaUri, TimeSpan cloudTimeout)
     {
         var messages = new[] { new { role = "user", content = Requests.Prompt[0].Content } };
         try

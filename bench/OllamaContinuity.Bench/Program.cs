@@ -3,7 +3,7 @@ using System.Runtime;
 using System.Runtime.InteropServices;
 using OllamaContinuity.Bench;
 
-// Usage: dotnet run -c Release --project bench/OllamaContinuity.Bench -- [all|overhead|blackhole|throughput|rescue|gateway|allocs ...] [--quick]
+// Usage: dotnet run -c Release --project bench/OllamaContinuity.Bench -- [all|overhead|blackhole|throughput|rescue|gateway|flap|allocs ...] [--quick]
 var scenarios = new List<string>();
 var quick = false;
 foreach (var a in args)
@@ -14,17 +14,19 @@ foreach (var a in args)
             quick = true;
             break;
         case "-h" or "--help" or "/?":
-            Console.WriteLine("OllamaContinuity.Bench [all|overhead|blackhole|throughput|rescue|gateway|allocs ...] [--quick]");
+            Console.WriteLine("OllamaContinuity.Bench [all|overhead|blackhole|throughput|rescue|gateway|flap|allocs ...] [--quick]");
             Console.WriteLine("  overhead    the failover core vs a raw HttpClient POST, per request (p50/p95/mean)");
             Console.WriteLine("  blackhole   50 requests with a blackholed cloud: the seed's strategy vs the circuit breaker");
             Console.WriteLine("  throughput  requests/s at 1, 16 and 64 concurrent requests vs raw HttpClient");
             Console.WriteLine("  rescue      a cloud stream cut after 40 of 60 words: time to a complete answer vs a client that retries on Ollama");
             Console.WriteLine("  gateway     the gateway: added latency (p50/p99), 64-stream throughput, 200 streams' peak RSS");
+            Console.WriteLine("  flap        (not in all) a 60 s outage, one request every 3 s: seed vs the previous ratio-only breaker vs ours;");
+            Console.WriteLine("              then the time lost to a dead cloud after 15 healthy requests");
             Console.WriteLine("  allocs      (not in all) where the core's allocations come from, sampled by type");
             Console.WriteLine("  cmdlet      (not in all) Invoke-AiRequest through a real runspace vs raw HttpClient (build the module in Release first)");
             Console.WriteLine("  --quick     a smoke run (small counts, short timeouts): the figures are not meaningful");
             return 0;
-        case "all" or "overhead" or "blackhole" or "throughput" or "rescue" or "gateway" or "allocs" or "cmdlet":
+        case "all" or "overhead" or "blackhole" or "throughput" or "rescue" or "gateway" or "allocs" or "cmdlet" or "flap":
             scenarios.Add(a.ToLowerInvariant());
             break;
         default:
@@ -73,6 +75,9 @@ foreach (var s in scenarios)
             break;
         case "gateway":
             await GatewayScenario.RunAsync(quick);
+            break;
+        case "flap":
+            await FlapScenario.RunAsync(quick);
             break;
         case "allocs":
             await AllocationProfile.RunAsync(quick);

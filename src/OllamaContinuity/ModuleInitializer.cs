@@ -5,7 +5,7 @@ using System.Runtime.Loader;
 namespace OllamaContinuity;
 
 /// <summary>
-/// Loads OllamaContinuity.Engine and its dependencies (Microsoft.Extensions.*, Polly.Core) from Dependencies/
+/// Loads OllamaContinuity.Engine and its dependencies (Microsoft.Extensions.*) from Dependencies/
 /// into their own <see cref="AssemblyLoadContext"/>, as in the PowerShell docs "Resolving PowerShell module
 /// assembly dependency conflicts". Only the engine's name is resolved from the default context; everything the
 /// engine needs is then found inside its own context first, so another module's versions never interfere.

@@ -4,11 +4,13 @@ using OllamaContinuity.TestSupport;
 //        [--answer TEXT | --words N] [--reject-assistant true] [--chunk-delay-ms N]
 // Faults: ok, blackhole, reset, malformed, stall, refusal, refusal-delta, no-terminator, endless-line, gzip-bomb,
 //         status:N, cut:N / stall:N / error:N (after N words), malformed-among:N, reasoning:MS, replay:FILE[:STATUS]
+// A fault may be a sequence, one per chat request, the last repeating: "status:429@retry-after=2,ok" (headers after @).
 // Prints "LISTENING <base-uri> <chat-uri>" and serves on 127.0.0.1 until standard input closes.
-// GET /__stats answers {"hits":N} (chat requests so far).
+// GET /__stats answers {"hits":N} (chat requests so far); GET /__requests the bodies received; GET /__fault/<fault>
+// changes the fault from the next request on (the sequence restarts there).
 var api = FakeApi.OpenAI;
 var name = "fake";
-var fault = FaultSpec.Ok;
+FaultSpec[] faults = [FaultSpec.Ok];
 string? answer = null;
 var rejectAssistant = false;
 var chunkDelay = TimeSpan.Zero;
@@ -23,7 +25,7 @@ for (var i = 0; i + 1 < args.Length; i += 2)
             name = args[i + 1];
             break;
         case "--fault":
-            fault = ParseFault(args[i + 1]);
+            faults = ParseSequence(args[i + 1]);
             break;
         case "--answer":
             answer = args[i + 1];
@@ -44,7 +46,19 @@ for (var i = 0; i + 1 < args.Length; i += 2)
 }
 
 await using var server = FakeAiServer.Start(api, name);
-server.Fault = fault;
+UseSequence(server, faults);
+server.Control = spec =>
+{
+    try
+    {
+        UseSequence(server, ParseSequence(spec));
+        return true;
+    }
+    catch (Exception e) when (e is ArgumentException or FormatException)
+    {
+        return false;
+    }
+};
 server.RejectTrailingAssistant = rejectAssistant;
 server.ChunkDelay = chunkDelay;
 if (answer is not null)
@@ -55,6 +69,29 @@ Console.WriteLine($"LISTENING {server.BaseUri} {server.ChatUri}");
 Console.Out.Flush();
 await Console.In.ReadToEndAsync();
 return 0;
+
+static void UseSequence(FakeAiServer server, FaultSpec[] sequence)
+{
+    var offset = server.Hits;
+    server.Script = n => sequence[Math.Min(n - offset, sequence.Length) - 1];
+}
+
+static FaultSpec[] ParseSequence(string s) => s.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(ParseWithHeaders).ToArray() is { Length: > 0 } a
+    ? a
+    : throw new ArgumentException("empty fault");
+
+static FaultSpec ParseWithHeaders(string s)
+{
+    var parts = s.Split('@');
+    var spec = ParseFault(parts[0]);
+    if (parts.Length == 1)
+    {
+        return spec;
+    }
+
+    var headers = parts.Skip(1).Select(h => h.Split('=', 2)).ToDictionary(h => h[0], h => h.Length > 1 ? h[1] : "");
+    return spec with { Headers = headers };
+}
 
 static FaultSpec ParseFault(string s) => s.ToLowerInvariant() switch
 {

@@ -62,6 +62,18 @@ public sealed class ContingencyStatus
     /// <summary>For Automatic: the cloud endpoint whose circuit is open.</summary>
     public string? Endpoint { get; init; }
 
+    /// <summary>For Automatic: the circuit's state (Open: the cloud is skipped and probed; CoolingDown: it asked us to wait, Retry-After).</summary>
+    public string? CircuitState { get; init; }
+
+    /// <summary>For Automatic: when the last background probe of the cloud started.</summary>
+    public DateTimeOffset? LastProbe { get; init; }
+
+    /// <summary>For Automatic: what the last probe found (Success, or the failure class and detail).</summary>
+    public string? LastProbeResult { get; init; }
+
+    /// <summary>For Automatic: when the next probe is due; the first one that succeeds closes the circuit.</summary>
+    public DateTimeOffset? NextProbe { get; init; }
+
     /// <summary>Enable/Disable: whether this call changed anything (false: it was like that already).</summary>
     public bool Changed { get; init; }
 

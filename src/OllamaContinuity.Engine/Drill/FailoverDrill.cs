@@ -334,7 +334,7 @@ public sealed class FailoverDrill
             : mine.Length > 0 ? "the alert was sent but not delivered: " + string.Join("; ", mine.Select(d => $"{d.Channel} {d.Target}: {d.Error}"))
             : report.Probes.Any(p => p.FailoverReason == nameof(FailureClass.CircuitOpen))
                 ? "the circuit opened but no alert was sent: an outage of this endpoint was already reported by one of this user's processes within the repeat interval (alert-state.json in the state directory)"
-                : "no outage alert was sent: the circuit did not open (it needs 3 failed requests within 30 seconds; use a shorter -Interval or more probes)");
+                : "no outage alert was sent: the circuit did not open (it opens on 3 failed requests in a row, 2 timeouts in a row, or half of at least 3 requests within 30 seconds failing; use a shorter -Interval or more probes)");
     }
 
     private async Task RecoverAsync(DrillReport report, DrillOptions o, BackendEndpoint cloud, Func<int> nextSeq, Action<string, string, int, double> progress, CancellationToken ct)
@@ -347,12 +347,13 @@ public sealed class FailoverDrill
         while (_time.GetUtcNow() < deadline)
         {
             var left = (deadline - _time.GetUtcNow()).TotalSeconds;
+            // While the circuit is open no request may reach the cloud: its background probe (every probe interval) is
+            // what brings the cloud back, so recovery takes about one probe interval, not a break duration.
             var circuit = _engine.GetCircuits().FirstOrDefault(c => c.Endpoint == cloud.Display);
-            if (circuit is { State: "Open", Until: { } u } && u > _time.GetUtcNow())
+            if (circuit is { State: "Open" })
             {
-                progress("Recovery", $"Waiting for the circuit to half-open at {u:HH:mm:ss}", 95, left);
-                var wait = u - _time.GetUtcNow() + TimeSpan.FromMilliseconds(50);
-                await Task.Delay(wait < deadline - _time.GetUtcNow() ? wait : deadline - _time.GetUtcNow(), _time, ct).ConfigureAwait(false);
+                progress("Recovery", circuit.NextProbe is { } next ? $"Waiting for the cloud's probe (next at {next.ToLocalTime():HH:mm:ss})" : "Waiting for the cloud's probe", 95, left);
+                await Task.Delay(Min(TimeSpan.FromMilliseconds(100), deadline - _time.GetUtcNow()), _time, ct).ConfigureAwait(false);
                 continue;
             }
 

@@ -40,6 +40,9 @@ public sealed class BackendEndpoint
 
     internal bool HasApiKey => !string.IsNullOrEmpty(ApiKey);
 
+    /// <summary>The same endpoint with other timeouts (a retry gets what is left of the budget).</summary>
+    internal BackendEndpoint WithTimeouts(BackendTimeouts timeouts) => new(Role, Kind, Uri, Model, ApiKey, timeouts);
+
     public static BackendEndpoint Cloud(BackendKind kind, string uri, string model, string? apiKey, BackendTimeouts? timeouts = null)
     {
         if (kind == BackendKind.Ollama)

@@ -1,163 +1,198 @@
 using System.Collections.Concurrent;
-using Polly;
-using Polly.CircuitBreaker;
+using OllamaContinuity.Failover.Circuit;
 
 namespace OllamaContinuity.Failover;
 
-/// <summary>
-/// Circuit-breaker settings for the cloud endpoints. The circuit opens when, within <see cref="SamplingDuration"/>,
-/// at least <see cref="MinimumThroughput"/> requests were made and at least <see cref="FailureRatio"/> of them failed
-/// on the cloud's side: during an outage that is the third consecutive failure.
-/// </summary>
-public sealed record CircuitOptions
-{
-    /// <summary>The default value is 0.5.</summary>
-    public double FailureRatio { get; init; } = 0.5;
-
-    /// <summary>The default value is 3.</summary>
-    public int MinimumThroughput { get; init; } = 3;
-
-    /// <summary>The default value is 30 seconds.</summary>
-    public TimeSpan SamplingDuration { get; init; } = TimeSpan.FromSeconds(30);
-
-    /// <summary>How long the cloud is skipped once the circuit opens, unless the cloud sent a Retry-After. The default value is 30 seconds.</summary>
-    public TimeSpan BreakDuration { get; init; } = TimeSpan.FromSeconds(30);
-
-    internal void Validate()
-    {
-        if (FailureRatio is <= 0 or > 1) throw new ArgumentOutOfRangeException(nameof(FailureRatio), "FailureRatio must be in (0, 1].");
-        if (MinimumThroughput < 2) throw new ArgumentOutOfRangeException(nameof(MinimumThroughput), "MinimumThroughput must be at least 2.");
-        if (SamplingDuration < TimeSpan.FromMilliseconds(500)) throw new ArgumentOutOfRangeException(nameof(SamplingDuration), "SamplingDuration must be at least 0.5 s.");
-        if (BreakDuration < TimeSpan.FromMilliseconds(500)) throw new ArgumentOutOfRangeException(nameof(BreakDuration), "BreakDuration must be at least 0.5 s.");
-    }
-}
-
-/// <summary>The state of one cloud endpoint's circuit, as Get-AiContingency shows it.</summary>
-public sealed record CircuitSnapshot(string Endpoint, string State, DateTimeOffset? Since, DateTimeOffset? Until, string? Reason);
-
 /// <summary>One circuit per cloud endpoint (scheme, host, port, path), shared by every request of the session.</summary>
-internal sealed class CircuitRegistry
+internal sealed class CircuitRegistry : IDisposable
 {
-    internal static readonly ResiliencePropertyKey<TimeSpan> RetryAfterKey = new("OllamaContinuity.RetryAfter");
     private readonly ConcurrentDictionary<string, CloudCircuit> _circuits = new(StringComparer.Ordinal);
     private readonly TimeProvider _time;
     private readonly CircuitOptions _options;
     private readonly Action<ContinuityEvent> _raise;
+    private readonly CloudProber _prober;
 
-    public CircuitRegistry(TimeProvider time, CircuitOptions options, Action<ContinuityEvent> raise)
+    public CircuitRegistry(TimeProvider time, CircuitOptions options, Action<ContinuityEvent> raise, CloudProber prober)
     {
         options.Validate();
         _time = time;
         _options = options;
         _raise = raise;
+        _prober = prober;
     }
 
     public CloudCircuit Get(BackendEndpoint endpoint) =>
-        _circuits.GetOrAdd(endpoint.CircuitKey, static (_, s) => new CloudCircuit(s.self, s.endpoint.Display), (self: this, endpoint));
+        _circuits.GetOrAdd(endpoint.CircuitKey, static (_, s) => new CloudCircuit(s.self, s.endpoint), (self: this, endpoint));
 
     public IReadOnlyList<CircuitSnapshot> Snapshot() => _circuits.Values.Select(c => c.Snapshot()).OrderBy(s => s.Endpoint, StringComparer.Ordinal).ToArray();
 
-    public void Clear() => _circuits.Clear();
+    public void Clear()
+    {
+        foreach (var key in _circuits.Keys)
+        {
+            if (_circuits.TryRemove(key, out var c))
+            {
+                c.Stop();
+            }
+        }
+    }
 
+    public void Dispose() => Clear();
+
+    /// <summary>
+    /// One endpoint's circuit: admits user requests while closed, records their outcomes, and while open runs the
+    /// background probe loop (never in a user's request path).
+    /// </summary>
     internal sealed class CloudCircuit
     {
-        private readonly object _lock = new();
         private readonly CircuitRegistry _owner;
-        private readonly CircuitBreakerStateProvider _state = new();
-        private DateTimeOffset? _since;
-        private DateTimeOffset? _until;
-        private string? _reason;
-        private DateTimeOffset? _coolDownUntil;
+        private readonly CancellationTokenSource _stop = new();
+        private BackendEndpoint _endpoint;
 
-        public CloudCircuit(CircuitRegistry owner, string display)
+        public CloudCircuit(CircuitRegistry owner, BackendEndpoint endpoint)
         {
             _owner = owner;
-            Display = display;
-            var o = owner._options;
-            Pipeline = new ResiliencePipelineBuilder<AttemptResult> { TimeProvider = owner._time }
-                .AddCircuitBreaker(new CircuitBreakerStrategyOptions<AttemptResult>
-                {
-                    FailureRatio = o.FailureRatio,
-                    MinimumThroughput = o.MinimumThroughput,
-                    SamplingDuration = o.SamplingDuration,
-                    BreakDuration = o.BreakDuration,
-                    StateProvider = _state,
-                    ShouldHandle = static args => new(args.Outcome.Result?.Decision?.CountsForBreaker == true),
-                    BreakDurationGenerator = args =>
-                        new(args.Context.Properties.TryGetValue(RetryAfterKey, out var ra) && ra > TimeSpan.FromMilliseconds(500) ? ra : o.BreakDuration),
-                    OnOpened = args =>
-                    {
-                        var now = _owner._time.GetUtcNow();
-                        var reason = args.Outcome.Result?.Decision?.Class.ToString() ?? "failures";
-                        lock (_lock)
-                        {
-                            _since = now;
-                            _until = now + args.BreakDuration;
-                            _reason = reason;
-                        }
-
-                        _owner._raise(new(ContinuityEventKind.CircuitOpened, now, Display, reason, now + args.BreakDuration));
-                        return default;
-                    },
-                    OnHalfOpened = _ =>
-                    {
-                        _owner._raise(new(ContinuityEventKind.CircuitHalfOpened, _owner._time.GetUtcNow(), Display, "probing the cloud"));
-                        return default;
-                    },
-                    OnClosed = _ =>
-                    {
-                        lock (_lock)
-                        {
-                            _since = _until = null;
-                            _reason = null;
-                        }
-
-                        _owner._raise(new(ContinuityEventKind.CircuitClosed, _owner._time.GetUtcNow(), Display, "the cloud answered again"));
-                        return default;
-                    },
-                })
-                .Build();
+            _endpoint = endpoint;
+            Display = endpoint.Display;
+            Controller = new CircuitStateController(owner._time, owner._options);
         }
 
         public string Display { get; }
 
-        public ResiliencePipeline<AttemptResult> Pipeline { get; }
+        public CircuitStateController Controller { get; }
 
-        /// <summary>When the cloud asked us (Retry-After) to stay away until a time, that time.</summary>
-        public DateTimeOffset? CoolingDownUntil(DateTimeOffset now)
+        /// <summary>
+        /// Runs one user attempt through the circuit: skipped while open (or cooling down after a Retry-After), else
+        /// sent, and its outcome recorded. <paramref name="probeInterval"/> sets this endpoint's probe interval;
+        /// probes use <paramref name="probeWith"/> (default: <paramref name="ep"/>), the endpoint with its full timeouts.
+        /// </summary>
+        public async Task<AttemptResult> ExecuteAsync(BackendEndpoint ep, TimeSpan? probeInterval, Func<BackendEndpoint, CancellationToken, Task<AttemptResult>> attempt,
+            CancellationToken cancellationToken, BackendEndpoint? probeWith = null)
         {
-            lock (_lock)
+            if (probeInterval is { } pi)
             {
-                return _coolDownUntil > now ? _coolDownUntil : null;
+                Controller.ProbeInterval = pi;
             }
-        }
 
-        public void CoolDown(DateTimeOffset until)
-        {
-            lock (_lock)
+            if (!Controller.TryAdmit(out var nextProbe, out var coolingDown))
             {
-                if (_coolDownUntil is null || until > _coolDownUntil)
+                if (coolingDown is { } until)
                 {
-                    _coolDownUntil = until;
+                    return SkippedAttempt.Create(ep, FailureClass.CoolingDown, $"the cloud asked us to wait until {until:u} (Retry-After)");
                 }
+
+                EnsureProbing();
+                return SkippedAttempt.Create(ep, FailureClass.CircuitOpen,
+                    $"the circuit is open ({Controller.Reason}); the cloud is probed in the background, next probe at {nextProbe:HH:mm:ss.f}Z");
+            }
+
+            Volatile.Write(ref _endpoint, probeWith ?? ep);
+            var result = await attempt(ep, cancellationToken).ConfigureAwait(false);
+            var d = result.Decision;
+            var outcome = d is null || !d.CountsForBreaker ? CircuitOutcome.Success
+                : IsSilent(result) ? CircuitOutcome.SilentFailure
+                : CircuitOutcome.Failure;
+            var transition = Controller.Record(outcome, d?.Class.ToString(), d?.RetryAfter);
+            Announce(transition);
+            return result;
+        }
+
+        /// <summary>Remembers a Retry-After the cloud sent with a failure that is not retried.</summary>
+        public void CoolDownFor(AttemptResult result)
+        {
+            if (result.Decision is { RetryAfter: { } wait } d && wait > TimeSpan.Zero &&
+                d.Class is FailureClass.RateLimited or FailureClass.Overloaded or FailureClass.ServerError or FailureClass.QuotaExhausted)
+            {
+                Controller.CoolDown(_owner._time.GetUtcNow() + wait);
             }
         }
 
-        public CircuitSnapshot Snapshot()
+        public CircuitSnapshot Snapshot() => Controller.Snapshot(Display);
+
+        public void Stop()
+        {
+            try
+            {
+                _stop.Cancel();
+            }
+            catch (ObjectDisposedException)
+            {
+            }
+        }
+
+        /// <summary>A timeout with no answer at all (no status, no text): the route is silent.</summary>
+        internal static bool IsSilent(AttemptResult r) =>
+            !r.TextEmitted && r.Decision?.Class is FailureClass.Timeout or FailureClass.FirstTokenTimeout or FailureClass.ConnectTimeout;
+
+        private void Announce(CircuitTransition transition)
         {
             var now = _owner._time.GetUtcNow();
-            lock (_lock)
+            switch (transition)
             {
-                return _state.CircuitState switch
+                case CircuitTransition.Opened:
+                    // No Until: the circuit stays open until a probe finds the cloud answering, whenever that is.
+                    _owner._raise(new(ContinuityEventKind.CircuitOpened, now, Display, Controller.Reason));
+                    EnsureProbing();
+                    break;
+                case CircuitTransition.Closed:
+                    _owner._raise(new(ContinuityEventKind.CircuitClosed, now, Display, "the cloud answered again"));
+                    break;
+            }
+        }
+
+        private void EnsureProbing()
+        {
+            if (!_stop.IsCancellationRequested && Controller.TryStartLoop())
+            {
+                _ = Task.Run(ProbeLoopAsync);
+            }
+        }
+
+        private async Task ProbeLoopAsync()
+        {
+            var time = _owner._time;
+            try
+            {
+                while (Controller.NextProbeDelayOrStop() is { } wait)
                 {
-                    CircuitState.Open or CircuitState.Isolated => new(Display, "Open", _since, _until, _reason),
-                    CircuitState.HalfOpen => new(Display, "HalfOpen", _since, _until, _reason),
-                    _ when _coolDownUntil > now => new(Display, "CoolingDown", null, _coolDownUntil, "Retry-After"),
-                    _ => new(Display, "Closed", null, null, null),
-                };
+                    if (wait > TimeSpan.Zero)
+                    {
+                        await Task.Delay(wait, time, _stop.Token).ConfigureAwait(false);
+                    }
+
+                    if (!Controller.TryBeginProbe())
+                    {
+                        continue;
+                    }
+
+                    ProbeResult r;
+                    try
+                    {
+                        r = await _owner._prober.ProbeAsync(Volatile.Read(ref _endpoint), _stop.Token).ConfigureAwait(false);
+                    }
+                    catch (Exception e) when (e is not OperationCanceledException)
+                    {
+                        r = new(false, "probe failed: " + e.GetType().Name, null);
+                    }
+
+                    Announce(Controller.EndProbe(r.Healthy, r.Detail, r.RetryAfter));
+                }
+            }
+            catch (Exception e) when (e is not OutOfMemoryException)
+            {
+                // Cancelled (Stop) or something unexpected: free the slot so the next request can start a loop.
+                Controller.LoopStopped();
             }
         }
     }
+}
+
+/// <summary>An attempt decided without sending (circuit open, cooling down).</summary>
+internal static class SkippedAttempt
+{
+    public static AttemptResult Create(BackendEndpoint ep, FailureClass cls, string detail) =>
+        new(new AiAttempt { Backend = ep.Role.ToString(), Endpoint = ep.Display, Model = ep.Model, Outcome = "Skipped", FailureClass = cls.ToString(), Detail = detail },
+            new FailureDecision(cls, true, detail));
 }
 
 /// <summary>What one attempt produced: the attempt record, and the text or the failure verdict.</summary>

@@ -1,13 +1,13 @@
 using System.Collections.Immutable;
 using System.Diagnostics;
 using System.Text;
+using OllamaContinuity.Failover.Circuit;
 using OllamaContinuity.Failover.Protocols;
 using OllamaContinuity.Failover.Rescue;
 using OllamaContinuity.Failover.Streaming;
+using OllamaContinuity.Failover.Retry;
 using OllamaContinuity.Http;
 using OllamaContinuity.Internal;
-using Polly;
-using Polly.CircuitBreaker;
 
 namespace OllamaContinuity.Failover;
 
@@ -19,6 +19,12 @@ public sealed record BackendPlan(BackendEndpoint? Cloud, IReadOnlyList<BackendEn
 
     /// <summary>Write no request log at all (benchmarks).</summary>
     public bool DisableLog { get; init; }
+
+    /// <summary>Retry before failover (see <see cref="CloudRetryOptions"/>). Null: <see cref="CloudRetryOptions.Default"/>.</summary>
+    public CloudRetryOptions? Retry { get; init; }
+
+    /// <summary>How often an open circuit of this plan's cloud is probed. Null: <see cref="CircuitOptions.ProbeInterval"/>.</summary>
+    public TimeSpan? ProbeInterval { get; init; }
 }
 
 /// <summary>Settings shared by every request of an engine.</summary>
@@ -58,6 +64,7 @@ public sealed class FailoverEngine : IDisposable
     private readonly CircuitRegistry _circuits;
     private readonly ResponseLimits _limits;
     private readonly StreamRescueMode _streamRescue;
+    private readonly CloudRetryStrategy _retry;
     private ImmutableArray<IContingencySource> _contingency = [new EnvironmentContingencySource()];
 
     public FailoverEngine(FailoverEngineOptions? options = null)
@@ -67,7 +74,8 @@ public sealed class FailoverEngine : IDisposable
         _limits = ResponseLimits.Default with { MaxResponseBytes = options.MaxResponseBytes };
         _streamRescue = options.StreamRescue;
         _pool = new HttpClientPool(_time, options.SocketFactory);
-        _circuits = new CircuitRegistry(_time, options.Circuit, Raise);
+        _circuits = new CircuitRegistry(_time, options.Circuit, Raise, new CloudProber(_pool, _time));
+        _retry = new CloudRetryStrategy(_time);
     }
 
     /// <summary>The engine every cmdlet of the session shares (one connection pool, one set of circuits).</summary>
@@ -183,7 +191,7 @@ public sealed class FailoverEngine : IDisposable
                 else
                 {
                     observer?.OnAttemptStarted(cloud, 1, 1 + plan.Ollama.Count);
-                    result = await CloudAttemptAsync(cloud, request, observer, cancellationToken).ConfigureAwait(false);
+                    result = await CloudAttemptAsync(cloud, request, plan, attempts, observer, cancellationToken).ConfigureAwait(false);
                 }
 
                 attempts.Add(result.Attempt);
@@ -371,63 +379,9 @@ public sealed class FailoverEngine : IDisposable
         return new AiRequestException(failure, message, request.RequestId, attempts, result.TextEmitted ? result.Text : null);
     }
 
-    private async Task<AttemptResult> CloudAttemptAsync(BackendEndpoint cloud, AiRequest request, IFailoverObserver? observer, CancellationToken cancellationToken)
-    {
-        var circuit = _circuits.Get(cloud);
-        if (circuit.CoolingDownUntil(_time.GetUtcNow()) is { } until)
-        {
-            return Skipped(cloud, FailureClass.CoolingDown, $"the cloud asked us to wait until {until:u} (Retry-After)");
-        }
-
-        var context = ResilienceContextPool.Shared.Get(cancellationToken);
-        try
-        {
-            var outcome = await circuit.Pipeline.ExecuteOutcomeAsync(
-                static async (ctx, s) =>
-                {
-                    try
-                    {
-                        var r = await s.self.AttemptAsync(s.cloud, s.request, s.observer, ctx.CancellationToken).ConfigureAwait(false);
-                        if (r.Decision?.RetryAfter is { } ra)
-                        {
-                            ctx.Properties.Set(CircuitRegistry.RetryAfterKey, ra);
-                        }
-
-                        return Outcome.FromResult(r);
-                    }
-                    catch (OperationCanceledException e)
-                    {
-                        return Outcome.FromException<AttemptResult>(e);
-                    }
-                },
-                context,
-                (self: this, cloud, request, observer)).ConfigureAwait(false);
-
-            switch (outcome.Exception)
-            {
-                case null:
-                    break;
-                case BrokenCircuitException bce:
-                    var detail = bce.RetryAfter is { } left ? $"the circuit is open for another {left.TotalSeconds:0.#} s after repeated failures" : "the circuit is open after repeated failures";
-                    return Skipped(cloud, FailureClass.CircuitOpen, detail);
-                default:
-                    System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(outcome.Exception);
-                    break;
-            }
-
-            var result = outcome.Result!;
-            if (result.Decision?.RetryAfter is { } wait && wait > TimeSpan.Zero && result.Decision.Class is FailureClass.RateLimited or FailureClass.Overloaded or FailureClass.ServerError or FailureClass.QuotaExhausted)
-            {
-                circuit.CoolDown(_time.GetUtcNow() + wait);
-            }
-
-            return result;
-        }
-        finally
-        {
-            ResilienceContextPool.Shared.Return(context);
-        }
-    }
+    /// <summary>The cloud's turn: through its circuit, with one retry when it is worth it (earlier tries go into <paramref name="attempts"/>).</summary>
+    private Task<AttemptResult> CloudAttemptAsync(BackendEndpoint cloud, AiRequest request, BackendPlan plan, List<AiAttempt> attempts, IFailoverObserver? observer, CancellationToken cancellationToken) =>
+        _retry.ExecuteAsync(_circuits.Get(cloud), cloud, plan, attempts, observer, (ep, ct) => AttemptAsync(ep, request, observer, ct), cancellationToken);
 
     private AttemptResult Skipped(BackendEndpoint ep, FailureClass cls, string detail) =>
         new(new AiAttempt { Backend = ep.Role.ToString(), Endpoint = ep.Display, Model = ep.Model, Outcome = "Skipped", FailureClass = cls.ToString(), Detail = detail },
@@ -525,5 +479,9 @@ public sealed class FailoverEngine : IDisposable
 
     private double ElapsedMs(long t0) => Since(t0);
 
-    public void Dispose() => _pool.Dispose();
+    public void Dispose()
+    {
+        _circuits.Dispose();
+        _pool.Dispose();
+    }
 }

@@ -27,7 +27,7 @@ public sealed class GetAiContingencyCommand : PSCmdlet
     {
         var engine = FailoverEngine.Shared;
         var service = ContingencyService.Default;
-        var circuits = engine.GetCircuits().Where(c => c.State is "Open" or "HalfOpen").ToArray();
+        var circuits = engine.GetCircuits().Where(c => c.State is "Open" or "CoolingDown").ToArray();
         var list = new List<ContingencyStatus>();
         if (Workflow is { Length: > 0 })
         {
@@ -97,10 +97,14 @@ public sealed class GetAiContingencyCommand : PSCmdlet
     {
         Source = "Automatic",
         Workflow = workflow,
-        Active = c.State == "Open",
-        Reason = $"circuit {c.State.ToLowerInvariant()}: {c.Reason}",
+        Active = true,
+        Reason = c.State == "Open" ? $"circuit open: {c.Reason}" : $"cooling down: {c.Reason}",
         Since = c.Since,
         Until = c.Until,
         Endpoint = c.Endpoint,
+        CircuitState = c.State,
+        LastProbe = c.LastProbe,
+        LastProbeResult = c.LastProbeResult,
+        NextProbe = c.NextProbe,
     };
 }

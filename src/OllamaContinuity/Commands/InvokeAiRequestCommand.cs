@@ -82,11 +82,25 @@ public sealed class InvokeAiRequestCommand : BackendCmdlet, IBackendParameters
     [ValidateRange(1024, int.MaxValue)]
     public int MaxResponseBytes { get; set; }
 
+    /// <summary>The longest Retry-After (429/503) waited for before retrying the cloud once; longer ones fail over at once.</summary>
+    [Parameter]
+    [ValidateRange(0.0, 60.0)]
+    public double MaxRetryAfterSec { get; set; } = 3;
+
+    /// <summary>How often the cloud is probed while its circuit is open.</summary>
+    [Parameter]
+    [ValidateRange(0.1, 3600)]
+    public double ProbeIntervalSec { get; set; } = 2;
+
     protected override void BeginProcessing()
     {
         try
         {
-            _plan = InvokeAiRequestSettings.BuildPlan(this);
+            _plan = InvokeAiRequestSettings.BuildPlan(this) with
+            {
+                Retry = CloudRetryOptions.Default with { MaxRetryAfter = TimeSpan.FromSeconds(MaxRetryAfterSec) },
+                ProbeInterval = MyInvocation.BoundParameters.ContainsKey(nameof(ProbeIntervalSec)) ? TimeSpan.FromSeconds(ProbeIntervalSec) : null,
+            };
         }
         catch (ArgumentException e)
         {

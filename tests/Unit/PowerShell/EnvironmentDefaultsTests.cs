@@ -61,8 +61,8 @@ public sealed class EnvironmentDefaultsTests : IAsyncLifetime
         var local = Assert.Single(_s.Invoke("Invoke-AiRequest 'now local'"));
         Assert.Equal("Ollama", local.Properties["Backend"].Value.ToString());
         Assert.Equal("env-local-model", _ollama.Requests.Single().Json!["model"]!.GetValue<string>());
-        // OLLAMA_URL is a priority list: the first (refused) server was tried first.
-        Assert.Equal(3, ((System.Collections.ICollection)local.Properties["Attempts"].Value).Count);
+        // The cloud and its one retry, then OLLAMA_URL as a priority list: the first (refused) server was tried first.
+        Assert.Equal(4, ((System.Collections.ICollection)local.Properties["Attempts"].Value).Count);
     }
 
     [Fact]

@@ -235,13 +235,15 @@ public sealed class InvokeAiRequestTests : IAsyncLifetime
     [Fact]
     public void Every_request_is_logged_with_the_backend_that_served_it()
     {
-        _cloud.Script = n => n == 2 ? FaultSpec.Http(500) : FaultSpec.Ok;
+        // From the second request on the cloud answers 500 (its retry too).
+        _cloud.Script = n => n >= 2 ? FaultSpec.Http(500) : FaultSpec.Ok;
         _s.Invoke($"'a','b' | Invoke-AiRequest {Common} -Workflow invoices", Vars());
         var lines = File.ReadAllLines(_log).Select(l => System.Text.Json.Nodes.JsonNode.Parse(l)!).ToArray();
         Assert.Equal(2, lines.Length);
         Assert.Equal(new[] { "Cloud", "Ollama" }, lines.Select(l => l["backend"]!.GetValue<string>()));
         Assert.Equal("ServerError", lines[1]["attempts"]![0]!["failureClass"]!.GetValue<string>());
         Assert.Equal(500, lines[1]["attempts"]![0]!["statusCode"]!.GetValue<int>());
+        Assert.Equal(["Cloud", "Cloud", "Ollama"], lines[1]["attempts"]!.AsArray().Select(a => a!["backend"]!.GetValue<string>()));
         Assert.All(lines, l => Assert.Equal("invoices", l["workflow"]!.GetValue<string>()));
         Assert.All(lines, l => Assert.Null(l["output"]));
         if (!OperatingSystem.IsWindows())

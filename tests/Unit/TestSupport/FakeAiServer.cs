@@ -154,6 +154,9 @@ public sealed class FakeAiServer : IAsyncDisposable
     /// <summary>Shortcut: the same fault for every request.</summary>
     public FaultSpec Fault { set => Script = _ => value; }
 
+    /// <summary>Handles <c>GET /__fault/&lt;spec&gt;</c> (the process fake sets it); true when the spec was understood.</summary>
+    public Func<string, bool>? Control { get; set; }
+
     /// <summary>The answer text; default: "<see cref="Name"/>: reply to &lt;last user message&gt;".</summary>
     public Func<string, string>? Answer { get; set; }
 
@@ -423,6 +426,22 @@ public sealed class FakeAiServer : IAsyncDisposable
         if (request.Path == "/__stats")
         {
             await WriteSimpleAsync(stream, 200, "application/json", $"{{\"hits\":{Hits}}}");
+            return true;
+        }
+
+        if (request.Path == "/__requests")
+        {
+            // The bodies of the chat requests received so far, in order (tests assert on what really arrived).
+            var bodies = new JsonArray(Requests.Select(r => (JsonNode?)JsonValue.Create(r.Body)).ToArray());
+            await WriteSimpleAsync(stream, 200, "application/json", bodies.ToJsonString());
+            return true;
+        }
+
+        if (request.Path.StartsWith("/__fault/", StringComparison.Ordinal) && Control is { } control)
+        {
+            // Changes the fault of the following requests (the process fake's --fault syntax).
+            var ok = control(Uri.UnescapeDataString(request.Path["/__fault/".Length..]));
+            await WriteSimpleAsync(stream, ok ? 200 : 400, "application/json", ok ? "{\"ok\":true}" : "{\"ok\":false}");
             return true;
         }
 

@@ -38,7 +38,7 @@ public sealed class AlertTests : IAsyncLifetime
     private AlertDispatcher Dispatcher(AlertSettings? settings, ISystemLog? log = null) =>
         new(TimeProvider.System, () => settings, _pool.CreateClient, log, () => RecordPath);
 
-    private static readonly CircuitOptions QuickCircuit = new() { MinimumThroughput = 2, BreakDuration = TimeSpan.FromMilliseconds(600) };
+    private static readonly CircuitOptions QuickCircuit = new() { MinimumThroughput = 2, ProbeInterval = TimeSpan.FromMilliseconds(300) };
 
     [Fact]
     public async Task An_outage_sends_one_alert_when_it_starts_and_one_when_it_ends_not_one_per_request()

@@ -244,7 +244,7 @@ public sealed class ContingencyTests : IAsyncLifetime
     [Fact]
     public async Task Automatic_contingency_from_an_open_circuit_is_logged_too()
     {
-        var (engine, _) = Create(circuit: new CircuitOptions { MinimumThroughput = 2, BreakDuration = TimeSpan.FromMinutes(5) });
+        var (engine, _) = Create(circuit: new CircuitOptions { MinimumThroughput = 2, ProbeInterval = TimeSpan.FromMinutes(5) });
         using var __ = engine;
         var plan = Harness.Plan(Harness.Cloud(FakeAiServer.RefusedUri()), Path.Combine(_dir, "requests.jsonl"), Harness.Ollama(_ollama));
         for (var i = 0; i < 3; i++)

@@ -3,6 +3,7 @@ using OllamaContinuity.Alerts;
 using OllamaContinuity.Contingency;
 using OllamaContinuity.Drill;
 using OllamaContinuity.Failover;
+using OllamaContinuity.Failover.Circuit;
 using OllamaContinuity.Native;
 using OllamaContinuity.Tests.Failover;
 using OllamaContinuity.TestSupport;
@@ -16,7 +17,7 @@ public sealed class DrillTests : IAsyncLifetime
     private FakeAiServer _ollama = null!;
     private WebhookListener _hook = null!;
 
-    internal static readonly CircuitOptions QuickCircuit = new() { MinimumThroughput = 3, SamplingDuration = TimeSpan.FromSeconds(10), BreakDuration = TimeSpan.FromSeconds(1) };
+    internal static readonly CircuitOptions QuickCircuit = new() { MinimumThroughput = 3, SamplingDuration = TimeSpan.FromSeconds(10), ProbeInterval = TimeSpan.FromMilliseconds(500) };
 
     public Task InitializeAsync()
     {
@@ -78,10 +79,13 @@ public sealed class DrillTests : IAsyncLifetime
         });
         Assert.Equal("ConnectionRefused", during[0].FailoverReason);
         Assert.Contains(during, p => p.FailoverReason == "CircuitOpen");
-        Assert.Equal(2, _cloud.Hits); // the preflight and the recovery probe: nothing reached the cloud while blocked
+        // The preflight, the circuit's background probe that closed it, and the recovery prompt: nothing reached the cloud while blocked.
+        Assert.Equal(3, _cloud.Hits);
+        Assert.Single(_cloud.Requests, r => r.Body.Contains(CloudProber.Prompt, StringComparison.Ordinal));
         Assert.NotNull(report.TimeToFailoverSeconds);
         Assert.NotNull(report.TimeToRecoverSeconds);
-        Assert.InRange(report.TimeToRecoverSeconds!.Value, 0, 10);
+        // Recovery waits on the probe (every 0.5 s here), not on a break duration.
+        Assert.InRange(report.TimeToRecoverSeconds!.Value, 0, 2);
         Assert.Equal("Closed", Assert.Single(engine.GetCircuits()).State);
         Assert.Contains(report.Alerts, a => a.Kind == ContinuityEventKind.CircuitOpened && a.Succeeded);
         Assert.True(await _hook.WaitForAsync(2, TimeSpan.FromSeconds(5)));

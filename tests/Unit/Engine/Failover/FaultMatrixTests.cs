@@ -56,9 +56,11 @@ public sealed class FaultMatrixTests
         Assert.Equal("Ollama", response.Backend);
         Assert.Equal(reason, response.FailoverReason);
         Assert.Equal("ollama: reply to " + name, response.Text);
-        Assert.Equal(2, response.Attempts.Count);
-        Assert.Equal(reason, response.Attempts[0].FailureClass.ToString());
-        Assert.Equal(1, cloud.Hits);
+        // A one-off 5xx or reset is tried once more on the cloud (retry before failover); this fault stays.
+        var tries = reason is "ServerError" or "ConnectionReset" ? 2 : 1;
+        Assert.Equal(tries + 1, response.Attempts.Count);
+        Assert.All(response.Attempts.Take(tries), a => Assert.Equal(reason, a.FailureClass));
+        Assert.Equal(tries, cloud.Hits);
         Assert.Equal(1, ollama.Hits);
         Assert.Contains(observer.Verbose, v => v.StartsWith(FailoverEngine.FailoverLine, StringComparison.Ordinal));
         Assert.True(sw.Elapsed.TotalSeconds < maxSeconds, $"{name}: took {sw.Elapsed.TotalSeconds:0.00} s, bound {maxSeconds} s");
@@ -264,7 +266,7 @@ public sealed class FaultMatrixTests
         var r = await engine.SendAsync(Harness.Request(stream: true),
             Harness.Plan(Harness.Cloud(cloud), Harness.TempLog(), BackendEndpoint.Ollama(FakeAiServer.RefusedUri("/").ToString(), "m", Harness.Fast), Harness.Ollama(sick), Harness.Ollama(healthy)));
         Assert.Equal("ollama-b: reply to hello", r.Text);
-        Assert.Equal(new[] { "ServerError", "ConnectionRefused", "StreamError", "" }, r.Attempts.Select(a => a.FailureClass.ToString()));
+        Assert.Equal(new[] { "ServerError", "ServerError", "ConnectionRefused", "StreamError", "" }, r.Attempts.Select(a => a.FailureClass.ToString()));
         Assert.Equal(healthy.BaseUri + "api/chat", r.Endpoint);
         Assert.False(sick.Requests.Single().Json!["stream"]!.GetValue<bool>() == false);
     }

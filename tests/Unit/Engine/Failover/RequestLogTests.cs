@@ -26,11 +26,12 @@ public sealed class RequestLogTests
         Assert.Equal("ServerError", lines[0]["failoverReason"]!.GetValue<string>());
         Assert.False(lines[0]["contingency"]!.GetValue<bool>());
         var attempts = lines[0]["attempts"]!.AsArray();
-        Assert.Equal(2, attempts.Count);
+        Assert.Equal(3, attempts.Count); // the cloud, its one retry, Ollama: every try is logged
+        Assert.Equal(500, attempts[1]!["statusCode"]!.GetValue<int>());
         Assert.Equal("Cloud", attempts[0]!["backend"]!.GetValue<string>());
         Assert.Equal("Failed", attempts[0]!["outcome"]!.GetValue<string>());
         Assert.Equal(500, attempts[0]!["statusCode"]!.GetValue<int>());
-        Assert.True(attempts[1]!["latencyMs"]!.GetValue<double>() >= 0);
+        Assert.True(attempts[2]!["latencyMs"]!.GetValue<double>() >= 0);
         Assert.DoesNotContain("confidential prompt", File.ReadAllText(log));
         Assert.Null(lines[0]["output"]);
 
