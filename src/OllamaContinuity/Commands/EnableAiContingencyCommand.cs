@@ -15,6 +15,7 @@ public sealed class EnableAiContingencyCommand : PSCmdlet
     /// <summary>Workflow names or wildcard patterns; omitted: every workflow.</summary>
     [Parameter(Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
     [ValidateNotNullOrEmpty]
+    [ArgumentCompleter(typeof(WorkflowCompleter))]
     public string[]? Workflow { get; set; }
 
     [Parameter]

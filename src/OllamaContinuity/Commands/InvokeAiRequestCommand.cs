@@ -41,6 +41,7 @@ public sealed class InvokeAiRequestCommand : BackendCmdlet, IBackendParameters
 
     [Parameter]
     [ValidateNotNullOrEmpty]
+    [ArgumentCompleter(typeof(WorkflowCompleter))]
     public string? Workflow { get; set; }
 
     [Parameter]
