@@ -99,7 +99,7 @@ internal static class ContingencyCmdlets
         {
             ErrorDetails = new ErrorDetails($"Cannot write the {scope} contingency state ({path}): access denied.")
             {
-                RecommendedAction = scope == ContinuityScope.Machine ? "Run as root or from an elevated (administrator) session for -Scope Machine, or use -Scope User." : "Check the permissions of the state directory, or set OLLAMACONTINUITY_STATE_DIR.",
+                RecommendedAction = scope == ContinuityScope.Machine ? Advice.Elevate + " for -Scope Machine, or use -Scope User." : "Check the permissions of the state directory, or set OLLAMACONTINUITY_STATE_DIR.",
             },
         },
         InvalidDataException => new ErrorRecord(e, "StateFileDamaged", ErrorCategory.InvalidData, path)
