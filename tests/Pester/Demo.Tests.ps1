@@ -8,6 +8,7 @@ BeforeAll {
     Import-Module -Force (Join-Path $PSScriptRoot 'TestHelpers.psm1')
     $script:repoRoot = (Resolve-Path (Join-Path $PSScriptRoot '../..')).Path
     $script:demo = Join-Path $repoRoot 'tools/Demo.ps1'
+    $script:manifest = Join-Path $repoRoot 'out/OllamaContinuity/OllamaContinuity.psd1'
     # The stand-in servers, built on demand by the helpers (the first Start-FakeServer builds them).
     Start-FakeServer -Api Ollama | Stop-FakeServer
     $script:fake = Get-ChildItem -Path (Join-Path $repoRoot 'tests/FakeServer/bin') -Recurse -Filter 'OllamaContinuity.FakeServer.dll' |
@@ -17,7 +18,7 @@ BeforeAll {
         param([string[]] $Arguments = @(), [hashtable] $Environment = @{})
         # A child pwsh, as build.ps1 -Demo starts it; no cloud key and no Ollama unless the test gives one.
         $script = "`$env:CLOUD_API_KEY = `$null; `$env:OLLAMA_URL = '$($Environment.OLLAMA_URL)'; " +
-            "& '$demo' -ModulePath '$(Get-ModuleManifestPath)' -FakeServerPath '$fake' $($Arguments -join ' '); exit `$LASTEXITCODE"
+            "& '$demo' -ModulePath '$manifest' -FakeServerPath '$fake' $($Arguments -join ' '); exit `$LASTEXITCODE"
         $lines = & (Join-Path $PSHOME 'pwsh') -NoProfile -NonInteractive -Command $script 2>&1 | ForEach-Object { "$_" -replace '\x1b\[[0-9;]*m', '' }
         [pscustomobject]@{ ExitCode = $LASTEXITCODE; Lines = $lines; Text = $lines -join "`n" }
     }

@@ -6,7 +6,7 @@
 
 BeforeAll {
     $script:repoRoot = (Resolve-Path (Join-Path $PSScriptRoot '../..')).Path
-    $script:moduleDir = Join-Path $repoRoot 'out/OllamaContinuity'
+    $script:moduleDir = Split-Path (Join-Path $repoRoot 'out/OllamaContinuity/OllamaContinuity.psd1')
     $script:work = Join-Path ([System.IO.Path]::GetTempPath()) ("oc-pester-pkg-" + [guid]::NewGuid().ToString('n'))
     $script:feed = Join-Path $work 'feed'
     $script:installed = Join-Path $work 'modules'
