@@ -53,6 +53,17 @@ Describe '-OllamaModel completion' {
         Get-Completion "Invoke-AiRequest 'hi' -OllamaModel mis" | Should -Be @('mistral:latest')
     }
 
+    It 'asks the servers at once: a first server that never answers does not use up the time of the second' {
+        # A listener that accepts connections (the backlog completes them) and never answers a request.
+        $silent = [System.Net.Sockets.TcpListener]::new([System.Net.IPAddress]::Loopback, 0)
+        $silent.Start()
+        try {
+            $env:OLLAMA_URL = "http://127.0.0.1:$($silent.LocalEndpoint.Port), $($ollama.BaseUri)"
+            Get-Completion "Invoke-AiRequest 'hi' -OllamaModel ll" | Should -Be @('llama3.1:8b')
+        }
+        finally { $silent.Stop() }
+    }
+
     It 'completes nothing (and does not hang) when no Ollama answers' {
         $env:OLLAMA_URL = 'http://127.0.0.1:9'
         Get-Completion "Invoke-AiRequest 'hi' -OllamaModel " | Should -BeNullOrEmpty

@@ -63,40 +63,79 @@ public sealed class OllamaModelCompleter : IArgumentCompleter
         return list;
     }
 
+    /// <summary>
+    /// Asks every server at once and waits at most <see cref="Timeout"/> in all (a refused connection can take
+    /// seconds on Windows); the first server in priority order that answered wins.
+    /// </summary>
     internal static IReadOnlyList<string> ModelsOf(IReadOnlyList<Uri> servers)
     {
         using var cts = new CancellationTokenSource(Timeout);
-        foreach (var server in servers)
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var tasks = servers.Select(s => TagsAsync(s, cts.Token)).ToArray();
+        try
         {
-            try
+            while (true)
             {
-                using var request = new HttpRequestMessage(HttpMethod.Get, new Uri(server, "api/tags"));
-                using var response = Client.Send(request, HttpCompletionOption.ResponseContentRead, cts.Token);
-                if (!response.IsSuccessStatusCode)
+                // Done as soon as every server before the first answer has failed: no need to wait for the rest.
+                foreach (var t in tasks)
                 {
-                    continue;
+                    if (!t.IsCompleted)
+                    {
+                        break;
+                    }
+
+                    if (t.Result is { } models)
+                    {
+                        return models;
+                    }
                 }
 
-                using var doc = JsonDocument.Parse(response.Content.ReadAsStream(cts.Token));
-                if (doc.RootElement.ValueKind == JsonValueKind.Object && doc.RootElement.TryGetProperty("models", out var models) && models.ValueKind == JsonValueKind.Array)
-                {
-                    return models.EnumerateArray()
-                        .Select(m => m.ValueKind == JsonValueKind.Object && m.TryGetProperty("name", out var n) && n.ValueKind == JsonValueKind.String ? n.GetString() : null)
-                        .OfType<string>()
-                        .Distinct(StringComparer.Ordinal)
-                        .Order(StringComparer.OrdinalIgnoreCase)
-                        .ToArray();
-                }
-            }
-            catch (Exception e) when (e is HttpRequestException or OperationCanceledException or JsonException or IOException)
-            {
-                if (cts.IsCancellationRequested)
+                var pending = tasks.Where(t => !t.IsCompleted).ToArray();
+                var left = Timeout - clock.Elapsed;
+                if (pending.Length == 0 || left <= TimeSpan.Zero)
                 {
                     break;
                 }
-            }
-        }
 
-        return [];
+                Task.WaitAny(pending, left);
+            }
+
+            return tasks.Select(t => t.IsCompletedSuccessfully ? t.Result : null).FirstOrDefault(m => m is not null) ?? [];
+        }
+        finally
+        {
+            cts.Cancel();
+        }
+    }
+
+    private static async Task<IReadOnlyList<string>?> TagsAsync(Uri server, CancellationToken cancellationToken)
+    {
+        try
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Get, new Uri(server, "api/tags"));
+            using var response = await Client.SendAsync(request, HttpCompletionOption.ResponseContentRead, cancellationToken).ConfigureAwait(false);
+            if (!response.IsSuccessStatusCode)
+            {
+                return null;
+            }
+
+            await using var body = await response.Content.ReadAsStreamAsync(cancellationToken).ConfigureAwait(false);
+            using var doc = await JsonDocument.ParseAsync(body, cancellationToken: cancellationToken).ConfigureAwait(false);
+            if (doc.RootElement.ValueKind != JsonValueKind.Object || !doc.RootElement.TryGetProperty("models", out var models) || models.ValueKind != JsonValueKind.Array)
+            {
+                return null;
+            }
+
+            return models.EnumerateArray()
+                .Select(m => m.ValueKind == JsonValueKind.Object && m.TryGetProperty("name", out var n) && n.ValueKind == JsonValueKind.String ? n.GetString() : null)
+                .OfType<string>()
+                .Distinct(StringComparer.Ordinal)
+                .Order(StringComparer.OrdinalIgnoreCase)
+                .ToArray();
+        }
+        catch (Exception e) when (e is HttpRequestException or OperationCanceledException or JsonException or IOException)
+        {
+            return null;
+        }
     }
 }
