@@ -133,9 +133,11 @@ if ($Test) {
         Write-Host "Running the Pester suite (Pester $PesterVersion, $(Join-Path $PSHOME 'pwsh') $($PSVersionTable.PSVersion))"
         $resultFile = Join-Path $out 'pester-summary.json'
         if (Test-Path $resultFile) { Remove-Item $resultFile -Force }
+        # The tests run with PowerShell's default ErrorActionPreference (Continue), as at a user's prompt: a global
+        # 'Stop' would turn every expected non-terminating error (AllBackendsFailed of a -ErrorAction-less call)
+        # into a failure.
         $script = @"
-`$ErrorActionPreference = 'Stop'
-Import-Module '$pester'
+Import-Module '$pester' -ErrorAction Stop
 `$c = New-PesterConfiguration
 `$c.Run.Path = '$(Join-Path $root 'tests/Pester')'
 `$c.Run.PassThru = `$true

@@ -12,7 +12,7 @@
     "<name>: reply to <prompt>" instead of a model's text, and every line that involves them says STAND-IN.
 
     With a real Ollama configured and reachable (OLLAMA_URL, or http://localhost:11434, answering /api/tags within
-    1 s with at least one model) the tour uses it instead of the stand-in Ollama; with CLOUD_API_KEY set it uses the
+    2 s with at least one model) the tour uses it instead of the stand-in Ollama; with CLOUD_API_KEY set it uses the
     real cloud (CLOUD_API_URL, CLOUD_PROVIDER, CLOUD_MODEL as usual) for the healthy requests. The outage is always
     a stand-in: a local server answering HTTP 503, so a real provider is never harmed or billed for it.
 
@@ -86,10 +86,10 @@ function Stop-StandIns {
 function Get-Hits($Server) { (Invoke-RestMethod -Uri ($Server.BaseUri.TrimEnd('/') + '/__stats') -NoProxy -TimeoutSec 5).hits }
 
 function Find-RealOllama {
-    # A real Ollama counts only if it answers /api/tags within 1 s and has a model to serve.
+    # A real Ollama counts only if it answers /api/tags within 2 s and has a model to serve.
     $url = if ($env:OLLAMA_URL) { ($env:OLLAMA_URL -split '[,; ]+' | Where-Object { $_ } | Select-Object -First 1) } else { 'http://localhost:11434' }
     try {
-        $tags = Invoke-RestMethod -Uri ($url.TrimEnd('/') + '/api/tags') -TimeoutSec 1 -NoProxy:($url -match '//(localhost|127\.|\[::1\])')
+        $tags = Invoke-RestMethod -Uri ($url.TrimEnd('/') + '/api/tags') -TimeoutSec 2 -NoProxy:($url -match '//(localhost|127\.|\[::1\])')
     }
     catch { return $null }
     $models = @($tags.models | ForEach-Object { $_.name })

@@ -78,6 +78,7 @@ Describe 'The tour with a real Ollama configured' {
     BeforeAll {
         # A reachable server that answers /api/tags plays the configured Ollama (OLLAMA_URL).
         $script:ollama = Start-FakeServer -Api Ollama -Name configured-ollama
+        $null = Invoke-RestMethod -Uri ($ollama.BaseUri + 'api/tags') -NoProxy -TimeoutSec 10   # warm it up: the tour allows 2 s
         $script:run = Invoke-Tour -Environment @{ OLLAMA_URL = $ollama.BaseUri }
     }
     AfterAll { $ollama | Stop-FakeServer }
