@@ -2,7 +2,7 @@
 
 <#
 .SYNOPSIS
-    Builds the OllamaContinuity module into out/OllamaContinuity, and optionally tests and packages it.
+    Builds the OllamaContinuity module into out/OllamaContinuity, and optionally tests it, packages it or runs a tour.
 
 .DESCRIPTION
     The front door for developers and CI. It builds the solution with the .NET SDK, which lays the module out in
@@ -26,7 +26,18 @@
     With -Test: runs only the xunit suite.
 
 .PARAMETER Package
-    Zips the laid-out module to out/OllamaContinuity-<version>.zip, ready for an internal repository or a file share.
+    Packs the laid-out module into out/OllamaContinuity.<version>.nupkg with PSResourceGet's Compress-PSResource
+    (PowerShell 7.4+), ready for Publish-PSResource / Install-PSResource from a file share or an internal feed:
+        Register-PSResourceRepository -Name Internal -Uri \\server\psrepo -Trusted
+        Publish-PSResource -NupkgPath ./out/OllamaContinuity.0.1.0.nupkg -Repository Internal
+        Install-PSResource OllamaContinuity -Repository Internal
+
+.PARAMETER Demo
+    After building, runs a short tour of the module (tools/Demo.ps1) in a fresh pwsh: a healthy request, a cloud
+    outage failing over, the circuit opening, contingency for one workflow and the request log read back. On a
+    fresh machine it starts local STAND-IN cloud and Ollama servers (tests/FakeServer, on 127.0.0.1, stopped at the
+    end, also on Ctrl+C); a reachable Ollama (OLLAMA_URL or http://localhost:11434) or CLOUD_API_KEY is used instead.
+    Its state and request log go to a temporary folder that is removed at the end.
 
 .EXAMPLE
     ./build.ps1
@@ -38,6 +49,9 @@
 
 .EXAMPLE
     ./build.ps1 -Configuration Release -Package
+
+.EXAMPLE
+    dotnet tool restore; dotnet pwsh -NoProfile -File ./build.ps1 -Demo
 #>
 [CmdletBinding()]
 param(
@@ -46,7 +60,8 @@ param(
     [switch] $Clean,
     [switch] $Test,
     [switch] $SkipPester,
-    [switch] $Package
+    [switch] $Package,
+    [switch] $Demo
 )
 $PesterVersion = '5.9.1'
 
@@ -54,7 +69,8 @@ $ErrorActionPreference = 'Stop'
 Set-StrictMode -Version Latest
 $root = $PSScriptRoot
 $out = Join-Path $root 'out'
-$moduleDir = Join-Path $out 'OllamaContinuity'
+# Release lays the module out in out/OllamaContinuity, any other configuration in out/<Configuration>/OllamaContinuity.
+$moduleDir = if ($Configuration -eq 'Release') { Join-Path $out 'OllamaContinuity' } else { Join-Path $out "$Configuration/OllamaContinuity" }
 
 function Invoke-Native {
     param([string] $FilePath, [string[]] $ArgumentList)
@@ -117,7 +133,9 @@ if ($Test) {
         Write-Host "Running the Pester suite (Pester $PesterVersion, $(Join-Path $PSHOME 'pwsh') $($PSVersionTable.PSVersion))"
         $resultFile = Join-Path $out 'pester-summary.json'
         if (Test-Path $resultFile) { Remove-Item $resultFile -Force }
-        # No `$ErrorActionPreference = 'Stop' here: it would leak into every test's scope.
+        # The tests run with PowerShell's default ErrorActionPreference (Continue), as at a user's prompt: a global
+        # 'Stop' would turn every expected non-terminating error (AllBackendsFailed of a -ErrorAction-less call)
+        # into a failure.
         $script = @"
 Import-Module '$pester' -ErrorAction Stop
 `$c = New-PesterConfiguration
@@ -155,9 +173,24 @@ Import-Module '$pester' -ErrorAction Stop
 }
 
 if ($Package) {
+    # A .nupkg that PSResourceGet publishes and installs (Compress-PSResource validates the manifest first).
+    Import-Module Microsoft.PowerShell.PSResourceGet -ErrorAction Stop
     $version = (Import-PowerShellDataFile (Join-Path $moduleDir 'OllamaContinuity.psd1')).ModuleVersion
-    $zip = Join-Path $out "OllamaContinuity-$version.zip"
-    if (Test-Path $zip) { Remove-Item $zip -Force }
-    Compress-Archive -Path $moduleDir -DestinationPath $zip
-    Write-Host "Package: $zip"
+    $nupkg = Join-Path $out "OllamaContinuity.$version.nupkg"
+    if (Test-Path $nupkg) { Remove-Item $nupkg -Force }
+    Compress-PSResource -Path $moduleDir -DestinationPath $out
+    if (-not (Test-Path $nupkg)) { throw "Compress-PSResource did not write $nupkg." }
+    Write-Host "Package: $nupkg"
+}
+
+if ($Demo) {
+    # The stand-in servers (tests/FakeServer); the tour runs in a fresh pwsh so that its environment variables and
+    # the binary module never stay in the calling session.
+    $fakeProject = Join-Path $root 'tests/FakeServer/OllamaContinuity.FakeServer.csproj'
+    Write-Host 'Building the stand-in servers (tests/FakeServer)'
+    Invoke-Native dotnet @('build', $fakeProject, '--configuration', $Configuration, '--nologo', '--verbosity', 'quiet')
+    $fake = Get-ChildItem -Path (Join-Path $root "tests/FakeServer/bin/$Configuration") -Recurse -Filter 'OllamaContinuity.FakeServer.dll' |
+        Sort-Object LastWriteTime -Descending | Select-Object -First 1 -ExpandProperty FullName
+    & (Join-Path $PSHOME 'pwsh') -NoProfile -File (Join-Path $root 'tools/Demo.ps1') -ModulePath (Join-Path $moduleDir 'OllamaContinuity.psd1') -FakeServerPath $fake
+    if ($LASTEXITCODE -ne 0) { throw "The tour failed (exit code $LASTEXITCODE)." }
 }

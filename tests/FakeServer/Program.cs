@@ -5,6 +5,7 @@ using OllamaContinuity.TestSupport;
 // Faults: ok, blackhole, reset, malformed, stall, refusal, refusal-delta, no-terminator, endless-line, gzip-bomb,
 //         status:N, cut:N / stall:N / error:N (after N words), malformed-among:N, reasoning:MS, replay:FILE[:STATUS]
 // A fault may be a sequence, one per chat request, the last repeating: "status:429@retry-after=2,ok" (headers after @).
+//        [--tags model1,model2] (the models an Ollama fake lists in /api/tags)
 // Prints "LISTENING <base-uri> <chat-uri>" and serves on 127.0.0.1 until standard input closes.
 // GET /__stats answers {"hits":N} (chat requests so far); GET /__requests the bodies received; GET /__fault/<fault>
 // changes the fault from the next request on (the sequence restarts there).
@@ -14,6 +15,7 @@ FaultSpec[] faults = [FaultSpec.Ok];
 string? answer = null;
 var rejectAssistant = false;
 var chunkDelay = TimeSpan.Zero;
+string[]? tags = null;
 for (var i = 0; i + 1 < args.Length; i += 2)
 {
     switch (args[i])
@@ -23,6 +25,9 @@ for (var i = 0; i + 1 < args.Length; i += 2)
             break;
         case "--name":
             name = args[i + 1];
+            break;
+        case "--tags":
+            tags = args[i + 1].Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
             break;
         case "--fault":
             faults = ParseSequence(args[i + 1]);
@@ -65,6 +70,11 @@ if (answer is not null)
 {
     server.Answer = _ => answer;
 }
+if (tags is not null)
+{
+    server.Tags = tags;
+}
+
 Console.WriteLine($"LISTENING {server.BaseUri} {server.ChatUri}");
 Console.Out.Flush();
 await Console.In.ReadToEndAsync();

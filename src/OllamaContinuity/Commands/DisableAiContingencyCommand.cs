@@ -15,6 +15,7 @@ public sealed class DisableAiContingencyCommand : PSCmdlet
     /// <summary>The workflows (as given to Enable-AiContingency); omitted: every manual contingency of the scope.</summary>
     [Parameter(Position = 0, ValueFromPipelineByPropertyName = true)]
     [ValidateNotNullOrEmpty]
+    [ArgumentCompleter(typeof(WorkflowCompleter))]
     public string[]? Workflow { get; set; }
 
     [Parameter]

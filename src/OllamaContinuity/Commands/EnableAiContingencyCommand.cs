@@ -15,6 +15,7 @@ public sealed class EnableAiContingencyCommand : PSCmdlet
     /// <summary>Workflow names or wildcard patterns; omitted: every workflow.</summary>
     [Parameter(Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
     [ValidateNotNullOrEmpty]
+    [ArgumentCompleter(typeof(WorkflowCompleter))]
     public string[]? Workflow { get; set; }
 
     [Parameter]
@@ -119,7 +120,7 @@ internal static class ContingencyCmdlets
         {
             ErrorDetails = new ErrorDetails($"Cannot write the {scope} contingency state ({path}): access denied.")
             {
-                RecommendedAction = scope == ContinuityScope.Machine ? "Run as root or from an elevated (administrator) session for -Scope Machine, or use -Scope User." : "Check the permissions of the state directory, or set OLLAMACONTINUITY_STATE_DIR.",
+                RecommendedAction = scope == ContinuityScope.Machine ? Advice.Elevate + " for -Scope Machine, or use -Scope User." : "Check the permissions of the state directory, or set OLLAMACONTINUITY_STATE_DIR.",
             },
         },
         InvalidDataException or ContingencyStateException => new ErrorRecord(e, "StateFileDamaged", ErrorCategory.InvalidData, path)

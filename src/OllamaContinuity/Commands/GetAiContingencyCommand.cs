@@ -15,6 +15,7 @@ public sealed class GetAiContingencyCommand : PSCmdlet
     /// <summary>With workflows: one verdict per workflow (Active or not, and why).</summary>
     [Parameter(Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
     [ValidateNotNullOrEmpty]
+    [ArgumentCompleter(typeof(WorkflowCompleter))]
     public string[]? Workflow { get; set; }
 
     [Parameter]

@@ -16,6 +16,7 @@ public sealed class GetAiContingencyLogCommand : PSCmdlet
 
     [Parameter]
     [ValidateNotNullOrEmpty]
+    [ArgumentCompleter(typeof(WorkflowCompleter))]
     public string[]? Workflow { get; set; }
 
     /// <summary>Another log file (default: the current user's contingency-log.jsonl).</summary>

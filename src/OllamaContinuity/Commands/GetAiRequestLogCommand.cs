@@ -21,6 +21,7 @@ public sealed class GetAiRequestLogCommand : PSCmdlet
 
     [Parameter]
     [ValidateNotNullOrEmpty]
+    [ArgumentCompleter(typeof(WorkflowCompleter))]
     public string[]? Workflow { get; set; }
 
     [Parameter]

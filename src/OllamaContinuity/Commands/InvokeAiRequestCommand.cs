@@ -46,6 +46,7 @@ public sealed class InvokeAiRequestCommand : BackendCmdlet, IBackendParameters
     /// <summary>An empty value (an empty CSV cell) means none.</summary>
     [Parameter(ValueFromPipelineByPropertyName = true)]
     [AllowEmptyString]
+    [ArgumentCompleter(typeof(WorkflowCompleter))]
     public string? Workflow { get; set; }
 
     [Parameter]
@@ -236,7 +237,7 @@ public sealed class InvokeAiRequestCommand : BackendCmdlet, IBackendParameters
     {
         var (id, category, action) = e.Failure switch
         {
-            AiRequestFailure.AllBackendsFailed => ("AllBackendsFailed", ErrorCategory.ConnectionError, "Check that the cloud endpoint and at least one Ollama server are reachable (Test-NetConnection, curl http://<ollama>:11434/api/version)."),
+            AiRequestFailure.AllBackendsFailed => ("AllBackendsFailed", ErrorCategory.ConnectionError, "Check that the cloud endpoint and at least one Ollama server are reachable (" + Advice.CheckReachable + ")."),
             AiRequestFailure.RequestRejected => ("RequestRejected", ErrorCategory.InvalidArgument, "Fix the request (model name, size, parameters); it was not sent to Ollama because it would fail the same way."),
             AiRequestFailure.ContentPolicyRefusal => ("ContentPolicyRefusal", ErrorCategory.PermissionDenied, "The provider refused on content policy. Review the prompt; the module never routes around a refusal."),
             AiRequestFailure.StreamInterrupted => ("StreamInterrupted", ErrorCategory.ReadError, "Run the request again; the partial answer is in the error's TargetObject."),

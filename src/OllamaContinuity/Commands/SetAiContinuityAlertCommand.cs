@@ -95,7 +95,7 @@ public sealed class SetAiContinuityAlertCommand : PSCmdlet
             ThrowTerminatingError(new ErrorRecord(new IOException(Redact.Scrub(e.Message, WebhookUri)), e is UnauthorizedAccessException ? "StateAccessDenied" : "StateFileBusy",
                 e is UnauthorizedAccessException ? ErrorCategory.PermissionDenied : ErrorCategory.ResourceBusy, store.PathOf(scope))
             {
-                ErrorDetails = new ErrorDetails($"Cannot write the {scope} alert settings.") { RecommendedAction = "Run elevated for -Scope Machine, or use -Scope User." },
+                ErrorDetails = new ErrorDetails($"Cannot write the {scope} alert settings.") { RecommendedAction = Advice.Elevate + " for -Scope Machine, or use -Scope User." },
             });
             return;
         }

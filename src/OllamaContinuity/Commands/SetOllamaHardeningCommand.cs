@@ -92,7 +92,7 @@ public sealed class SetOllamaHardeningCommand : AsyncCmdlet
         {
             ThrowTerminatingError(new ErrorRecord(e, "ReadFailed", ErrorCategory.ReadError, request.Root ?? "/")
             {
-                ErrorDetails = new ErrorDetails($"Could not read the current settings: {e.Message}") { RecommendedAction = "Run from an elevated shell (sudo pwsh / Run as administrator)." },
+                ErrorDetails = new ErrorDetails($"Could not read the current settings: {e.Message}") { RecommendedAction = Advice.Elevate + "." },
             });
             return;
         }
@@ -140,7 +140,7 @@ public sealed class SetOllamaHardeningCommand : AsyncCmdlet
                 {
                     ErrorDetails = new ErrorDetails($"{step.Action} on {step.Target} failed: {e.Message}")
                     {
-                        RecommendedAction = denied ? "Run from an elevated shell (sudo pwsh / Run as administrator), or use -Root to prepare an image." : "Fix the cause in the message and run the same command again; finished steps are not repeated.",
+                        RecommendedAction = denied ? Advice.Elevate + ", or use -Root to prepare an image." : "Fix the cause in the message and run the same command again; finished steps are not repeated.",
                     },
                 });
             }

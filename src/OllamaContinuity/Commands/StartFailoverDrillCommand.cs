@@ -45,6 +45,7 @@ public sealed class StartFailoverDrillCommand : BackendCmdlet, IBackendParameter
 
     [Parameter]
     [ValidateNotNullOrEmpty]
+    [ArgumentCompleter(typeof(WorkflowCompleter))]
     public string Workflow { get; set; } = "FailoverDrill";
 
     [Parameter]

@@ -47,7 +47,7 @@ public sealed class StopFailoverDrillCommand : AsyncCmdlet
             {
                 WriteError(new ErrorRecord(new InvalidOperationException(result.Detail), "DrillBlockNotRemoved", ErrorCategory.PermissionDenied, path)
                 {
-                    ErrorDetails = new ErrorDetails(result.Detail) { RecommendedAction = "Run Stop-FailoverDrill as root or from an elevated session; the marker stays until the block is gone." },
+                    ErrorDetails = new ErrorDetails(result.Detail) { RecommendedAction = Advice.Elevate + " and run Stop-FailoverDrill again; the marker stays until the block is gone." },
                 });
             }
         }

@@ -34,6 +34,7 @@ public abstract class BackendCmdlet : AsyncCmdlet
 
     [Parameter]
     [ValidateNotNullOrEmpty]
+    [ArgumentCompleter(typeof(OllamaModelCompleter))]
     public string? OllamaModel { get; set; }
 
     [Parameter]
