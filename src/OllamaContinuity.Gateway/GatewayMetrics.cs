@@ -63,10 +63,10 @@ internal sealed class GatewayMetrics
         sb.Append("# HELP ollamacontinuity_gateway_in_flight Chat requests being served now.\n# TYPE ollamacontinuity_gateway_in_flight gauge\n");
         sb.Append(CultureInfo.InvariantCulture, $"ollamacontinuity_gateway_in_flight {InFlight}\n");
 
-        sb.Append("# HELP ollamacontinuity_circuit_state State of each cloud circuit: 0 closed, 1 half-open, 2 open, 3 isolated.\n# TYPE ollamacontinuity_circuit_state gauge\n");
+        sb.Append("# HELP ollamacontinuity_circuit_state State of each cloud circuit: 0 closed, 1 cooling down (a Retry-After), 2 open (probed in the background).\n# TYPE ollamacontinuity_circuit_state gauge\n");
         foreach (var c in circuits.OrderBy(c => c.Endpoint, StringComparer.Ordinal))
         {
-            var state = c.State switch { "Closed" => 0, "HalfOpen" => 1, "Open" => 2, _ => 3 };
+            var state = c.State switch { "Closed" => 0, "CoolingDown" => 1, _ => 2 };
             sb.Append(CultureInfo.InvariantCulture, $"ollamacontinuity_circuit_state{{endpoint=\"{Escape(c.Endpoint)}\"}} {state}\n");
         }
 

@@ -43,7 +43,15 @@ Set-Content -Path ./image/etc/systemd/system/ollama.service -Value "[Service]`nE
         'Set-OllamaHardening #1'       = @{ Needs = $root; WhatIf = $true }
         'Set-OllamaHardening #2'       = @{ Skip = "a line for cron's shell (sh), not PowerShell code; it restarts ollama.service" }
         'Set-OllamaHardening #3'       = @{ Setup = $image; Replace = @{ '/mnt/image' = './image' } }
-        'Set-OllamaHardening #4'       = @{ Needs = $root; WhatIf = $true; Errors = 'WildcardOrigin', 'RootServiceUser' }
+        'Set-OllamaHardening #4'       = @{ Needs = $root; WhatIf = $true; Errors = 'WildcardOrigin', 'RootServiceUser', 'BindAllInterfaces', 'InvalidBindAddress', 'PathOutsideRoot'
+            Replace = @{ '/mnt/image' = './image' }
+            Setup = $image + "`nNew-Item -ItemType SymbolicLink -Path ./image/etc/systemd/system/ollama.service.d -Target ([System.IO.Path]::GetTempPath()) | Out-Null   # a link in the image that leads outside it" }
+        'Get-AiRequestLog #4'          = @{ Setup = "New-Item -ItemType Directory ./collected | Out-Null; Invoke-AiRequest 'collected from a server' -LogPath ./collected/requests.jsonl | Out-Null   # a log collected from a server" }
+        'Start-AiGateway #1'           = @{ Skip = 'needs Microsoft.PowerShell.SecretManagement (Get-Secret) with a vault holding OpenAIKey' }
+        'Start-AiGateway #2'           = @{ Skip = 'needs Microsoft.PowerShell.SecretManagement (Get-Secret) with a vault holding OpenAIKey' }
+        'Start-AiGateway #3'           = @{ Skip = 'binds every interface of the machine and reads a tokens file in /etc: a gateway for a team network, not for a test' }
+        'Start-AiGateway #4'           = @{ WhatIf = $true }
+        'Stop-AiGateway #2'            = @{ Skip = 'Update-Module needs the module installed from a repository (Install-PSResource), not imported from a build folder' }
         'Start-FailoverDrill #1'       = @{ WhatIf = $true }
         'Start-FailoverDrill #2'       = @{ Needs = $root; WhatIf = $true; Replace = @{ '/srv/drill' = '.' } }
         'Start-FailoverDrill #3'       = @{ Shows = 'outage|outcome|Passed|Failed'; Replace = @{ '/srv/drill/reports' = './reports' }

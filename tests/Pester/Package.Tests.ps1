@@ -67,7 +67,7 @@ $null = Enable-AiContingency -Workflow package-check -Scope User -Reason 'instal
         $out = & (Join-Path $PSHOME 'pwsh') -NoProfile -NonInteractive -Command $script 2>&1
         $LASTEXITCODE | Should -Be 0 -Because ($out -join "`n")
         $out | Should -Contain "BASE=$(Join-Path $installed "OllamaContinuity/$version")"
-        $out | Should -Contain 'CMDLETS=14'
+        $out | Should -Contain "CMDLETS=$((Import-PowerShellDataFile (Join-Path $moduleDir 'OllamaContinuity.psd1')).CmdletsToExport.Count)"
         $out | Should -Contain 'CONTINGENCY=True'
         ($out -match '^HELP=.*fails over to local Ollama').Count | Should -Be 1
     }

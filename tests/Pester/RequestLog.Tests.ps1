@@ -56,9 +56,10 @@ Describe 'Get-AiRequestLog' {
             $all.Workflow | Should -Be @('nightly-a', 'nightly-a', 'nightly-b', 'nightly-b')
             $all.Backend | Should -Be @('Cloud', 'Cloud', 'Ollama', 'Ollama')
             $all[2].FailoverReason | Should -Be 'ServerError'
-            $all[2].Attempts.Count | Should -Be 2
+            # The cloud's 503 is retried once before the failover.
+            $all[2].Attempts.Count | Should -Be 3
             $all[2].Attempts[0].StatusCode | Should -Be 503
-            $all[2].Route | Should -Match '^Cloud:ServerError/503\(\d+ms\) -> Ollama:Success\(\d+ms\)$'
+            $all[2].Route | Should -Match '^Cloud:ServerError/503\(\d+ms\) -> Cloud:ServerError/503\(\d+ms\) -> Ollama:Success\(\d+ms\)$'
             $all[2].FailedOver | Should -BeTrue
         }
 

@@ -425,7 +425,9 @@ public sealed class GatewayHttpTests
         Assert.Contains("ollamacontinuity_gateway_requests_total{api=\"ollama-chat\",backend=\"Ollama\",code=\"200\"} 1", text);
         Assert.Contains("ollamacontinuity_gateway_failovers_total{reason=\"ServerError\"} 1", text);
         Assert.Contains("ollamacontinuity_gateway_rejected_total{reason=\"unauthorized\"} 1", text);
-        Assert.Matches("ollamacontinuity_circuit_state\\{endpoint=\"http://127.0.0.1:\\d+/v1/chat/completions\"\\} 0", text);
+        var circuit = text.Split('\n').SingleOrDefault(l => l.StartsWith("ollamacontinuity_circuit_state{", StringComparison.Ordinal));
+        // One success, then a 503 retried once: 2 of 3 cloud calls within 30 s failed, so the ratio rule opened it (2).
+        Assert.Matches("^ollamacontinuity_circuit_state\\{endpoint=\"http://127.0.0.1:\\d+/v1/chat/completions\"\\} 2$", circuit ?? text);
         Assert.Contains("ollamacontinuity_gateway_request_duration_seconds_count{api=\"openai\"} 1", text);
         Assert.Contains("# TYPE ollamacontinuity_gateway_request_duration_seconds histogram", text);
     }

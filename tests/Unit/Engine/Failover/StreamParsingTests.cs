@@ -292,6 +292,7 @@ public sealed class StreamParsingTests
         Assert.Contains("ollama pull llama3.1:8b", e.Message);
         Assert.Contains(Harness.Ollama(first, T).Display, e.Message);
         Assert.Contains(Harness.Ollama(second, T).Display, e.Message);
-        Assert.Equal(3, e.Attempts.Count);
+        // The cloud's 503 is retried once before the failover; then each Ollama server is asked once.
+        Assert.Equal(new[] { "Cloud", "Cloud", "Ollama", "Ollama" }, e.Attempts.Select(a => a.Backend));
     }
 }
