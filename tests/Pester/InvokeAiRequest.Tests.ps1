@@ -485,6 +485,22 @@ Describe 'Invoke-AiRequest' {
         }
     }
 
+    Context 'a relative -LogPath' {
+        BeforeAll {
+            $f = Start-FailoverFixture -ApiKey $key
+            $common = $f.Common.Clone()
+            $common.LogPath = './logs/requests.jsonl'
+        }
+        AfterAll { $f | Stop-FailoverFixture }
+
+        It 'is relative to the PowerShell location (Set-Location), not to the process directory' {
+            Push-Location $TestDrive
+            try { (Invoke-AiRequest 'where is my log' @common).Backend | Should -Be 'Cloud' }
+            finally { Pop-Location }
+            Join-Path $TestDrive 'logs/requests.jsonl' | Should -Exist
+        }
+    }
+
     Context 'input validation' {
         It 'rejects a bad cloud URI before sending anything' {
             { Invoke-AiRequest 'x' -CloudUri 'ftp://example.invalid/x' -CloudApiKey $key } |

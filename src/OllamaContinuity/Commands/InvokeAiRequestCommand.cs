@@ -365,7 +365,9 @@ internal static class InvokeAiRequestSettings
             }
         }
 
-        return new BackendPlan(cloud, ollama) { LogPath = p.LogPath };
+        // A relative -LogPath is relative to the PowerShell location (Set-Location), not to the process's directory.
+        var logPath = p.LogPath is { } lp && p is PSCmdlet cmdlet ? cmdlet.GetUnresolvedProviderPathFromPSPath(lp) : p.LogPath;
+        return new BackendPlan(cloud, ollama) { LogPath = logPath };
     }
 
     public static IReadOnlyList<ChatMessage> ToMessages(object[] items)
