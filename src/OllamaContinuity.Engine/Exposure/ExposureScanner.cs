@@ -184,7 +184,9 @@ public static class ExposureScanner
                 catch (Exception e)
                 {
                     socket.Dispose();
-                    throw new ConnectFailedException(e is OperationCanceledException && !ct.IsCancellationRequested
+                    // The handler's ConnectTimeout (the same timeout) may fire on ct before our own timer: either way a
+                    // cancellation that is not the scan's own is a silent address, not "The operation was canceled.".
+                    throw new ConnectFailedException(e is OperationCanceledException && !cancellationToken.IsCancellationRequested
                         ? $"no answer within {timeout.TotalMilliseconds:0} ms"
                         : e is SocketException se ? se.SocketErrorCode switch
                         {

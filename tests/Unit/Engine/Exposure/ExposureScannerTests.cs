@@ -72,6 +72,67 @@ public sealed class ExposureScannerTests(Xunit.Abstractions.ITestOutputHelper ou
         Assert.InRange(sw.Elapsed, TimeSpan.Zero, TimeSpan.FromSeconds(2));
     }
 
+    [Fact]
+    public async Task Refused_addresses_end_at_once_so_a_range_with_one_Ollama_finishes_well_under_the_timeout()
+    {
+        // 127.0.0.8/29: six loopback addresses that all exist; one holds an Ollama, the others refuse (RST).
+        var port = FreePort();
+        await using var ollama = FakeAiServer.Start(FakeApi.Ollama, address: IPAddress.Parse("127.0.0.10"), port: port);
+        var targets = (await ScanTargets.ExpandAsync(["127.0.0.8/29"], false, TimeSpan.FromSeconds(1))).Targets;
+        var timeout = TimeSpan.FromSeconds(3);
+        var options = new ExposureScanOptions { Port = port, Timeout = timeout, IncludeClosed = true };
+        await ExposureScanner.ProbeAsync(IPAddress.Parse("127.0.0.9"), port, timeout, null, CancellationToken.None); // warm up (JIT), untimed
+
+        var sw = Stopwatch.StartNew();
+        var findings = await ExposureScanner.ScanAsync(targets, options);
+        sw.Stop();
+
+        Assert.Equal(6, findings.Count);
+        Assert.Equal(("127.0.0.10", ExposureStatus.Fail), (findings.Single(f => f.Status != ExposureStatus.Pass).Target, findings.Single(f => f.Status != ExposureStatus.Pass).Status));
+        Assert.All(findings.Where(f => f.Status == ExposureStatus.Pass), f => Assert.Contains("connection refused", f.Detail, StringComparison.Ordinal));
+        Assert.True(sw.Elapsed < timeout / 2, $"6 addresses (5 refusing) took {sw.Elapsed.TotalMilliseconds:0} ms with a {timeout.TotalMilliseconds:0} ms timeout");
+    }
+
+    [SkippableFact]
+    public async Task Addresses_a_router_answers_unreachable_end_at_once_and_only_a_silent_address_waits_for_the_timeout()
+    {
+        Require.Root();
+        Require.Tool("ip");
+        // scanner 10.245.1.2/29 -- router 10.245.1.1/29 | 10.245.2.1/29 -- server 10.245.2.2 (Ollama), 10.245.2.3 (no listener).
+        // The router holds an unreachable route for 10.245.2.4/30, so it answers ICMP host unreachable for .4-.6 at once.
+        using var scanner = NetNs.Create("ucli");
+        using var router = NetNs.Create("urtr");
+        using var server = NetNs.Create("usrv");
+        NetNs.Link(scanner, ["10.245.1.2/29"], router, ["10.245.1.1/29"]);
+        NetNs.Link(router, ["10.245.2.1/29"], server, ["10.245.2.2/29", "10.245.2.3/29"]);
+        Assert.Equal(0, router.Exec("sysctl", "-qw", "net.ipv4.ip_forward=1").ExitCode);
+        Assert.Equal(0, router.Exec("ip", "route", "add", "unreachable", "10.245.2.4/30").ExitCode);
+        // ICMP errors are rate-limited per destination (a shared token bucket of about 2-3 back-to-back messages): lift
+        // this namespace's own limit so all three answers arrive (a real router may drop some, which then time out).
+        Assert.Equal(0, router.Exec("sysctl", "-qw", "net.ipv4.icmp_ratelimit=0").ExitCode);
+        Assert.Equal(0, scanner.Exec("ip", "route", "add", "default", "via", "10.245.1.1").ExitCode);
+        Assert.Equal(0, server.Exec("ip", "route", "add", "default", "via", "10.245.2.1").ExitCode);
+        await using var ollama = server.Run(() => FakeAiServer.Start(FakeApi.Ollama, address: IPAddress.Parse("10.245.2.2"), port: 11434));
+        Assert.True(scanner.CanConnect(IPAddress.Parse("10.245.2.2"), 11434)); // the route works
+
+        var timeout = TimeSpan.FromSeconds(3);
+        var options = new ExposureScanOptions { Port = 11434, Timeout = timeout, IncludeClosed = true, SocketFactory = scanner.CreateSocket };
+        var targets = (await ScanTargets.ExpandAsync(["10.245.2.0/29"], false, TimeSpan.FromSeconds(1))).Targets;
+        var sw = Stopwatch.StartNew();
+        var findings = await ExposureScanner.ScanAsync(targets, options);
+        sw.Stop();
+        output.WriteLine(string.Join(Environment.NewLine, findings.Select(f => $"{f.Target}: {f.Status} {f.Detail}")));
+
+        Assert.Equal(ExposureStatus.Fail, findings.Single(f => f.Target == "10.245.2.2").Status);
+        Assert.Contains("connection refused", findings.Single(f => f.Target == "10.245.2.3").Detail, StringComparison.Ordinal);
+        Assert.All(findings.Where(f => f.Target is "10.245.2.4" or "10.245.2.5" or "10.245.2.6"), f => Assert.Contains("host unreachable", f.Detail, StringComparison.Ordinal));
+        Assert.True(sw.Elapsed < timeout / 2, $"a /29 that answers everywhere took {sw.Elapsed.TotalMilliseconds:0} ms with a {timeout.TotalMilliseconds:0} ms timeout");
+
+        // A silent address (on the scanner's link, nobody answers ARP) waits for the timeout, and says so.
+        var silent = await ExposureScanner.ProbeAsync(IPAddress.Parse("10.245.1.5"), 11434, TimeSpan.FromMilliseconds(500), scanner.CreateSocket, CancellationToken.None);
+        Assert.Equal((false, "no answer within 500 ms"), (silent.Open, silent.Problem));
+    }
+
     [SkippableFact]
     public async Task Subnet_scan_across_namespaces_finds_exposed_Ollama_hosts_within_twice_the_timeout()
     {
