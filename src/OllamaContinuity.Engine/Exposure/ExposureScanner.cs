@@ -81,11 +81,13 @@ public static class ExposureScanner
         ArgumentOutOfRangeException.ThrowIfLessThan(options.ThrottleLimit, 1);
         var findings = new List<ExposureFinding>();
         var done = 0;
+        var fates = new int[Enum.GetValues<ProbeFate>().Length];
         await Parallel.ForEachAsync(targets, new ParallelOptions { MaxDegreeOfParallelism = options.ThrottleLimit, CancellationToken = cancellationToken }, async (target, ct) =>
         {
             var started = options.Log is null ? 0 : System.Diagnostics.Stopwatch.GetTimestamp();
             var probe = await ProbeAsync(target.Address, options.Port, options.Timeout, options.SocketFactory, ct).ConfigureAwait(false);
             options.Log?.Invoke($"{EndPoint(probe.Address, probe.Port)}: {Fate(probe)} [{System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalMilliseconds:0} ms]");
+            Interlocked.Increment(ref fates[(int)Classify(probe)]);
             var finding = ToFinding(target, probe, options);
             if (finding is not null)
             {
@@ -100,8 +102,35 @@ public static class ExposureScanner
             progress?.Invoke(Interlocked.Increment(ref done), targets.Count);
         }).ConfigureAwait(false);
 
+        options.Log?.Invoke(Summary(fates, options.Timeout));
         return findings.OrderBy(f => f.Target.Contains(':') ? 1 : 0).ThenBy(f => IPAddress.TryParse(f.Target, out var a) ? Convert.ToHexString(a.GetAddressBytes()) : f.Target, StringComparer.Ordinal).ToList();
     }
+
+    /// <summary>How a probe ended, for the scan's summary: only <see cref="ProbeFate.Silent"/> addresses wait for the timeout.</summary>
+    public enum ProbeFate
+    {
+        Ollama,
+        OpenNotOllama,
+        Refused,
+        Unreachable,
+        Silent,
+        OtherError,
+    }
+
+    public static ProbeFate Classify(OllamaProbe p) =>
+        p.IsOllama ? ProbeFate.Ollama
+        : p.Open ? ProbeFate.OpenNotOllama
+        : p.Problem == "connection refused" ? ProbeFate.Refused
+        : p.Problem == "host unreachable" ? ProbeFate.Unreachable
+        : p.Problem is not null && p.Problem.StartsWith("no answer within", StringComparison.Ordinal) ? ProbeFate.Silent
+        : ProbeFate.OtherError;
+
+    /// <summary>Where a scan's time went: how many addresses ended at once (refused, unreachable) and how many waited for the timeout.</summary>
+    public static string Summary(IReadOnlyList<int> fates, TimeSpan timeout) =>
+        $"Fates: {fates[(int)ProbeFate.Ollama]} Ollama, {fates[(int)ProbeFate.OpenNotOllama]} open without Ollama, "
+        + $"{fates[(int)ProbeFate.Refused]} refused and {fates[(int)ProbeFate.Unreachable]} unreachable (ended at once), "
+        + $"{fates[(int)ProbeFate.Silent]} silent (waited the {timeout.TotalMilliseconds:0} ms timeout)"
+        + (fates[(int)ProbeFate.OtherError] > 0 ? $", {fates[(int)ProbeFate.OtherError]} other connect error(s)" : "") + ".";
 
     /// <summary>One probe's outcome in a few words, for -Verbose.</summary>
     public static string Fate(OllamaProbe p) =>

@@ -116,7 +116,8 @@ public sealed class ExposureScannerTests(Xunit.Abstractions.ITestOutputHelper ou
         Assert.True(scanner.CanConnect(IPAddress.Parse("10.245.2.2"), 11434)); // the route works
 
         var timeout = TimeSpan.FromSeconds(3);
-        var options = new ExposureScanOptions { Port = 11434, Timeout = timeout, IncludeClosed = true, SocketFactory = scanner.CreateSocket };
+        var log = new List<string>();
+        var options = new ExposureScanOptions { Port = 11434, Timeout = timeout, IncludeClosed = true, SocketFactory = scanner.CreateSocket, Log = l => { lock (log) { log.Add(l); } } };
         var targets = (await ScanTargets.ExpandAsync(["10.245.2.0/29"], false, TimeSpan.FromSeconds(1))).Targets;
         var sw = Stopwatch.StartNew();
         var findings = await ExposureScanner.ScanAsync(targets, options);
@@ -126,6 +127,7 @@ public sealed class ExposureScannerTests(Xunit.Abstractions.ITestOutputHelper ou
         Assert.Equal(ExposureStatus.Fail, findings.Single(f => f.Target == "10.245.2.2").Status);
         Assert.Contains("connection refused", findings.Single(f => f.Target == "10.245.2.3").Detail, StringComparison.Ordinal);
         Assert.All(findings.Where(f => f.Target is "10.245.2.4" or "10.245.2.5" or "10.245.2.6"), f => Assert.Contains("host unreachable", f.Detail, StringComparison.Ordinal));
+        Assert.Equal("Fates: 1 Ollama, 0 open without Ollama, 2 refused and 3 unreachable (ended at once), 0 silent (waited the 3000 ms timeout).", log[^1]);
         Assert.True(sw.Elapsed < timeout / 2, $"a /29 that answers everywhere took {sw.Elapsed.TotalMilliseconds:0} ms with a {timeout.TotalMilliseconds:0} ms timeout");
 
         // A silent address (on the scanner's link, nobody answers ARP) waits for the timeout, and says so.
