@@ -28,8 +28,11 @@ public sealed record ChatMessage(string Role, string Content)
     public override string ToString() => $"{Role}: {Content}";
 }
 
-/// <summary>A request as the application means it; the same request is replayed on each backend.</summary>
-public sealed class AiRequest
+/// <summary>
+/// A request as the application means it; the same request is replayed on each backend. A record, so that a variant
+/// (a rescue's conversation with the partial answer appended) is a <c>with</c> expression that keeps every other setting.
+/// </summary>
+public sealed record AiRequest
 {
     /// <summary>The conversation, without the system prompt.</summary>
     public required IReadOnlyList<ChatMessage> Messages { get; init; }
@@ -66,6 +69,9 @@ public sealed class AiRequest
 
     /// <summary>The request id written to the log and the output; a new GUID when not set.</summary>
     public string RequestId { get; init; } = Guid.NewGuid().ToString("n");
+
+    /// <summary>The request's id only: never the prompt, which must not reach a log or an error by accident.</summary>
+    public override string ToString() => $"AiRequest {RequestId}";
 }
 
 /// <summary>What happened on one backend.</summary>

@@ -59,19 +59,6 @@ internal sealed class StreamRescue(AiRequest original, StreamRescueMode mode, IF
     private static string RestartNotice(BackendEndpoint from, BackendEndpoint next, int chars, FailureClass cls) =>
         $"[{from.Role} stream broke here after {chars} characters ({cls}); the answer restarts from {next.Role} at {next.Display}.]";
 
-    private static AiRequest WithPartialAnswer(AiRequest r, string partial) => new()
-    {
-        Messages = [.. r.Messages, new ChatMessage("assistant", partial)],
-        SystemPrompt = r.SystemPrompt,
-        Workflow = r.Workflow,
-        Stream = r.Stream,
-        RequireFailoverApproval = r.RequireFailoverApproval,
-        MaxTokens = r.MaxTokens,
-        Temperature = r.Temperature,
-        LogContent = r.LogContent,
-        RequestId = r.RequestId,
-        StreamRescue = r.StreamRescue,
-        IncludeThinking = r.IncludeThinking,
-        MaxResponseBytes = r.MaxResponseBytes,
-    };
+    private static AiRequest WithPartialAnswer(AiRequest r, string partial) =>
+        r with { Messages = [.. r.Messages, new ChatMessage("assistant", partial)] };
 }
