@@ -36,6 +36,8 @@
         'Start-AiGateway'
         'Stop-AiGateway'
         'Get-AiGateway'
+        'Install-AiGateway'
+        'Uninstall-AiGateway'
     )
     FunctionsToExport    = @()
     VariablesToExport    = @()

@@ -111,8 +111,9 @@ public sealed class HardeningExecutor(ICommandRunner runner, IMachineEnvironment
         var options = new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write };
         if (!OperatingSystem.IsWindows())
         {
-            // Unit files and LaunchAgents are configuration read by the service manager: root-writable, world-readable.
-            options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.OtherRead;
+            // Unit files and LaunchAgents are configuration read by the service manager: root-writable, world-readable
+            // (0644, the default); a file holding a secret is owner-only (0600).
+            options.UnixCreateMode = w.Mode;
         }
 
         try
@@ -121,6 +122,11 @@ public sealed class HardeningExecutor(ICommandRunner runner, IMachineEnvironment
             {
                 fs.Write(Encoding.UTF8.GetBytes(w.Content));
                 fs.Flush(flushToDisk: true);
+            }
+
+            if (!OperatingSystem.IsWindows())
+            {
+                File.SetUnixFileMode(temp, w.Mode); // exactly the mode asked for, whatever the umask
             }
 
             File.Move(temp, w.Path, overwrite: true);

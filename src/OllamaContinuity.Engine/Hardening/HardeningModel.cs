@@ -75,10 +75,13 @@ public sealed record HardeningSetting(string Setting, string? Before, string? Af
 /// <summary>One change to the system. The cmdlet asks ShouldProcess(<see cref="Target"/>, <see cref="Action"/>) right before each.</summary>
 public abstract record HardeningStep(string Target, string Action);
 
-/// <summary>Writes a whole file atomically (mode 0644), first copying the file it replaces to <see cref="BackupPath"/>.</summary>
+/// <summary>Writes a whole file atomically (mode <see cref="Mode"/>), first copying the file it replaces to <see cref="BackupPath"/>.</summary>
 public sealed record WriteFileStep(string Path, string Content, string? BackupPath, string Description)
     : HardeningStep(Path, Description)
 {
+    /// <summary>The file's mode on Linux and macOS. The default value is 0644 (configuration read by a service manager); 0600 for files holding secrets.</summary>
+    public UnixFileMode Mode { get; init; } = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.OtherRead;
+
     /// <summary>The -Root the file must stay inside (checked again right before writing); null for the running system.</summary>
     public string? Root { get; init; }
 }
