@@ -7,7 +7,7 @@ namespace OllamaContinuity.Gateway;
 /// What Install-AiGateway / Uninstall-AiGateway were asked to do: the gateway as a service of the platform's service
 /// manager (a sandboxed systemd unit, a Windows service, a launchd daemon), with the same settings as Start-AiGateway.
 /// </summary>
-public sealed class GatewayServiceRequest
+public sealed record GatewayServiceRequest
 {
     /// <summary>The platform whose service manager is planned for. The default value is this machine's.</summary>
     public HardeningPlatform Platform { get; init; } = HardeningRequest.CurrentPlatform;

@@ -317,6 +317,11 @@ public static class GatewayServicePlanner
         }
 
         var homeReadOnly = warnings.Any(w => w.Contains("ProtectHome=read-only", StringComparison.Ordinal));
+        if (r.LogPath is { } log)
+        {
+            warnings.Add($"The request log '{log}' is outside the service's state directory: its folder must exist and be writable by the service's dynamic user (the default, /var/lib/{LinuxStateDirectory}, needs nothing).");
+        }
+
         AddTokensStep(r, root, local, tokens, Mode600, steps, files);
         AddFile(root, local, envPath, RenderEnvironmentFile(r.Environment), RenderEnvironmentFile(r.Environment, redact: true), Mode600,
             "Write the gateway's backend settings (owner-only; read by systemd as root)", steps, files);
@@ -370,7 +375,8 @@ public static class GatewayServicePlanner
         var qc = await runner.RunAsync(CommandInvocation.Of("sc.exe", "qc", WindowsServiceName), ct).ConfigureAwait(false);
         var exists = qc.Succeeded;
         var config = exists ? ParseScQc(qc.StandardOutput) : new Dictionary<string, string>();
-        var tokensMissing = r.TokensFile is null && !(local && File.Exists(tokens));
+        // Planned from another system, the default tokens file is known only by the service: the first install created it.
+        var tokensMissing = r.TokensFile is null && (local ? !File.Exists(tokens) : !exists);
         var environment = Ordered(r.Environment).Select(kv => kv.Key + "=" + kv.Value).ToArray();
         var environmentShown = string.Join("; ", Ordered(r.Environment).Select(kv => kv.Key + "=" + Display(kv.Key, kv.Value)));
         var environmentChanged = !(serviceEnvironment.Read(WindowsServiceName) ?? []).SequenceEqual(environment, StringComparer.Ordinal);
@@ -730,7 +736,7 @@ public static class GatewayServicePlanner
 
         if (name.EndsWith("_URL", StringComparison.OrdinalIgnoreCase))
         {
-            return string.Join(',', value.Split(',').Select(u => Uri.TryCreate(u.Trim(), UriKind.Absolute, out var uri) ? Redact.Endpoint(uri) : u));
+            return string.Join(',', value.Split(',').Select(u => Uri.TryCreate(u.Trim(), UriKind.Absolute, out var uri) && (uri.UserInfo.Length > 0 || uri.Query.Length > 0 || uri.Fragment.Length > 0) ? Redact.Endpoint(uri) : u));
         }
 
         return value;
