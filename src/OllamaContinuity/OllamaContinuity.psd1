@@ -16,6 +16,7 @@
         'Formats/Contingency.Format.ps1xml'
         'Formats/RequestLog.Format.ps1xml'
         'Formats/Deserialized.Format.ps1xml'
+        'Formats/GatewayService.Format.ps1xml'
     )
     CmdletsToExport      = @(
         'Invoke-AiRequest'

@@ -52,6 +52,15 @@ Set-Content -Path ./image/etc/systemd/system/ollama.service -Value "[Service]`nE
         'Start-AiGateway #3'           = @{ Skip = 'binds every interface of the machine and reads a tokens file in /etc: a gateway for a team network, not for a test' }
         'Start-AiGateway #4'           = @{ WhatIf = $true }
         'Stop-AiGateway #2'            = @{ Skip = 'Update-Module needs the module installed from a repository (Install-PSResource), not imported from a build folder' }
+        'Install-AiGateway #1'         = @{ WhatIf = $true }
+        'Install-AiGateway #2'         = @{ WhatIf = $true }
+        'Install-AiGateway #3'         = @{ WhatIf = $true; Replace = @{ '/etc/ollamacontinuity/team-tokens.json' = './team-tokens.json' }
+            Setup = "Set-Content ./team-tokens.json '{`"tokens`":[{`"name`":`"billing-app`",`"token`":`"oc_0123456789abcdefghijklmnopqrstuv`"}]}'   # the team's tokens file" }
+        'Install-AiGateway #4'         = @{ Shows = 'ollamacontinuity-gateway'; Replace = @{ '/mnt/image' = './image' }; Setup = 'New-Item -ItemType Directory ./image | Out-Null' }
+        'Install-AiGateway #5'         = @{ Replace = @{ '/mnt/image' = './image' }; Setup = 'New-Item -ItemType Directory ./image | Out-Null' }
+        'Uninstall-AiGateway #1'       = @{ WhatIf = $true }
+        'Uninstall-AiGateway #2'       = @{ WhatIf = $true; Replace = @{ '/var/log/ollamacontinuity/gateway-service.csv' = './gateway-service.csv' } }
+        'Uninstall-AiGateway #3'       = @{ Shows = 'Removed'; Replace = @{ '/mnt/image' = './image' }; Setup = 'New-Item -ItemType Directory ./image | Out-Null' }
         'Start-FailoverDrill #1'       = @{ WhatIf = $true }
         'Start-FailoverDrill #2'       = @{ Needs = $root; WhatIf = $true; Replace = @{ '/srv/drill' = '.' } }
         'Start-FailoverDrill #3'       = @{ Shows = 'outage|outcome|Passed|Failed'; Replace = @{ '/srv/drill/reports' = './reports' }

@@ -19,7 +19,12 @@ internal static class GatewayServiceSupport
     public static void Apply(AsyncCmdlet cmdlet, Func<Func<CancellationToken, Task<object>>, object> run,
         Func<ICommandRunner, CancellationToken, Task<GatewayServicePlan>> plan, HardeningPlatform platform, string? root)
     {
-        var runner = new CmdletOrProcessCommandRunner(cmdlet);
+        // Planned for another operating system (-WhatIf), its tools (sc.exe, launchctl) are not here: every query answers
+        // "not installed", so the plan shown is the fresh installation, and nothing of this machine is asked.
+        var foreign = platform != HardeningRequest.CurrentPlatform && root is null;
+        ICommandRunner runner = foreign
+            ? new RecordingCommandRunner { Respond = c => new CommandResult(1, "", $"{c.FileName} is not run: planned for {platform} from another system") }
+            : new CmdletOrProcessCommandRunner(cmdlet);
         var whatIf = LanguagePrimitives.IsTrue(cmdlet.MyInvocation.BoundParameters.TryGetValue("WhatIf", out var w) ? w : cmdlet.SessionState.PSVariable.GetValue("WhatIfPreference"));
         if (platform != HardeningRequest.CurrentPlatform && root is null && !whatIf)
         {
@@ -54,6 +59,11 @@ internal static class GatewayServiceSupport
                 ErrorDetails = new ErrorDetails($"Could not read the current service files: {e.Message}") { RecommendedAction = Advice.Elevate + "." },
             });
             return;
+        }
+
+        if (foreign)
+        {
+            cmdlet.Warn($"Planned for {platform} from this machine: the plan shown is a fresh installation (the {platform} machine's current state was not read).");
         }
 
         foreach (var warning in p.Warnings)
