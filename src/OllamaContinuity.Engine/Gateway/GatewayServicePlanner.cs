@@ -755,6 +755,10 @@ public static class GatewayServicePlanner
             steps.Add(new WriteFileStep(staged, NewTokensFile(), null, "Create the client tokens file with one random token (mode 0600; the token is not shown: read it from the file)") { Root = root, Mode = mode });
             files.Add(new GatewayServiceFile(staged, "0600", Redacted));
         }
+        else if (r.TokensFile is null && local)
+        {
+            files.Add(new GatewayServiceFile(staged, ModeText(staged), Redacted)); // created by an earlier run: still the service's
+        }
     }
 
     private static void AddFile(string? root, bool local, string staged, string content, string shown, UnixFileMode mode, string what, List<HardeningStep> steps, List<GatewayServiceFile> files)

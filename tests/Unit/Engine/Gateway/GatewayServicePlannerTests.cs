@@ -214,6 +214,7 @@ public sealed class GatewayServicePlannerTests : IDisposable
         var again = await Install(Linux());
         Assert.Equal("Unchanged", again.Status);
         Assert.Empty(again.Steps);
+        Assert.Equal([$"{Tokens} (0600)", $"{EnvFile} (0600)", $"{Unit} (0644)"], again.ToResult().Files); // the whole installation, even unchanged
         Assert.Empty(again.NotRun);
 
         // A new key: only the settings file changes; the unit stays, so no daemon-reload, just a restart.
