@@ -330,37 +330,49 @@ public static class GatewayServicePlanner
 
         var changed = steps.Count > 0;
         var unitChanged = steps.OfType<WriteFileStep>().Any(w => w.Path == unitPath);
+        var existed = unitBefore is not null;
+        // The running state matters only for an installed unit on this machine (an image has no running state).
+        var enabled = !existed || root is not null || (await runner.RunAsync(CommandInvocation.Of("systemctl", "is-enabled", "--quiet", LinuxUnitName), ct).ConfigureAwait(false)).Succeeded;
+        var active = !existed || root is not null || (await runner.RunAsync(CommandInvocation.Of("systemctl", "is-active", "--quiet", LinuxUnitName), ct).ConfigureAwait(false)).Succeeded;
+        var commands = LinuxCommands(existed, unitChanged, changed, enabled, active);
+        return Finish(r, unitBefore is null ? "Installed" : null, steps, files, commands, warnings, "DynamicUser (" + LinuxStateDirectory + ")");
+    }
+
+    /// <summary>
+    /// The systemctl commands after the files: a new unit is reloaded and enabled with --now; an installed one is
+    /// reloaded when its unit changed, enabled when it is not, restarted when anything changed, started when it was
+    /// stopped; nothing when all is as asked.
+    /// </summary>
+    internal static List<(CommandInvocation Command, string Description)> LinuxCommands(bool existed, bool unitChanged, bool changed, bool enabled, bool active)
+    {
         var commands = new List<(CommandInvocation, string)>();
-        if (unitBefore is null)
+        if (!existed)
         {
             commands.Add((CommandInvocation.Of("systemctl", "daemon-reload"), "Reload systemd units"));
             commands.Add((CommandInvocation.Of("systemctl", "enable", "--now", LinuxUnitName), "Start the gateway now and at every boot"));
+            return commands;
         }
-        else
+
+        if (unitChanged)
         {
-            var enabled = root is not null || (await runner.RunAsync(CommandInvocation.Of("systemctl", "is-enabled", "--quiet", LinuxUnitName), ct).ConfigureAwait(false)).Succeeded;
-            var active = root is not null || (await runner.RunAsync(CommandInvocation.Of("systemctl", "is-active", "--quiet", LinuxUnitName), ct).ConfigureAwait(false)).Succeeded;
-            if (unitChanged)
-            {
-                commands.Add((CommandInvocation.Of("systemctl", "daemon-reload"), "Reload systemd units"));
-            }
-
-            if (!enabled)
-            {
-                commands.Add((CommandInvocation.Of("systemctl", "enable", LinuxUnitName), "Start the gateway at every boot"));
-            }
-
-            if (changed)
-            {
-                commands.Add((CommandInvocation.Of("systemctl", "restart", LinuxUnitName), "Restart the gateway with the new settings"));
-            }
-            else if (!active)
-            {
-                commands.Add((CommandInvocation.Of("systemctl", "start", LinuxUnitName), "Start the gateway"));
-            }
+            commands.Add((CommandInvocation.Of("systemctl", "daemon-reload"), "Reload systemd units"));
         }
 
-        return Finish(r, unitBefore is null ? "Installed" : null, steps, files, commands, warnings, "DynamicUser (" + LinuxStateDirectory + ")");
+        if (!enabled)
+        {
+            commands.Add((CommandInvocation.Of("systemctl", "enable", LinuxUnitName), "Start the gateway at every boot"));
+        }
+
+        if (changed)
+        {
+            commands.Add((CommandInvocation.Of("systemctl", "restart", LinuxUnitName), "Restart the gateway with the new settings"));
+        }
+        else if (!active)
+        {
+            commands.Add((CommandInvocation.Of("systemctl", "start", LinuxUnitName), "Start the gateway"));
+        }
+
+        return commands;
     }
 
     private static async Task<GatewayServicePlan> PlanWindowsAsync(GatewayServiceRequest r, ICommandRunner runner, IServiceEnvironment serviceEnvironment, List<string> warnings, CancellationToken ct)

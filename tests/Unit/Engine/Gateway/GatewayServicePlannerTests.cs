@@ -268,6 +268,19 @@ public sealed class GatewayServicePlannerTests : IDisposable
         Assert.DoesNotContain(Key, Shown(plan));
     }
 
+    [Theory]
+    [InlineData(false, true, true, true, true, "systemctl daemon-reload|systemctl enable --now ollamacontinuity-gateway.service")]
+    [InlineData(true, false, false, true, true, "")]
+    [InlineData(true, false, false, true, false, "systemctl start ollamacontinuity-gateway.service")]
+    [InlineData(true, false, false, false, true, "systemctl enable ollamacontinuity-gateway.service")]
+    [InlineData(true, false, true, true, true, "systemctl restart ollamacontinuity-gateway.service")]
+    [InlineData(true, true, true, true, false, "systemctl daemon-reload|systemctl restart ollamacontinuity-gateway.service")]
+    [InlineData(true, true, true, false, false, "systemctl daemon-reload|systemctl enable ollamacontinuity-gateway.service|systemctl restart ollamacontinuity-gateway.service")]
+    public void Linux_commands_on_a_running_system_follow_what_changed_and_the_unit_state(bool existed, bool unitChanged, bool changed, bool enabled, bool active, string expected)
+    {
+        Assert.Equal(expected, string.Join('|', GatewayServicePlanner.LinuxCommands(existed, unitChanged, changed, enabled, active).Select(c => c.Command.ToString())));
+    }
+
     [SkippableFact]
     public async Task Linux_uninstall_stops_disables_removes_the_unit_and_settings_keeps_the_tokens()
     {
