@@ -123,6 +123,13 @@ Describe 'Install-AiGateway and Uninstall-AiGateway' {
         if ($Arguments.Root -ne '/nonexistent/image') { @(Get-ChildItem -Path $root -Recurse -Force).Count | Should -Be 0 }
     }
 
+    It 'Uninstall-AiGateway refuses another platform without -WhatIf and a root for Windows' {
+        $other = if ($IsWindows) { 'Linux' } else { 'Windows' }
+        { Uninstall-AiGateway -Platform $other -Confirm:$false } | Should -Throw -ErrorId 'PlatformNotThisMachine,OllamaContinuity.Commands.UninstallAiGatewayCommand'
+        { Uninstall-AiGateway -Platform Windows -Root $root -Confirm:$false } | Should -Throw -ErrorId 'RootNotSupported,OllamaContinuity.Commands.UninstallAiGatewayCommand'
+        (Invoke-Child 'Uninstall-AiGateway -Platform Windows -WhatIf') | Should -Match 'not installed; nothing to remove|NotInstalled'
+    }
+
     It 'a LAN address with -Force and a tokens file that holds tokens is staged, with --force and a warning' -Skip:$IsWindows {
         New-Item -ItemType Directory -Path (Split-Path $tokens) -Force | Out-Null
         Set-Content -Path $tokens -Value '{"tokens":[{"name":"billing-app","token":"oc_0123456789abcdefghijklmnopqrstuv"}]}'
