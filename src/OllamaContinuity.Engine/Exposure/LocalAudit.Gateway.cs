@@ -20,7 +20,7 @@ public sealed record GatewayFound(int Pid, string Evidence, IReadOnlyList<Listen
     /// <summary>Why there is no <see cref="Probe"/>.</summary>
     public string? NotProbed { get; init; }
 
-    /// <summary>The command line names a client tokens file (<c>--tokens-file</c>), or null when unknown.</summary>
+    /// <summary>Where the command line says the client tokens come from (<c>--tokens-file</c>, <c>--tokens-stdin</c>), or null when it names none.</summary>
     public string? TokensFile { get; init; }
 
     public bool BeyondLoopback => Sockets.Any(s => !s.IsLoopback);
@@ -154,7 +154,7 @@ public sealed partial class LocalAudit
 
         var p = g.Probe;
         var authDetail = p is null
-            ? $"Not probed: {g.NotProbed}. The gateway's command line {(g.TokensFile is null ? "names no --tokens-file" : $"names the tokens file {g.TokensFile}")}; the OllamaContinuity gateway refuses to start without client tokens. Run Test-OllamaExposure on the host to verify."
+            ? $"Not probed: {g.NotProbed}. The gateway's command line {(g.TokensFile is null ? "names no client tokens" : $"names its client tokens: {g.TokensFile}")}; the OllamaContinuity gateway refuses to start without client tokens. Run Test-OllamaExposure on the host to verify."
             : p.TagsStatus is 401 or 403 ? $"It asks for a client token: GET /api/tags without one, through {ExposureScanner.EndPoint(p.Address, p.Port)}, answered HTTP {p.TagsStatus}{(p.IsGateway ? " with the gateway's marker" : "")}."
             : p.TagsStatus == 200 ? $"It answered GET /api/tags through {ExposureScanner.EndPoint(p.Address, p.Port)} without a client token (HTTP 200, {p.Models.Count} model(s) listed{(p.Models.Count > 0 ? ": " + string.Join(", ", p.Models) : "")}): anyone who reaches {g.Where} uses the backends behind it."
             : $"Could not verify that it asks for client tokens: GET /api/tags without one, through {ExposureScanner.EndPoint(p.Address, p.Port)}, {(p.TagsStatus > 0 ? $"answered HTTP {p.TagsStatus}" : $"got no answer ({p.Problem})")}, not 401.";
@@ -243,23 +243,27 @@ public sealed partial class LocalAudit
         }
     }
 
-    /// <summary>--bind, --port and --tokens-file of a gateway command line, with the gateway's defaults.</summary>
+    /// <summary>--bind, --port and the client tokens' source (--tokens-file, --tokens-stdin) of a gateway command line, with the gateway's defaults.</summary>
     internal static (string Bind, int Port, string? TokensFile) GatewayArguments(IReadOnlyList<string> args)
     {
         string bind = "127.0.0.1", tokens = "";
         var port = 11435;
-        for (var i = 0; i + 1 < args.Count; i++)
+        for (var i = 0; i < args.Count; i++)
         {
+            string Next() => i + 1 < args.Count ? args[++i] : "";
             switch (args[i])
             {
                 case "--bind":
-                    bind = args[++i];
+                    bind = Next();
                     break;
                 case "--port":
-                    port = int.TryParse(args[++i], NumberStyles.None, CultureInfo.InvariantCulture, out var v) ? v : 0;
+                    port = int.TryParse(Next(), NumberStyles.None, CultureInfo.InvariantCulture, out var v) ? v : 0;
                     break;
                 case "--tokens-file":
-                    tokens = args[++i];
+                    tokens = Next();
+                    break;
+                case "--tokens-stdin":
+                    tokens = tokens.Length > 0 ? tokens : "(tokens on standard input)";
                     break;
             }
         }

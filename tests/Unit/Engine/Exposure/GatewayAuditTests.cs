@@ -301,6 +301,7 @@ public sealed class GatewayAuditTests : IDisposable
     {
         Assert.Equal(("127.0.0.1", 11435, (string?)null), LocalAudit.GatewayArguments(["dotnet", "OllamaContinuity.Gateway.dll"]));
         Assert.Equal(("0.0.0.0", 8080, "/t.json"), LocalAudit.GatewayArguments(["OllamaContinuity.Gateway", "--tokens-file", "/t.json", "--bind", "0.0.0.0", "--port", "8080", "--force"]));
+        Assert.Equal(("127.0.0.1", 0, "(tokens on standard input)"), LocalAudit.GatewayArguments(["x.dll", "--port", "0", "--tokens-stdin", "--bind"]));
     }
 
     [SkippableFact]
