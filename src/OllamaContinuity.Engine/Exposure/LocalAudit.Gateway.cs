@@ -254,7 +254,7 @@ public sealed partial class LocalAudit
             switch (args[i])
             {
                 case "--bind":
-                    bind = Next();
+                    bind = Next() is { Length: > 0 } b ? b : bind;
                     break;
                 case "--port":
                     port = int.TryParse(Next(), NumberStyles.None, CultureInfo.InvariantCulture, out var v) ? v : 0;
