@@ -523,7 +523,7 @@ public sealed partial class LocalAudit(LocalAuditOptions options)
     private async Task<ExposureFinding> CheckAuthenticationAsync(OllamaHost parsed, int port, IReadOnlyList<ListeningSocket> sockets, IReadOnlyList<GatewayFound> gateways, CancellationToken ct)
     {
         var fix = $"Set-OllamaHardening -BindAddress 127.0.0.1:{OllamaHost.DefaultPort} -Restart";
-        var why = "Ollama has no authentication of its own; remote clients need an authenticating reverse proxy (bind Ollama to loopback behind it)."
+        var why = "Ollama has no authentication of its own; remote clients need an authenticating reverse proxy, such as the OllamaContinuity gateway with its client tokens (Start-AiGateway -BindAddress <address> -Force), with Ollama bound to loopback behind it."
             + (gateways.FirstOrDefault() is { } gw ? $" The OllamaContinuity gateway on {gw.Where} is one, but it is bypassed while Ollama itself is reachable." : "");
         var wide = sockets.Where(s => !s.IsLoopback).ToList();
         if (wide.Count == 0)
