@@ -296,6 +296,46 @@ public sealed class GatewayAuditTests : IDisposable
         Assert.Equal(ExposureStatus.Pass, One(f, ExposureChecks.GatewayAuth).Status);
     }
 
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task Windows_credits_the_state_file_only_when_its_process_owns_the_listening_socket(bool owns)
+    {
+        await using var gw = new StandInGateway(requireToken: true);
+        using var self = System.Diagnostics.Process.GetCurrentProcess();
+        var stateFile = Path.Combine(_h.Root, "gateway.json");
+        File.WriteAllText(stateFile, System.Text.Json.JsonSerializer.Serialize(new Dictionary<string, object>
+        {
+            ["pid"] = Environment.ProcessId, ["url"] = $"http://0.0.0.0:{gw.Port}", ["port"] = gw.Port, ["processStartTime"] = self.StartTime.ToUniversalTime(),
+        }));
+        var owner = owns ? Environment.ProcessId : 4;
+        _runner.Respond = c => c.FileName == "Get-NetTCPConnection" && c.Arguments.Contains(gw.Port.ToString(System.Globalization.CultureInfo.InvariantCulture))
+            ? new CommandResult(0, System.Text.Json.JsonSerializer.Serialize(new Dictionary<string, object> { ["LocalAddress"] = "0.0.0.0", ["LocalPort"] = gw.Port, ["State"] = "Listen", ["OwningProcess"] = owner }) + "\n", "")
+            : new CommandResult(1, "", "nothing listens");
+        var audit = new LocalAudit(new LocalAuditOptions
+        {
+            Platform = HardeningPlatform.Windows, Root = "/", Runner = _runner, Machine = new InMemoryMachineEnvironment(),
+            SessionEnvironment = new Dictionary<string, string>(), GatewayStateFile = stateFile, ProbeTimeout = TimeSpan.FromSeconds(2),
+        });
+
+        var f = (await audit.RunAsync()).ToList();
+
+        Assert.Contains($"Get-NetTCPConnection -State Listen -LocalPort {gw.Port}", _runner.CommandLines);
+        if (owns)
+        {
+            Assert.Contains("sockets from Get-NetTCPConnection", One(f, ExposureChecks.GatewayBind).Detail, StringComparison.Ordinal);
+            Assert.Equal(ExposureStatus.Pass, One(f, ExposureChecks.GatewayAuth).Status);
+            Assert.Equal(ExposureStatus.Warn, One(f, ExposureChecks.GatewayFirewall).Status); // no firewall reader given
+            Assert.Contains("authenticating reverse proxy", One(f, ExposureChecks.Authentication).Detail, StringComparison.Ordinal);
+        }
+        else
+        {
+            Assert.Empty(gw.Paths);
+            Assert.Contains($"nothing it owns listens on port {gw.Port}", Assert.Single(f, x => x.Check == ExposureChecks.GatewayBind).Detail, StringComparison.Ordinal);
+            Assert.DoesNotContain(f, x => x.Check == ExposureChecks.GatewayAuth);
+        }
+    }
+
     [Fact]
     public void The_gateway_command_line_is_read_with_the_gateway_defaults()
     {
