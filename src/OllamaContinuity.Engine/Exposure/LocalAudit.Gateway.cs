@@ -70,12 +70,12 @@ public sealed partial class LocalAudit
                 var how = inodes is not null ? "its open sockets" : $"the socket on its --port {port} owned by uid {p.Uid} (its descriptors are not readable)";
                 if (sockets.Count == 0)
                 {
-                    notCredited.Add(($"Process {p.Pid} runs the OllamaContinuity gateway (--bind {bind} --port {port}) but listens on no TCP port ({how}): it is starting or stopping; nothing is credited to it.", port));
+                    notCredited.Add(($"Process {p.Pid} runs the OllamaContinuity gateway (--bind {Internal.TerminalSafe.Clean(bind, 60)} --port {port}) but listens on no TCP port ({how}): it is starting or stopping; nothing is credited to it.", port));
                     continue;
                 }
 
                 var agrees = state is { } st && st.Pid == p.Pid ? $"; {st.File} agrees" : "";
-                found.Add(new GatewayFound(p.Pid, $"process {p.Pid}, {Path.GetFileName(p.Arguments.FirstOrDefault(a => a.EndsWith(ProcFs.GatewayAssembly, StringComparison.Ordinal)) ?? p.Command)} --bind {bind} --port {port}, sockets from /proc ({how}){agrees}", sockets)
+                found.Add(new GatewayFound(p.Pid, $"process {p.Pid}, {Path.GetFileName(p.Arguments.FirstOrDefault(a => a.EndsWith(ProcFs.GatewayAssembly, StringComparison.Ordinal)) ?? p.Command)} --bind {Internal.TerminalSafe.Clean(bind, 60)} --port {port}, sockets from /proc ({how}){agrees}", sockets)
                 {
                     TokensFile = tokens,
                 });
@@ -92,11 +92,11 @@ public sealed partial class LocalAudit
                 }
                 else if (sockets.Count == 0)
                 {
-                    notCredited.Add(($"{s.File} names a gateway (process {s.Pid}, {s.Url}), but process {s.Pid} ({p.Command}) {(inodes is null ? "cannot be inspected" : $"does not listen on port {s.Port}")}: nothing is credited to it.", s.Port));
+                    notCredited.Add(($"{s.File} names a gateway (process {s.Pid}, {s.Url}), but process {s.Pid} ({Internal.TerminalSafe.Clean(p.Command, 100)}) {(inodes is null ? "cannot be inspected" : $"does not listen on port {s.Port}")}: nothing is credited to it.", s.Port));
                 }
                 else
                 {
-                    found.Add(new GatewayFound(s.Pid, $"process {s.Pid} ({p.Command}) named by {s.File}, which owns the socket on its port (sockets from /proc)", sockets));
+                    found.Add(new GatewayFound(s.Pid, $"process {s.Pid} ({Internal.TerminalSafe.Clean(p.Command, 100)}) named by {s.File}, which owns the socket on its port (sockets from /proc)", sockets));
                 }
             }
         }
