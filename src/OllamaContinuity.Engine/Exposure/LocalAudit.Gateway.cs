@@ -70,7 +70,9 @@ public sealed partial class LocalAudit
                 var how = inodes is not null ? "its open sockets" : $"the socket on its --port {port} owned by uid {p.Uid} (its descriptors are not readable)";
                 if (sockets.Count == 0)
                 {
-                    notCredited.Add(($"Process {p.Pid} runs the OllamaContinuity gateway (--bind {Internal.TerminalSafe.Clean(bind, 60)} --port {port}) but listens on no TCP port ({how}): it is starting or stopping; nothing is credited to it.", port));
+                    notCredited.Add((inodes is not null
+                        ? $"Process {p.Pid} runs the OllamaContinuity gateway (--bind {Internal.TerminalSafe.Clean(bind, 60)} --port {port}) but listens on no TCP port ({how}): it is starting or stopping; nothing is credited to it."
+                        : $"Process {p.Pid} runs the OllamaContinuity gateway (--bind {Internal.TerminalSafe.Clean(bind, 60)} --port {port}), but its file descriptors cannot be read and no socket on its --port belongs to its uid {p.Uid}: nothing is credited to it (run the audit as root to see its sockets).", port));
                     continue;
                 }
 

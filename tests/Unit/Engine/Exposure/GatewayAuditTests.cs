@@ -105,15 +105,20 @@ public sealed class GatewayAuditTests : IDisposable
     public void Dispose() => _h.Dispose();
 
     /// <summary>A hardened Ollama on 127.0.0.1:11434, and the gateway process with a socket on <paramref name="bind"/>:<paramref name="port"/>.</summary>
-    private void HostWithGateway(string bind, int port, bool ownsSocket = true)
+    private void HostWithGateway(string bind, int port, bool ownsSocket = true, bool readableFds = true, int portArgument = 0)
     {
         _h.Passwd()
             .Unit("User=ollama\nEnvironment=\"OLLAMA_HOST=127.0.0.1:11434\"\n")
             .File("proc/net/tcp", HostFixture.TcpHeader + HostFixture.Listen4("127.0.0.1", 11434, 999)
                 + HostFixture.Listen4(bind, port, 1000, 1).Replace(" 1001 1 ", $" {GatewayInode} 1 ", StringComparison.Ordinal))
-            .File($"proc/{GatewayPid}/cmdline", string.Join('\0', "/usr/share/dotnet/dotnet", "/opt/oc/Gateway/OllamaContinuity.Gateway.dll", "--bind", bind, "--port", "0",
+            .File($"proc/{GatewayPid}/cmdline", string.Join('\0', "/usr/share/dotnet/dotnet", "/opt/oc/Gateway/OllamaContinuity.Gateway.dll", "--bind", bind, "--port", portArgument.ToString(System.Globalization.CultureInfo.InvariantCulture),
                 "--tokens-file", "/home/app/.local/state/OllamaContinuity/gateway-tokens.json") + "\0")
             .File($"proc/{GatewayPid}/status", "Name:\tdotnet\nUid:\t1000\t1000\t1000\t1000\n");
+        if (!readableFds)
+        {
+            return; // another user's process: /proc/<pid>/fd cannot be read
+        }
+
         Directory.CreateDirectory(Path.Combine(_h.Root, $"proc/{GatewayPid}/fd"));
         File.CreateSymbolicLink(Path.Combine(_h.Root, $"proc/{GatewayPid}/fd/3"), "/dev/null");
         File.CreateSymbolicLink(Path.Combine(_h.Root, $"proc/{GatewayPid}/fd/7"), ownsSocket ? $"socket:[{GatewayInode}]" : "socket:[5]");
@@ -235,6 +240,30 @@ public sealed class GatewayAuditTests : IDisposable
         Assert.Equal((ExposureChecks.GatewayBind, ExposureStatus.NotApplicable), (row.Check, row.Status));
         Assert.Contains("listens on no TCP port", row.Detail, StringComparison.Ordinal);
         Assert.Contains("No authenticating gateway was found", One(f, ExposureChecks.Authentication).Detail, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task Without_readable_descriptors_the_socket_on_its_port_must_belong_to_its_uid(bool portKnown)
+    {
+        await using var gw = new StandInGateway(requireToken: true);
+        HostWithGateway("0.0.0.0", gw.Port, readableFds: false, portArgument: portKnown ? gw.Port : 0);
+
+        var f = await Audit();
+
+        if (portKnown)
+        {
+            Assert.Contains("owned by uid 1000 (its descriptors are not readable)", One(f, ExposureChecks.GatewayBind).Detail, StringComparison.Ordinal);
+            Assert.Equal(ExposureStatus.Pass, One(f, ExposureChecks.GatewayAuth).Status);
+        }
+        else
+        {
+            Assert.Empty(gw.Paths);
+            var row = Assert.Single(f.Skip(8));
+            Assert.Equal(ExposureStatus.NotApplicable, row.Status);
+            Assert.Contains("its file descriptors cannot be read", row.Detail, StringComparison.Ordinal);
+        }
     }
 
     [Fact]
