@@ -141,6 +141,60 @@ Describe 'Test-OllamaExposure' {
         }
     }
 
+    Context 'the OllamaContinuity gateway in front of Ollama' -Skip:(-not $IsLinux) {
+        # The real gateway process (Start-AiGateway) on 127.0.0.1 with the Ollama fake behind it, audited as an admin
+        # would: the live local audit finds it in /proc, the network probe recognises it. Its state lives in TestDrive.
+        BeforeAll {
+            $script:savedStateDir = $env:OLLAMACONTINUITY_STATE_DIR
+            $env:OLLAMACONTINUITY_STATE_DIR = Join-Path $TestDrive 'gateway-state'
+            $key = ConvertTo-SecureString 'sk-pester-cloud' -AsPlainText -Force
+            $script:gw = Start-AiGateway -Port 0 -CloudUri ($other.BaseUri.ToString().TrimEnd('/') + '/v1/chat/completions') -CloudApiKey $key -OllamaUri $ollama.BaseUri
+        }
+
+        AfterAll {
+            Stop-AiGateway -Confirm:$false
+            $env:OLLAMACONTINUITY_STATE_DIR = $savedStateDir
+        }
+
+        It 'the local audit finds the running gateway and shows that it asks for a client token' {
+            $f = Test-OllamaExposure | Where-Object { $_.Check -like 'Gateway*' -and $_.Port -eq $gw.Port }
+            $f.Check | Should -Be @('GatewayBind', 'GatewayAuth', 'GatewayFirewall')
+            ($f | Where-Object Check -eq 'GatewayBind').Detail | Should -Match "loopback only \(127\.0\.0\.1:$($gw.Port); process $($gw.ProcessId)"
+            ($f | Where-Object Check -eq 'GatewayAuth').Status | Should -Be 'Pass'
+            ($f | Where-Object Check -eq 'GatewayAuth').Detail | Should -Match 'answered HTTP 401'
+            ($f | Where-Object Check -eq 'GatewayFirewall').Status | Should -Be 'NotApplicable'
+        }
+
+        It 'the gateway rows go into Export-Csv with the others' {
+            $csv = Join-Path $TestDrive 'gateway-audit.csv'
+            Test-OllamaExposure | Export-Csv -Path $csv -NoTypeInformation
+            $row = Import-Csv $csv | Where-Object { $_.Check -eq 'GatewayAuth' -and $_.Port -eq "$($gw.Port)" }
+            $row.Status | Should -Be 'Pass'
+        }
+
+        It 'the network probe reports it as a gateway that asks for a token, not as an exposed Ollama' {
+            $f = Test-OllamaExposure -Target 127.0.0.1 -Port $gw.Port -TimeoutMs 2000
+            $f.Check | Should -Be 'NetworkExposure'
+            $f.Status | Should -Be 'Pass'
+            $f.Detail | Should -Match 'OllamaContinuity gateway answers on 127\.0\.0\.1:\d+ and asks for a client token'
+            $f.Models | Should -BeNullOrEmpty
+            Test-OllamaExposure -Target 127.0.0.1 -Port $gw.Port -TimeoutMs 2000 -Quiet | Should -BeTrue
+        }
+
+        It 'a stale gateway.json (its process gone) credits nothing' {
+            Stop-AiGateway -Confirm:$false
+            $gone = Start-Process -FilePath 'true' -PassThru
+            $gone.WaitForExit()
+            $state = Join-Path $env:OLLAMACONTINUITY_STATE_DIR 'User/gateway.json'
+            New-Item -ItemType Directory -Path (Split-Path $state) -Force | Out-Null
+            Set-Content -Path $state -Value ('{{"pid":{0},"url":"http://127.0.0.1:{1}","bind":"127.0.0.1","port":{1}}}' -f $gone.Id, $ollamaPort)
+            $f = Test-OllamaExposure | Where-Object { $_.Check -like 'Gateway*' -and $_.Port -eq $ollamaPort }
+            $f.Check | Should -Be 'GatewayBind'
+            $f.Status | Should -Be 'NotApplicable'
+            $f.Detail | Should -Match 'stale state file, nothing is credited'
+        }
+    }
+
     Context 'a hostile Ollama on loopback (escape sequences and CR/LF in its answers)' {
         BeforeAll {
             # A raw HTTP server on 127.0.0.1 in a thread job: the banner, then a version and model names that would

@@ -72,6 +72,7 @@ Set-Content -Path ./image/etc/systemd/system/ollama.service -Value "[Service]`nE
         'Test-OllamaExposure #2'       = @{ Replace = @{ '192.168.10.0/24, 192.168.20.0/24' = '127.0.0.1' } }
         'Test-OllamaExposure #3'       = @{ Replace = @{ '10.8.0.0/22' = '127.0.0.1' } }
         'Test-OllamaExposure #4'       = @{ Shows = 'BindAddress'; Setup = $image; Replace = @{ '/mnt/image' = './image' } }
+        'Test-OllamaExposure #5'       = @{ Shows = 'Authentication'; Replace = @{ '192.168.10.0/24' = '127.0.0.1' } }
     }
 
     Import-Module $ModuleManifest -Force

@@ -19,7 +19,7 @@ public static class ExposureStatus
 /// </summary>
 public sealed record ExposureFinding
 {
-    /// <summary>The checklist item: BindAddress, Firewall, Origins, WebUI, ServiceUser, Authentication, Logs, DiskEncryption, or NetworkExposure for the network probe.</summary>
+    /// <summary>The checklist item: BindAddress, Firewall, Origins, WebUI, ServiceUser, Authentication, Logs, DiskEncryption; GatewayBind, GatewayAuth and GatewayFirewall when an OllamaContinuity gateway runs on the host; or NetworkExposure for the network probe.</summary>
     public required string Check { get; init; }
 
     /// <summary>Pass, Fail, Warn, NotApplicable or Error (<see cref="ExposureStatus"/>).</summary>
@@ -64,4 +64,13 @@ public static class ExposureChecks
     public const string Logs = "Logs";
     public const string DiskEncryption = "DiskEncryption";
     public const string NetworkExposure = "NetworkExposure";
+
+    /// <summary>The OllamaContinuity gateway's bind address (local audit, one row per gateway found).</summary>
+    public const string GatewayBind = "GatewayBind";
+
+    /// <summary>Whether the gateway asks for a client token (a request without one must get 401).</summary>
+    public const string GatewayAuth = "GatewayAuth";
+
+    /// <summary>Whether a firewall rule restricts the gateway's port when it listens beyond loopback.</summary>
+    public const string GatewayFirewall = "GatewayFirewall";
 }

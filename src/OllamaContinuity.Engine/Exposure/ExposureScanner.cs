@@ -57,6 +57,13 @@ public sealed record OllamaProbe(IPAddress Address, int Port)
 
     public IReadOnlyList<string> Models { get; init; } = [];
 
+    /// <summary>
+    /// The server is an OllamaContinuity gateway: its answers carry the <c>X-OllamaContinuity-Request-Id</c> header, and
+    /// its 401 the <c>WWW-Authenticate</c> realm "OllamaContinuity gateway". <see cref="TagsStatus"/> then tells whether
+    /// it asks for a client token (401) or serves its Ollama API to anyone (200).
+    /// </summary>
+    public bool IsGateway { get; init; }
+
     /// <summary>Why the probe stopped (connection refused, timeout, not HTTP...).</summary>
     public string? Problem { get; init; }
 }
@@ -73,6 +80,15 @@ public static class ExposureScanner
     private const int MaxTagsBody = 1024 * 1024;
 
     public const string ExposedRemediation = "Set-OllamaHardening -BindAddress 127.0.0.1:11434 -Restart";
+
+    /// <summary>The header every answer of the OllamaContinuity gateway carries (its ChatHandler.RequestIdHeader).</summary>
+    public const string GatewayRequestIdHeader = "X-OllamaContinuity-Request-Id";
+
+    /// <summary>The realm of the gateway's 401 (<c>WWW-Authenticate: Bearer realm="OllamaContinuity gateway"</c>).</summary>
+    public const string GatewayRealm = "OllamaContinuity gateway";
+
+    /// <summary>What fixes a gateway that answers without a client token: the real gateway refuses to start without tokens.</summary>
+    public const string GatewayOpenRemediation = "Stop-AiGateway; Start-AiGateway  # the OllamaContinuity gateway requires client tokens (gateway-tokens.json)";
 
     /// <summary>Probes every target; <paramref name="onFinding"/> sees each finding as it is made, <paramref name="progress"/> (done, total) after each address.</summary>
     public static async Task<IReadOnlyList<ExposureFinding>> ScanAsync(IReadOnlyList<ScanTarget> targets, ExposureScanOptions options,
@@ -134,7 +150,8 @@ public static class ExposureScanner
 
     /// <summary>One probe's outcome in a few words, for -Verbose.</summary>
     public static string Fate(OllamaProbe p) =>
-        p.IsOllama ? $"Ollama {p.Version ?? "(version hidden)"} answers without authentication, listing {p.Models.Count} model(s)"
+        p.IsGateway ? (p.TagsStatus is 401 or 403 ? $"OllamaContinuity gateway, asks for a client token (HTTP {p.TagsStatus})" : $"OllamaContinuity gateway, /api/tags answered HTTP {p.TagsStatus} without a client token")
+        : p.IsOllama ? $"Ollama {p.Version ?? "(version hidden)"} answers without authentication, listing {p.Models.Count} model(s)"
         : !p.Open ? "nothing answers (" + (p.Problem ?? "no connection") + ")"
         : p.RootStatus > 0 ? $"open, HTTP {p.RootStatus} without the Ollama banner (not Ollama)"
         : "open, but no HTTP answer (not Ollama)";
@@ -168,6 +185,11 @@ public static class ExposureScanner
             };
         }
 
+        if (p.IsGateway)
+        {
+            return GatewayFinding(p, now, hostName, ep);
+        }
+
         if (!options.IncludeClosed)
         {
             return null;
@@ -187,12 +209,97 @@ public static class ExposureScanner
         };
     }
 
+    /// <summary>
+    /// A gateway found by the network probe: one that asks for a client token is an authenticating proxy (Pass, always
+    /// reported, so a scan inventories the gateways); one that lists its models without a token is exposed (Fail).
+    /// </summary>
+    private static ExposureFinding GatewayFinding(OllamaProbe p, DateTimeOffset now, string hostName, string ep)
+    {
+        var leaked = p.Models.Count == 0 ? "no models" : $"{p.Models.Count} model(s): {string.Join(", ", p.Models)}";
+        var (status, detail) = p.TagsStatus switch
+        {
+            401 or 403 => (ExposureStatus.Pass, $"An OllamaContinuity gateway answers on {ep} and asks for a client token (GET /api/tags without one: HTTP {p.TagsStatus}): an authenticating proxy, not an open Ollama API. Keep its port behind a firewall rule as well."),
+            200 => (ExposureStatus.Fail, $"An OllamaContinuity gateway (or a server with its marker) answers on {ep} without a client token: anyone who can reach it can use the cloud and Ollama backends behind it. /api/tags lists {leaked}."),
+            _ => (ExposureStatus.Warn, $"An OllamaContinuity gateway answers on {ep}, but GET /api/tags without a client token answered {(p.TagsStatus == 0 ? "nothing" : "HTTP " + p.TagsStatus.ToString(CultureInfo.InvariantCulture))}, not 401: check that it asks for client tokens."),
+        };
+        return new ExposureFinding
+        {
+            Check = ExposureChecks.NetworkExposure,
+            Status = status,
+            Target = p.Address.ToString(),
+            Port = p.Port,
+            HostName = hostName,
+            Models = status == ExposureStatus.Fail ? string.Join(", ", p.Models) : "",
+            ModelCount = status == ExposureStatus.Fail ? p.Models.Count : 0,
+            Timestamp = now,
+            Detail = detail,
+            Remediation = status == ExposureStatus.Pass ? "" : GatewayOpenRemediation,
+        };
+    }
+
+    /// <summary>
+    /// Asks a server known to be a gateway (the local audit found its process) for GET /api/tags without a client
+    /// token. <see cref="OllamaProbe.TagsStatus"/> is 401 when it asks for one; <see cref="OllamaProbe.IsGateway"/> tells
+    /// whether the answer carried the gateway's marker. Never throws for network failures.
+    /// </summary>
+    public static async Task<OllamaProbe> ProbeTagsAsync(IPAddress address, int port, TimeSpan timeout, Func<AddressFamily, Socket>? socketFactory, CancellationToken cancellationToken)
+    {
+        using var handler = NewHandler(address, port, timeout, socketFactory, cancellationToken);
+        using var client = new HttpClient(handler, disposeHandler: false) { Timeout = System.Threading.Timeout.InfiniteTimeSpan };
+        var tags = await GetAsync(client, new Uri("http://" + EndPoint(address, port) + "/api/tags"), timeout, MaxTagsBody, cancellationToken).ConfigureAwait(false);
+        var result = new OllamaProbe(address, port);
+        return tags.ConnectProblem is { } cp ? result with { Problem = cp }
+            : tags.Status == 0 ? result with { Open = true, Problem = tags.Problem ?? "it does not answer HTTP" }
+            : result with { Open = true, IsGateway = tags.GatewayMarker, TagsStatus = tags.Status, Models = tags.Status == 200 ? ReadModels(tags.Body) : [] };
+    }
+
     /// <summary>Probes one address. Never throws for network failures: they are in <see cref="OllamaProbe.Problem"/>.</summary>
     public static async Task<OllamaProbe> ProbeAsync(IPAddress address, int port, TimeSpan timeout, Func<AddressFamily, Socket>? socketFactory, CancellationToken cancellationToken)
     {
         var result = new OllamaProbe(address, port);
+        using var handler = NewHandler(address, port, timeout, socketFactory, cancellationToken);
+        using var client = new HttpClient(handler, disposeHandler: false) { Timeout = System.Threading.Timeout.InfiniteTimeSpan };
+        var baseUri = new Uri("http://" + EndPoint(address, port) + "/");
+
+        var root = await GetAsync(client, new Uri(baseUri, "/"), timeout, MaxSmallBody, cancellationToken).ConfigureAwait(false);
+        if (root.ConnectProblem is { } cp)
+        {
+            return result with { Problem = cp };
+        }
+
+        result = result with { Open = true, RootStatus = root.Status };
+        if (root.Status == 0)
+        {
+            return result with { Problem = root.Problem ?? "it does not answer HTTP" };
+        }
+
+        if (root.GatewayMarker)
+        {
+            // The gateway: no banner, and every path but /healthz needs a client token. Does /api/tags without one answer?
+            var gatewayTags = await GetAsync(client, new Uri(baseUri, "/api/tags"), timeout, MaxTagsBody, cancellationToken).ConfigureAwait(false);
+            return result with { IsGateway = true, TagsStatus = gatewayTags.Status, Models = gatewayTags.Status == 200 ? ReadModels(gatewayTags.Body) : [], Problem = "an OllamaContinuity gateway, not Ollama" };
+        }
+
+        if (root.Status != 200 || !root.Body.Trim().StartsWith(Banner, StringComparison.Ordinal))
+        {
+            return result with { Problem = "no Ollama banner" };
+        }
+
+        result = result with { IsOllama = true };
+        var version = await GetAsync(client, new Uri(baseUri, "/api/version"), timeout, MaxSmallBody, cancellationToken).ConfigureAwait(false);
+        if (version.Status == 200)
+        {
+            result = result with { Version = ReadString(version.Body, "version") };
+        }
+
+        var tags = await GetAsync(client, new Uri(baseUri, "/api/tags"), timeout, MaxTagsBody, cancellationToken).ConfigureAwait(false);
+        return result with { TagsStatus = tags.Status, Models = tags.Status == 200 ? ReadModels(tags.Body) : [] };
+    }
+
+    private static SocketsHttpHandler NewHandler(IPAddress address, int port, TimeSpan timeout, Func<AddressFamily, Socket>? socketFactory, CancellationToken cancellationToken)
+    {
         var endPoint = new IPEndPoint(address, port);
-        using var handler = new SocketsHttpHandler
+        return new SocketsHttpHandler
         {
             ConnectTimeout = timeout,
             UseProxy = false,
@@ -227,41 +334,12 @@ public static class ExposureScanner
                 }
             },
         };
-        using var client = new HttpClient(handler, disposeHandler: false) { Timeout = System.Threading.Timeout.InfiniteTimeSpan };
-        var baseUri = new Uri("http://" + EndPoint(address, port) + "/");
-
-        var root = await GetAsync(client, new Uri(baseUri, "/"), timeout, MaxSmallBody, cancellationToken).ConfigureAwait(false);
-        if (root.ConnectProblem is { } cp)
-        {
-            return result with { Problem = cp };
-        }
-
-        result = result with { Open = true, RootStatus = root.Status };
-        if (root.Status == 0)
-        {
-            return result with { Problem = root.Problem ?? "it does not answer HTTP" };
-        }
-
-        if (root.Status != 200 || !root.Body.Trim().StartsWith(Banner, StringComparison.Ordinal))
-        {
-            return result with { Problem = "no Ollama banner" };
-        }
-
-        result = result with { IsOllama = true };
-        var version = await GetAsync(client, new Uri(baseUri, "/api/version"), timeout, MaxSmallBody, cancellationToken).ConfigureAwait(false);
-        if (version.Status == 200)
-        {
-            result = result with { Version = ReadString(version.Body, "version") };
-        }
-
-        var tags = await GetAsync(client, new Uri(baseUri, "/api/tags"), timeout, MaxTagsBody, cancellationToken).ConfigureAwait(false);
-        return result with { TagsStatus = tags.Status, Models = tags.Status == 200 ? ReadModels(tags.Body) : [] };
     }
 
     public static string EndPoint(IPAddress address, int port) =>
         (address.AddressFamily == AddressFamily.InterNetworkV6 ? $"[{address}]" : address.ToString()) + ":" + port.ToString(CultureInfo.InvariantCulture);
 
-    private static async Task<(int Status, string Body, string? Problem, string? ConnectProblem)> GetAsync(HttpClient client, Uri uri, TimeSpan timeout, int maxBody, CancellationToken cancellationToken)
+    private static async Task<(int Status, string Body, string? Problem, string? ConnectProblem, bool GatewayMarker)> GetAsync(HttpClient client, Uri uri, TimeSpan timeout, int maxBody, CancellationToken cancellationToken)
     {
         using var cts = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         cts.CancelAfter(timeout * 2); // connect (bounded by the timeout) plus the answer
@@ -278,15 +356,17 @@ public static class ExposureScanner
                 body.Write(buffer, 0, n);
             }
 
-            return ((int)response.StatusCode, Encoding.UTF8.GetString(body.GetBuffer(), 0, (int)body.Length), null, null);
+            var marker = response.Headers.Contains(GatewayRequestIdHeader)
+                || response.Headers.WwwAuthenticate.Any(a => a.Parameter?.Contains(GatewayRealm, StringComparison.Ordinal) == true);
+            return ((int)response.StatusCode, Encoding.UTF8.GetString(body.GetBuffer(), 0, (int)body.Length), null, null, marker);
         }
         catch (Exception e) when (!cancellationToken.IsCancellationRequested && FindConnectFailure(e) is { } cf)
         {
-            return (0, "", null, cf.Message);
+            return (0, "", null, cf.Message, false);
         }
         catch (Exception e) when (!cancellationToken.IsCancellationRequested && e is HttpRequestException or OperationCanceledException or IOException)
         {
-            return (0, "", e is OperationCanceledException ? $"it sends no HTTP answer within {timeout.TotalMilliseconds:0} ms" : "it does not answer HTTP", null);
+            return (0, "", e is OperationCanceledException ? $"it sends no HTTP answer within {timeout.TotalMilliseconds:0} ms" : "it does not answer HTTP", null, false);
         }
     }
 

@@ -51,6 +51,13 @@ public sealed class LocalAuditOptions
 
     public bool IsLive => Live ?? Root is "/" or "";
 
+    /// <summary>
+    /// The OllamaContinuity gateway's state file (gateway.json), a hint the audit checks against the running process
+    /// and its socket, never trusts alone. The default value is null: the current user's gateway.json on a live audit
+    /// of this machine, none otherwise.
+    /// </summary>
+    public string? GatewayStateFile { get; init; }
+
     private static Dictionary<string, string> CurrentEnvironment()
     {
         var d = new Dictionary<string, string>(StringComparer.Ordinal);
@@ -107,14 +114,36 @@ public sealed partial class LocalAudit(LocalAuditOptions options)
         var (sockets, socketSource) = await ListeningAsync(port, cancellationToken).ConfigureAwait(false);
         var exposed = sockets.Any(s => !s.IsLoopback) || (sockets.Count == 0 && !parsed.IsLoopback);
 
+        // The gateway first: the Authentication item credits it when it stands in front of a loopback-only Ollama.
+        IReadOnlyList<GatewayFound> gateways = [];
+        var gatewayFindings = new List<ExposureFinding>();
+        progress?.Invoke("Gateway");
+        try
+        {
+            var (found, notCredited) = await FindGatewaysAsync(cancellationToken).ConfigureAwait(false);
+            gateways = found;
+            foreach (var g in found)
+            {
+                var firewall = g.BeyondLoopback ? await options.Firewall.GetStatusAsync(g.Port, cancellationToken).ConfigureAwait(false) : null;
+                gatewayFindings.AddRange(GatewayFindings(g, firewall));
+            }
+
+            gatewayFindings.AddRange(notCredited.Select(n => Finding(ExposureChecks.GatewayBind, ExposureStatus.NotApplicable, n.Detail, "", n.Port)));
+        }
+        catch (Exception e) when (e is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
+        {
+            gatewayFindings.Add(Finding(ExposureChecks.GatewayBind, ExposureStatus.Error, $"The gateway check failed: {e.GetType().Name}: {e.Message}", ""));
+        }
+
         await Step(ExposureChecks.BindAddress, () => Task.FromResult(CheckBind(host, parsed, port, sockets, socketSource))).ConfigureAwait(false);
         await Step(ExposureChecks.Firewall, () => CheckFirewallAsync(exposed, port, cancellationToken)).ConfigureAwait(false);
         await Step(ExposureChecks.Origins, () => CheckOriginsAsync(cancellationToken)).ConfigureAwait(false);
         await Step(ExposureChecks.WebUI, () => CheckWebUiAsync(cancellationToken)).ConfigureAwait(false);
         await Step(ExposureChecks.ServiceUser, () => CheckServiceUserAsync(port, cancellationToken)).ConfigureAwait(false);
-        await Step(ExposureChecks.Authentication, () => CheckAuthenticationAsync(parsed, port, sockets, cancellationToken)).ConfigureAwait(false);
+        await Step(ExposureChecks.Authentication, () => CheckAuthenticationAsync(parsed, port, sockets, gateways, cancellationToken)).ConfigureAwait(false);
         await Step(ExposureChecks.Logs, () => CheckLogsAsync(cancellationToken)).ConfigureAwait(false);
         await Step(ExposureChecks.DiskEncryption, () => CheckDiskEncryptionAsync(cancellationToken)).ConfigureAwait(false);
+        findings.AddRange(gatewayFindings);
         return findings;
     }
 
@@ -491,16 +520,21 @@ public sealed partial class LocalAudit(LocalAuditOptions options)
 
     // ---- 6. authentication ----------------------------------------------------------------------------------
 
-    private async Task<ExposureFinding> CheckAuthenticationAsync(OllamaHost parsed, int port, IReadOnlyList<ListeningSocket> sockets, CancellationToken ct)
+    private async Task<ExposureFinding> CheckAuthenticationAsync(OllamaHost parsed, int port, IReadOnlyList<ListeningSocket> sockets, IReadOnlyList<GatewayFound> gateways, CancellationToken ct)
     {
         var fix = $"Set-OllamaHardening -BindAddress 127.0.0.1:{OllamaHost.DefaultPort} -Restart";
-        const string why = "Ollama has no authentication of its own; remote clients need an authenticating reverse proxy (bind Ollama to loopback behind it).";
+        var why = "Ollama has no authentication of its own; remote clients need an authenticating reverse proxy, such as the OllamaContinuity gateway with its client tokens (Start-AiGateway -BindAddress <address> -Force), with Ollama bound to loopback behind it."
+            + (gateways.FirstOrDefault() is { } gw ? $" The OllamaContinuity gateway on {gw.Where} is one, but it is bypassed while Ollama itself is reachable." : "");
         var wide = sockets.Where(s => !s.IsLoopback).ToList();
         if (wide.Count == 0)
         {
-            return sockets.Count == 0 && !parsed.IsLoopback
-                ? Finding(ExposureChecks.Authentication, ExposureStatus.Warn, $"Not running now, but configured to listen on {parsed.ListenAddress}: the API will answer unauthenticated beyond loopback. {why}", fix, port)
-                : Finding(ExposureChecks.Authentication, ExposureStatus.Pass, "The API listens on loopback only; remote clients cannot reach it unauthenticated.", fix, port);
+            if (sockets.Count == 0 && !parsed.IsLoopback)
+            {
+                return Finding(ExposureChecks.Authentication, ExposureStatus.Warn, $"Not running now, but configured to listen on {parsed.ListenAddress}: the API will answer unauthenticated beyond loopback. {why}", fix, port);
+            }
+
+            var (status, detail) = LoopbackAuthentication(gateways);
+            return Finding(ExposureChecks.Authentication, status, detail, status == ExposureStatus.Fail ? ExposureScanner.GatewayOpenRemediation : fix, port);
         }
 
         // Probe through loopback when a wildcard socket accepts it; a specific address only on the live machine.

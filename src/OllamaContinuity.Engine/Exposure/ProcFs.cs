@@ -9,6 +9,9 @@ public sealed record ListeningSocket(IPAddress Address, int Port, int Uid)
     /// <summary>The owning process where the source tells it (Get-NetTCPConnection's OwningProcess); otherwise null.</summary>
     public int? Pid { get; init; }
 
+    /// <summary>The socket's inode from /proc/net/tcp{,6} (0 when the source does not tell it): matched against a process's /proc/&lt;pid&gt;/fd to find its owner.</summary>
+    public long Inode { get; init; }
+
     public bool IsLoopback => IPAddress.IsLoopback(Address) || (Address.IsIPv4MappedToIPv6 && IPAddress.IsLoopback(Address.MapToIPv4()));
 
     public bool IsWildcard => Address.Equals(IPAddress.Any) || Address.Equals(IPAddress.IPv6Any);
@@ -82,7 +85,13 @@ public static class ProcFs
         }
 
         _ = int.TryParse(f[7], NumberStyles.Integer, CultureInfo.InvariantCulture, out var uid);
-        return new ListeningSocket(new IPAddress(bytes), port, uid);
+        long inode = 0;
+        if (f.Length > 9)
+        {
+            _ = long.TryParse(f[9], NumberStyles.Integer, CultureInfo.InvariantCulture, out inode);
+        }
+
+        return new ListeningSocket(new IPAddress(bytes), port, uid) { Inode = inode };
     }
 
     /// <summary>Running <c>ollama serve</c> processes (and the desktop app's server), with uid and, where readable, environment.</summary>
@@ -132,6 +141,123 @@ public static class ProcFs
         }
 
         return list;
+    }
+
+    /// <summary>The file name of the gateway's assembly (<c>dotnet OllamaContinuity.Gateway.dll ...</c>) and of its native host.</summary>
+    public const string GatewayAssembly = "OllamaContinuity.Gateway.dll";
+
+    /// <summary>
+    /// Running OllamaContinuity gateway processes: a command line that runs <c>OllamaContinuity.Gateway.dll</c> (through
+    /// dotnet) or the <c>OllamaContinuity.Gateway</c> host itself. <see cref="ProcessInfo.Arguments"/> is the whole command line.
+    /// </summary>
+    public static IReadOnlyList<ProcessInfo> GatewayProcesses(string procRoot)
+    {
+        var list = new List<ProcessInfo>();
+        if (!Directory.Exists(procRoot))
+        {
+            return list;
+        }
+
+        foreach (var dir in Directory.EnumerateDirectories(procRoot))
+        {
+            if (!int.TryParse(Path.GetFileName(dir), out var pid))
+            {
+                continue;
+            }
+
+            try
+            {
+                var cmdlineFile = Path.Combine(dir, "cmdline");
+                var cmdline = File.Exists(cmdlineFile) ? File.ReadAllText(cmdlineFile).Split('\0', StringSplitOptions.RemoveEmptyEntries) : [];
+                if (!cmdline.Take(3).Any(a => Path.GetFileName(a) is GatewayAssembly or "OllamaContinuity.Gateway" or "OllamaContinuity.Gateway.exe"))
+                {
+                    continue;
+                }
+
+                list.Add(new ProcessInfo(pid, Path.GetFileName(cmdline[0]), cmdline, ReadUid(dir), null));
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                // The process ended or is not ours to read.
+            }
+        }
+
+        return list;
+    }
+
+    /// <summary>A process by its PID (null when &lt;proc&gt;/&lt;pid&gt; does not exist): its command line and uid, no environment.</summary>
+    public static ProcessInfo? Process(string procRoot, int pid)
+    {
+        var dir = Path.Combine(procRoot, pid.ToString(CultureInfo.InvariantCulture));
+        try
+        {
+            if (pid <= 0 || !Directory.Exists(dir))
+            {
+                return null;
+            }
+
+            var cmdlineFile = Path.Combine(dir, "cmdline");
+            var cmdline = File.Exists(cmdlineFile) ? File.ReadAllText(cmdlineFile).Split('\0', StringSplitOptions.RemoveEmptyEntries) : [];
+            return new ProcessInfo(pid, cmdline.Length > 0 ? Path.GetFileName(cmdline[0]) : "", cmdline, ReadUid(dir), null);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>
+    /// The inodes of the sockets a process holds open (its /proc/&lt;pid&gt;/fd links <c>socket:[inode]</c>), or null
+    /// when they cannot be read (another user's process, without root).
+    /// </summary>
+    public static IReadOnlySet<long>? SocketInodes(string procRoot, int pid)
+    {
+        var fd = Path.Combine(procRoot, pid.ToString(CultureInfo.InvariantCulture), "fd");
+        try
+        {
+            var set = new HashSet<long>();
+            foreach (var link in Directory.EnumerateFileSystemEntries(fd))
+            {
+                string? target;
+                try
+                {
+                    target = new FileInfo(link).LinkTarget;
+                }
+                catch (IOException)
+                {
+                    continue; // the descriptor was closed meanwhile
+                }
+
+                if (target is not null && target.StartsWith("socket:[", StringComparison.Ordinal) && target.EndsWith(']')
+                    && long.TryParse(target.AsSpan(8, target.Length - 9), NumberStyles.None, CultureInfo.InvariantCulture, out var inode))
+                {
+                    set.Add(inode);
+                }
+            }
+
+            return set;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return null;
+        }
+    }
+
+    private static int ReadUid(string processDir)
+    {
+        var uid = -1;
+        var status = Path.Combine(processDir, "status");
+        if (File.Exists(status))
+        {
+            var uidLine = File.ReadLines(status).FirstOrDefault(l => l.StartsWith("Uid:", StringComparison.Ordinal));
+            var parts = uidLine?.Split(['\t', ' '], StringSplitOptions.RemoveEmptyEntries);
+            if (parts is { Length: > 1 })
+            {
+                _ = int.TryParse(parts[1], out uid);
+            }
+        }
+
+        return uid;
     }
 
     private static Dictionary<string, string>? ReadEnvironment(string path)
