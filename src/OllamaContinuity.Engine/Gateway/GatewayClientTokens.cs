@@ -77,7 +77,7 @@ public static partial class GatewayClientTokens
                 d[p.Name] = p.Value.ValueKind switch
                 {
                     JsonValueKind.String => p.Value.GetString(),
-                    JsonValueKind.Number => p.Value.TryGetInt64(out var l) ? l : p.Value.GetDouble(),
+                    JsonValueKind.Number => p.Value.TryGetInt64(out var l) ? (object)l : p.Value.GetDouble(),
                     JsonValueKind.Null => null,
                     _ => p.Value.ValueKind,
                 };
@@ -117,8 +117,8 @@ public static partial class GatewayClientTokens
                     rate = v switch
                     {
                         null => null,
-                        int i and > 0 => i,
-                        long l and > 0 and <= int.MaxValue => (int)l,
+                        int i when i > 0 => i,
+                        long l when l > 0 && l <= int.MaxValue => (int)l,
                         string s when int.TryParse(s, NumberStyles.Integer, CultureInfo.InvariantCulture, out var si) && si > 0 => si,
                         _ => throw Invalid(secretName, "its \"ratePerMinute\" is not a positive whole number"),
                     };
