@@ -171,7 +171,7 @@ Describe 'Start-AiGateway -ClientTokenSecret (real SecretManagement)' {
         Join-Path $stateDir 'User/gateway-tokens.json' | Should -Not -Exist
     }
 
-    It 'refuses a missing secret, two secrets naming one client, and -Vault alone' {
+    It 'refuses a missing secret, two secrets naming one client, an unknown vault, and -Vault alone' {
         $r = Invoke-Captured { Start-AiGateway -Port 0 -ClientTokenSecret oc-nowhere -Vault $vault }
         $r.Error.FullyQualifiedErrorId | Should -Be 'ClientTokenSecretNotFound,OllamaContinuity.Commands.StartAiGatewayCommand'
         $r.Error.CategoryInfo.Category | Should -Be 'ObjectNotFound'
@@ -184,6 +184,11 @@ Describe 'Start-AiGateway -ClientTokenSecret (real SecretManagement)' {
         $r.Error.FullyQualifiedErrorId | Should -Be 'DuplicateClientName,OllamaContinuity.Commands.StartAiGatewayCommand'
         $r.Shown | Should -Match "'same'"
         $r.Shown | Should -Not -Match $one
+
+        $r = Invoke-Captured { Start-AiGateway -Port 0 -ClientTokenSecret oc-one -Vault 'NoSuchVault' }
+        $r.Error.FullyQualifiedErrorId | Should -Be 'ClientTokenSecretReadFailed,OllamaContinuity.Commands.StartAiGatewayCommand'
+        $r.Error.CategoryInfo.Category | Should -Be 'ReadError'
+        $r.Error.Exception.Message | Should -Match "'oc-one' in the vault 'NoSuchVault'"
 
         $r = Invoke-Captured { Start-AiGateway -Port 0 -Vault $vault }
         $r.Error.FullyQualifiedErrorId | Should -Be 'VaultWithoutClientTokenSecret,OllamaContinuity.Commands.StartAiGatewayCommand'

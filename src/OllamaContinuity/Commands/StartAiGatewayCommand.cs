@@ -133,6 +133,13 @@ public sealed class StartAiGatewayCommand : BackendCmdlet
             }
 
             var found = results.Where(r => r is not null).Select(r => r.BaseObject).ToList();
+            if (found.Count == 0 && ps.Streams.Error.FirstOrDefault(e => !e.FullyQualifiedErrorId.StartsWith("GetSecretNotFound", StringComparison.Ordinal)) is { } failure)
+            {
+                // The vault failed (locked, unreachable, an extension error): not the same as a secret that is not there.
+                ThrowTerminatingError(new ErrorRecord(
+                    new InvalidOperationException($"Get-Secret could not read the secret '{name}'{InVault()}: {failure.Exception?.Message}", failure.Exception), "ClientTokenSecretReadFailed", ErrorCategory.ReadError, name));
+            }
+
             if (found.Count == 0)
             {
                 var why = ps.Streams.Error.FirstOrDefault()?.Exception?.Message;
