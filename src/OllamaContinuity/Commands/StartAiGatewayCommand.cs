@@ -86,90 +86,8 @@ public sealed class StartAiGatewayCommand : BackendCmdlet
         }
 
         // Secrets are read before anything starts (and under -WhatIf too), so a missing or unusable secret stops here.
-        object? secretTokens = ClientTokenSecret is null ? null : ReadClientTokenSecrets(ClientTokenSecret);
+        object? secretTokens = ClientTokenSecret is null ? null : ClientTokenSecrets.Read(this, ClientTokenSecret, Vault);
         Start(address, secretTokens);
-    }
-
-    /// <summary>
-    /// Runs Get-Secret -Name N [-Vault V] -AsPlainText in the caller's session (whichever module provides it) for each
-    /// secret; returns the client tokens (engine type, boxed). Errors name the secret, never its value.
-    /// </summary>
-    private object ReadClientTokenSecrets(string[] names)
-    {
-        var getSecret = InvokeCommand.GetCommand("Get-Secret", CommandTypes.Cmdlet | CommandTypes.Function | CommandTypes.Alias);
-        if (getSecret is null)
-        {
-            ThrowTerminatingError(new ErrorRecord(
-                new InvalidOperationException("-ClientTokenSecret reads secrets with Get-Secret (Microsoft.PowerShell.SecretManagement), and no Get-Secret command is available in this session."),
-                "SecretManagementNotAvailable", ErrorCategory.ObjectNotFound, "Get-Secret")
-            {
-                ErrorDetails = new ErrorDetails("-ClientTokenSecret reads secrets with Get-Secret (Microsoft.PowerShell.SecretManagement), and no Get-Secret command is available in this session.")
-                {
-                    RecommendedAction = "Install and import Microsoft.PowerShell.SecretManagement with a vault extension (Register-SecretVault, Set-Secret), or give the tokens with -TokensFile.",
-                },
-            });
-        }
-
-        var values = new List<(string Secret, object Value)>();
-        foreach (var name in names)
-        {
-            using var ps = System.Management.Automation.PowerShell.Create(RunspaceMode.CurrentRunspace);
-            ps.AddCommand(getSecret).AddParameter("Name", name).AddParameter("AsPlainText", true);
-            if (Vault is not null)
-            {
-                ps.AddParameter("Vault", Vault);
-            }
-
-            System.Collections.ObjectModel.Collection<PSObject> results;
-            try
-            {
-                results = ps.Invoke();
-            }
-            catch (RuntimeException e)
-            {
-                ThrowTerminatingError(new ErrorRecord(
-                    new InvalidOperationException($"Get-Secret could not read the secret '{name}'{InVault()}: {e.Message}", e), "ClientTokenSecretReadFailed", ErrorCategory.ReadError, name));
-                return null!;
-            }
-
-            var found = results.Where(r => r is not null).Select(r => r.BaseObject).ToList();
-            if (found.Count == 0 && ps.Streams.Error.FirstOrDefault(e => !e.FullyQualifiedErrorId.StartsWith("GetSecretNotFound", StringComparison.Ordinal)) is { } failure)
-            {
-                // The vault failed (locked, unreachable, an extension error): not the same as a secret that is not there.
-                ThrowTerminatingError(new ErrorRecord(
-                    new InvalidOperationException($"Get-Secret could not read the secret '{name}'{InVault()}: {failure.Exception?.Message}", failure.Exception), "ClientTokenSecretReadFailed", ErrorCategory.ReadError, name));
-            }
-
-            if (found.Count == 0)
-            {
-                var why = ps.Streams.Error.FirstOrDefault()?.Exception?.Message;
-                ThrowTerminatingError(new ErrorRecord(
-                    new ItemNotFoundException($"The client token secret '{name}' was not found{InVault()}." + (why is null ? "" : " Get-Secret: " + why)), "ClientTokenSecretNotFound", ErrorCategory.ObjectNotFound, name));
-            }
-
-            if (found.Count > 1)
-            {
-                ThrowTerminatingError(new ErrorRecord(
-                    new InvalidOperationException($"Get-Secret returned {found.Count} values for the secret '{name}'{InVault()}; a client token secret holds one."), "ClientTokenSecretInvalid", ErrorCategory.InvalidData, name));
-            }
-
-            values.Add((name, found[0]));
-        }
-
-        try
-        {
-            var tokens = Bridge.ToTokens(values);
-            this.Narrate($"Read {names.Length} client token(s) from SecretManagement{InVault()}: {Bridge.Describe(tokens)}. They reach the gateway over its standard input, never on disk.");
-            return tokens;
-        }
-        catch (FormatException e)
-        {
-            var (id, category) = Bridge.Classify(e);
-            ThrowTerminatingError(new ErrorRecord(e, id, category, Bridge.SecretOf(e)));
-            return null!;
-        }
-
-        string InVault() => Vault is null ? "" : $" in the vault '{Vault}'";
     }
 
     private void Start(IPAddress address, object? secretTokens)
@@ -223,41 +141,6 @@ public sealed class StartAiGatewayCommand : BackendCmdlet
         public static string DefaultTokensFile => OllamaContinuity.Gateway.GatewayControl.DefaultTokensFile;
 
         public static bool EnsureTokens(string path) => OllamaContinuity.Gateway.GatewayControl.EnsureTokensFile(path) is not null;
-
-        public static object ToTokens(List<(string Secret, object Value)> values)
-        {
-            var list = new List<(string, OllamaContinuity.Gateway.GatewayClientToken)>();
-            foreach (var (secret, value) in values)
-            {
-                list.Add((secret, value switch
-                {
-                    string s => OllamaContinuity.Gateway.GatewayClientTokens.FromSecret(secret, s),
-                    System.Security.SecureString ss => OllamaContinuity.Gateway.GatewayClientTokens.FromSecret(secret, new NetworkCredential("", ss).Password),
-                    PSCredential cred => OllamaContinuity.Gateway.GatewayClientTokens.FromCredential(secret, cred.UserName, cred.Password),
-                    System.Collections.IDictionary d => OllamaContinuity.Gateway.GatewayClientTokens.FromSecret(secret, d),
-                    _ => throw new OllamaContinuity.Gateway.GatewayClientTokenException(secret, OllamaContinuity.Gateway.GatewayClientTokenProblem.Invalid,
-                        $"The secret '{secret}' is a {value.GetType().Name}: a client token secret holds the token (a string or SecureString), a hashtable with \"token\" (and optionally \"name\", \"workflow\", \"ratePerMinute\"), or a PSCredential (user name: client name, password: token)."),
-                }));
-            }
-
-            OllamaContinuity.Gateway.GatewayClientTokens.EnsureDistinctNames(list);
-            return list.Select(t => t.Item2).ToArray();
-        }
-
-        public static string Describe(object tokens) =>
-            string.Join(", ", ((OllamaContinuity.Gateway.GatewayClientToken[])tokens).Select(t => t.Workflow is null ? $"client '{t.Name}'" : $"client '{t.Name}' (workflow {t.Workflow})"));
-
-        public static (string Id, ErrorCategory Category) Classify(FormatException e) =>
-            e is OllamaContinuity.Gateway.GatewayClientTokenException t
-                ? t.Problem switch
-                {
-                    OllamaContinuity.Gateway.GatewayClientTokenProblem.TooShort => ("ClientTokenTooShort", ErrorCategory.InvalidData),
-                    OllamaContinuity.Gateway.GatewayClientTokenProblem.DuplicateName => ("DuplicateClientName", ErrorCategory.InvalidArgument),
-                    _ => ("ClientTokenSecretInvalid", ErrorCategory.InvalidData),
-                }
-                : ("ClientTokenSecretInvalid", ErrorCategory.InvalidData);
-
-        public static string? SecretOf(FormatException e) => (e as OllamaContinuity.Gateway.GatewayClientTokenException)?.SecretName;
 
         public static async Task<OllamaContinuity.Gateway.GatewayStatus> StartAsync(StartAiGatewayCommand c, string dir, string bind, string? tokens, object? secretTokens, CancellationToken ct)
         {
