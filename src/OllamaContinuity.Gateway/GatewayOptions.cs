@@ -18,8 +18,14 @@ internal sealed record GatewayOptions
     /// <summary>Allow a non-loopback bind address.</summary>
     public bool Force { get; init; }
 
-    /// <summary>The client tokens file (required): see <see cref="ClientTokens"/>.</summary>
+    /// <summary>The client tokens file: see <see cref="ClientTokens"/>. This or <see cref="TokensFromStdin"/> (or both) is required.</summary>
     public string? TokensFile { get; init; }
+
+    /// <summary>
+    /// Read one client tokens document (the file's JSON shape) from standard input at start, until its end. How
+    /// Start-AiGateway hands over tokens read from SecretManagement: never on disk, the command line or the environment.
+    /// </summary>
+    public bool TokensFromStdin { get; init; }
 
     /// <summary>The largest request body. The default value is 4 MiB; larger ones get 413.</summary>
     public long MaxBodyBytes { get; init; } = 4 * 1024 * 1024;
@@ -53,9 +59,10 @@ internal sealed record GatewayOptions
     public bool IsLoopback => IPAddress.IsLoopback(Bind);
 
     public const string Usage = """
-        OllamaContinuity.Gateway --tokens-file PATH [--bind 127.0.0.1] [--port 11435] [--force]
+        OllamaContinuity.Gateway (--tokens-file PATH | --tokens-stdin | both) [--bind 127.0.0.1] [--port 11435] [--force]
             [--max-body-bytes N] [--max-concurrency N] [--rate-per-minute N] [--model NAME]... [--state-file PATH]
             [--log-path PATH] [--console-log PATH] [--headers-timeout-sec N]
+        --tokens-stdin reads {"tokens":[{"name":..,"token":..}]} from standard input once, until it is closed.
         Backends: CLOUD_PROVIDER, CLOUD_API_URL, CLOUD_API_KEY, CLOUD_MODEL, CLOUD_TIMEOUT, OLLAMA_URL, OLLAMA_MODEL,
         OLLAMA_TIMEOUT, CONNECT_TIMEOUT, FIRST_TOKEN_TIMEOUT (as Invoke-AiRequest).
         """;
@@ -83,6 +90,9 @@ internal sealed record GatewayOptions
                     break;
                 case "--tokens-file":
                     o = o with { TokensFile = Value() };
+                    break;
+                case "--tokens-stdin":
+                    o = o with { TokensFromStdin = true };
                     break;
                 case "--max-body-bytes":
                     o = o with { MaxBodyBytes = Int(Value(), a, 1024, int.MaxValue) };
@@ -116,12 +126,37 @@ internal sealed record GatewayOptions
         return o with { ModelAliases = aliases };
     }
 
+    public const string NoTokensMessage = "Client tokens are required (--tokens-file and/or --tokens-stdin): every request to the gateway must carry one.";
+
+    /// <summary>The client tokens of every source given (the file, then standard input); throws when none is given.</summary>
+    public ClientTokens LoadTokens(Func<Stream> stdin)
+    {
+        if (TokensFile is null && !TokensFromStdin)
+        {
+            throw new ArgumentException(NoTokensMessage);
+        }
+
+        var sources = new List<ClientTokens>();
+        if (TokensFile is { } file)
+        {
+            sources.Add(ClientTokens.Load(file));
+        }
+
+        if (TokensFromStdin)
+        {
+            using var input = stdin();
+            sources.Add(ClientTokens.Read(input));
+        }
+
+        return ClientTokens.Combine([.. sources]);
+    }
+
     /// <summary>The rules that keep the gateway from becoming one more open AI endpoint.</summary>
     public void Validate(ClientTokens? tokens)
     {
         if (tokens is null || tokens.Count == 0)
         {
-            throw new ArgumentException("Client tokens are required (--tokens-file): every request to the gateway must carry one.");
+            throw new ArgumentException(NoTokensMessage);
         }
 
         if (!IsLoopback && !Force)

@@ -20,7 +20,7 @@ internal static class GatewayProgram
             }
 
             options = GatewayOptions.Parse(args);
-            tokens = options.TokensFile is null ? throw new ArgumentException("Client tokens are required (--tokens-file): every request to the gateway must carry one.") : ClientTokens.Load(options.TokensFile);
+            tokens = options.LoadTokens(Console.OpenStandardInput);
             options.Validate(tokens);
             plan = BackendSettings.FromEnvironment(Environment.GetEnvironmentVariable, options.LogPath);
         }

@@ -24,8 +24,17 @@ public sealed record GatewayStartSettings
     /// <summary>Allow a non-loopback address (the gateway refuses one without it).</summary>
     public bool Force { get; init; }
 
-    /// <summary>The client tokens file. The default value is gateway-tokens.json in the user's state directory.</summary>
-    public string TokensFile { get; init; } = GatewayControl.DefaultTokensFile;
+    /// <summary>
+    /// The client tokens file. The default value is gateway-tokens.json in the user's state directory; null: none
+    /// (then <see cref="ClientTokens"/> must hold at least one token).
+    /// </summary>
+    public string? TokensFile { get; init; } = GatewayControl.DefaultTokensFile;
+
+    /// <summary>
+    /// Client tokens held in memory (read from SecretManagement), handed to the gateway over its standard input
+    /// (<c>--tokens-stdin</c>); combined with <see cref="TokensFile"/> when both are given.
+    /// </summary>
+    public IReadOnlyList<GatewayClientToken> ClientTokens { get; init; } = [];
 
     public long? MaxBodyBytes { get; init; }
     public int? MaxConcurrentRequests { get; init; }
@@ -119,11 +128,19 @@ public static class GatewayControl
     /// <summary>The gateway's command line (after the dll), in order.</summary>
     public static IReadOnlyList<string> BuildArguments(GatewayStartSettings s)
     {
-        var args = new List<string>
+        var args = new List<string> { "--bind", s.Bind, "--port", s.Port.ToString(CultureInfo.InvariantCulture) };
+        if (s.TokensFile is { } tokensFile)
         {
-            "--bind", s.Bind, "--port", s.Port.ToString(CultureInfo.InvariantCulture), "--tokens-file", Path.GetFullPath(s.TokensFile),
-            "--state-file", StateFile, "--console-log", ConsoleLogFile,
-        };
+            args.AddRange(["--tokens-file", Path.GetFullPath(tokensFile)]);
+        }
+
+        if (s.ClientTokens.Count > 0)
+        {
+            // Only the switch: the tokens themselves go over standard input (see StartAsync).
+            args.Add("--tokens-stdin");
+        }
+
+        args.AddRange(["--state-file", StateFile, "--console-log", ConsoleLogFile]);
         if (s.Force)
         {
             args.Add("--force");
@@ -190,6 +207,11 @@ public static class GatewayControl
             throw new FileNotFoundException($"The gateway is not laid out beside the module ({dll} is missing). Build the module with build.ps1.", dll);
         }
 
+        if (s.TokensFile is null && s.ClientTokens.Count == 0)
+        {
+            throw new InvalidOperationException("The gateway needs client tokens: a tokens file, tokens from secrets, or both.");
+        }
+
         if (Read() is { Running: true } running)
         {
             throw new InvalidOperationException($"A gateway is already running (PID {running.ProcessId}, {running.Url}). Stop it first with Stop-AiGateway.");
@@ -223,6 +245,7 @@ public static class GatewayControl
         }
 
         using var process = Process.Start(psi) ?? throw new InvalidOperationException("The gateway process could not be started.");
+        await HandOverTokensAsync(process, s.ClientTokens, cancellationToken).ConfigureAwait(false);
         // Anything printed before --console-log takes over (a bad option) is read here.
         var stderr = process.StandardError.ReadToEndAsync(cancellationToken);
         var stdout = process.StandardOutput.ReadToEndAsync(cancellationToken);
@@ -262,6 +285,40 @@ public static class GatewayControl
         }
 
         throw new TimeoutException($"The gateway did not listen within {s.StartTimeout.TotalSeconds:0} s; see {ConsoleLogFile}.");
+    }
+
+    /// <summary>
+    /// Writes the in-memory client tokens to the gateway's standard input and closes it (the gateway reads one
+    /// document until its end, then never reads stdin again).
+    /// Why standard input: a pipe between two processes of the same user is the one channel here that leaves no
+    /// copy behind. A command-line argument is readable by every local user (/proc/PID/cmdline, ps); an environment
+    /// variable stays readable by the user and root for the process's whole life (/proc/PID/environ) and is inherited
+    /// by anything it starts; a file, even owner-only and deleted at once, puts the token on disk (backups, journals,
+    /// a crash between write and delete). A hash-only file would be safe too, and is what a service uses
+    /// (<see cref="GatewayClientTokens.WriteHashedFile"/>, since a service manager cannot hand over stdin), but it
+    /// still leaves a file to clean up for a gateway that a user starts from a session. The buffer is zeroed once written.
+    /// </summary>
+    private static async Task HandOverTokensAsync(Process process, IReadOnlyList<GatewayClientToken> tokens, CancellationToken cancellationToken)
+    {
+        var document = tokens.Count > 0 ? GatewayClientTokens.ToStdinDocument(tokens) : [];
+        try
+        {
+            if (document.Length > 0)
+            {
+                await process.StandardInput.BaseStream.WriteAsync(document, cancellationToken).ConfigureAwait(false);
+                await process.StandardInput.BaseStream.FlushAsync(cancellationToken).ConfigureAwait(false);
+            }
+
+            process.StandardInput.Close();
+        }
+        catch (IOException)
+        {
+            // The gateway exited before reading (a bad option): the start loop reports why.
+        }
+        finally
+        {
+            System.Security.Cryptography.CryptographicOperations.ZeroMemory(document);
+        }
     }
 
     /// <summary>The gateway of the state file (Running false when its process is gone), or null when there is none.</summary>

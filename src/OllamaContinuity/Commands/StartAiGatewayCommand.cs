@@ -27,6 +27,20 @@ public sealed class StartAiGatewayCommand : BackendCmdlet
     [ValidateNotNullOrEmpty]
     public string? TokensFile { get; set; }
 
+    /// <summary>
+    /// Names of SecretManagement secrets, each holding one client token (or a hashtable / JSON object with token,
+    /// name, workflow, ratePerMinute). Read with Get-Secret in this session and handed to the gateway over its
+    /// standard input, never written to disk.
+    /// </summary>
+    [Parameter]
+    [ValidateNotNullOrEmpty]
+    public string[]? ClientTokenSecret { get; set; }
+
+    /// <summary>The SecretManagement vault to read -ClientTokenSecret from (the default value is the default vault).</summary>
+    [Parameter]
+    [ValidateNotNullOrEmpty]
+    public string? Vault { get; set; }
+
     [Parameter]
     [ValidateRange(1, 100_000)]
     public int MaxConcurrentRequests { get; set; }
@@ -64,26 +78,47 @@ public sealed class StartAiGatewayCommand : BackendCmdlet
             return;
         }
 
-        Start(address);
+        if (Vault is not null && ClientTokenSecret is null)
+        {
+            ThrowTerminatingError(new ErrorRecord(
+                new ArgumentException("-Vault names where to read -ClientTokenSecret from; give -ClientTokenSecret too."), "VaultWithoutClientTokenSecret", ErrorCategory.InvalidArgument, Vault));
+            return;
+        }
+
+        // Secrets are read before anything starts (and under -WhatIf too), so a missing or unusable secret stops here.
+        object? secretTokens = ClientTokenSecret is null ? null : ClientTokenSecrets.Read(this, ClientTokenSecret, Vault);
+        Start(address, secretTokens);
     }
 
-    private void Start(IPAddress address)
+    private void Start(IPAddress address, object? secretTokens)
     {
         var gatewayDir = Path.Combine(Path.GetDirectoryName(typeof(StartAiGatewayCommand).Assembly.Location)!, "Gateway");
-        var tokens = TokensFile is null ? Bridge.DefaultTokensFile : GetUnresolvedProviderPathFromPSPath(TokensFile);
-        if (!ShouldProcess($"{address}:{Port.ToString(CultureInfo.InvariantCulture)} (client tokens {tokens})", "Start the AI failover gateway"))
+        // The tokens file: the one given; else the default one unless the tokens come from secrets only.
+        var tokens = TokensFile is not null ? GetUnresolvedProviderPathFromPSPath(TokensFile) : secretTokens is null ? Bridge.DefaultTokensFile : null;
+        var sources = new List<string>();
+        if (tokens is not null)
+        {
+            sources.Add($"client tokens {tokens}");
+        }
+
+        if (ClientTokenSecret is not null)
+        {
+            sources.Add($"client tokens from the secret(s) {string.Join(", ", ClientTokenSecret)}" + (Vault is null ? "" : $" in the vault {Vault}"));
+        }
+
+        if (!ShouldProcess($"{address}:{Port.ToString(CultureInfo.InvariantCulture)} ({string.Join("; ", sources)})", "Start the AI failover gateway"))
         {
             return;
         }
 
         try
         {
-            if (Bridge.EnsureTokens(tokens))
+            if (tokens is not null && Bridge.EnsureTokens(tokens))
             {
                 this.Narrate($"Created the client tokens file {tokens} with one random token (owner-only). Give applications a token from it; add one entry per application to tell them apart.");
             }
 
-            var status = RunAsync(ct => Bridge.StartAsync(this, gatewayDir, address.ToString(), tokens, ct));
+            var status = RunAsync(ct => Bridge.StartAsync(this, gatewayDir, address.ToString(), tokens, secretTokens, ct));
             this.Narrate($"The gateway listens on {status.Url} (PID {status.ProcessId}).");
             WriteObject(status);
         }
@@ -107,8 +142,9 @@ public sealed class StartAiGatewayCommand : BackendCmdlet
 
         public static bool EnsureTokens(string path) => OllamaContinuity.Gateway.GatewayControl.EnsureTokensFile(path) is not null;
 
-        public static async Task<OllamaContinuity.Gateway.GatewayStatus> StartAsync(StartAiGatewayCommand c, string dir, string bind, string tokens, CancellationToken ct)
+        public static async Task<OllamaContinuity.Gateway.GatewayStatus> StartAsync(StartAiGatewayCommand c, string dir, string bind, string? tokens, object? secretTokens, CancellationToken ct)
         {
+            var fromSecrets = (OllamaContinuity.Gateway.GatewayClientToken[]?)secretTokens ?? [];
             var env = new Dictionary<string, string?>();
             void Set(string name, string? value)
             {
@@ -136,6 +172,7 @@ public sealed class StartAiGatewayCommand : BackendCmdlet
                 Port = c.Port,
                 Force = c.Force.IsPresent,
                 TokensFile = tokens,
+                ClientTokens = fromSecrets,
                 MaxConcurrentRequests = c.MaxConcurrentRequests > 0 ? c.MaxConcurrentRequests : null,
                 RatePerMinute = c.RatePerMinute > 0 ? c.RatePerMinute : null,
                 MaxBodyBytes = c.MaxRequestBodyBytes > 0 ? c.MaxRequestBodyBytes : null,
@@ -145,7 +182,7 @@ public sealed class StartAiGatewayCommand : BackendCmdlet
             };
             var status = await OllamaContinuity.Gateway.GatewayControl.StartAsync(settings, ct).ConfigureAwait(false);
             return await OllamaContinuity.Gateway.GatewayControl.QueryAsync(status,
-                OllamaContinuity.Gateway.GatewayControl.FirstToken(tokens), ct).ConfigureAwait(false);
+                fromSecrets.Length > 0 ? fromSecrets[0].Token : OllamaContinuity.Gateway.GatewayControl.FirstToken(tokens), ct).ConfigureAwait(false);
         }
     }
 }
