@@ -19,8 +19,10 @@ public sealed record FailoverChatClientOptions
 /// <summary>
 /// The failover engine as a <see cref="IChatClient"/>: the cloud first, Ollama on failure, with the engine's circuits,
 /// contingency, stream rescue and request log, in process. Thread-safe. The engine is the caller's (not disposed here).
-/// Who served each answer is in <see cref="ChatResponse.AdditionalProperties"/>: <c>backend</c> (Cloud or Ollama),
-/// <c>failoverReason</c> and <c>requestId</c>. A request that no backend answered throws <see cref="AiRequestException"/>.
+/// Who served each answer is in the <c>AdditionalProperties</c> of the answer's message (<c>response.Messages[^1]</c>, also
+/// for a stream combined with <c>ToChatResponse()</c>), of a plain call's <see cref="ChatResponse"/> and of a stream's
+/// last update: <c>backend</c> (Cloud or Ollama), <c>failoverReason</c> (empty when the cloud served it), <c>requestId</c>
+/// (the request log's id) and <c>endpoint</c>. A request that no backend answered throws <see cref="AiRequestException"/>.
 /// A stream that breaks after text was streamed is continued by the next backend (the partial answer goes to it as the
 /// last assistant message), so the updates add up to one answer, never a repeated one; when that backend can only
 /// restart the answer, the stream ends with <see cref="AiRequestException"/> (<see cref="AiRequestFailure.StreamInterrupted"/>).
@@ -63,7 +65,8 @@ public sealed class FailoverChatClient : IChatClient
     {
         var request = ToRequest(messages, options, stream: false);
         var response = await _engine.SendAsync(request, _plan, observer: null, cancellationToken).ConfigureAwait(false);
-        return new ChatResponse(new Microsoft.Extensions.AI.ChatMessage(ChatRole.Assistant, response.Text))
+        // The route on the message too: where ToChatResponse() puts a stream's, so one place works for both calls.
+        return new ChatResponse(new Microsoft.Extensions.AI.ChatMessage(ChatRole.Assistant, response.Text) { MessageId = response.RequestId, AdditionalProperties = Route(response) })
         {
             ResponseId = response.RequestId,
             ModelId = response.Model,
