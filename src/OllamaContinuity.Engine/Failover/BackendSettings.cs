@@ -59,8 +59,11 @@ public sealed record BackendOverrides
     /// <summary>The request log. Null: <c>OLLAMACONTINUITY_LOG_PATH</c>, else the platform's default (resolved when a request is logged).</summary>
     public string? LogPath { get; init; }
 
-    /// <summary>How error messages name an explicit setting: "-" for a cmdlet's parameters (-CloudUri). The default value is "" (CloudUri).</summary>
-    public string ParameterPrefix { get; init; } = "";
+    /// <summary>
+    /// How error messages name an explicit setting, given its property name here (a cmdlet names its parameter:
+    /// "OllamaUris" is -OllamaUri). The default value is null: the property name.
+    /// </summary>
+    public Func<string, string>? SettingName { get; init; }
 }
 
 /// <summary>
@@ -104,7 +107,7 @@ public static class BackendSettings
         var o = overrides ?? new BackendOverrides();
         environment ??= Environment.GetEnvironmentVariable;
         string? Env(string name) => environment(name) is { Length: > 0 } v ? v.Trim() : null;
-        string Named(string property) => o.ParameterPrefix + property;
+        string Named(string property) => o.SettingName?.Invoke(property) ?? property;
 
         var cloudUri = o.CloudUri ?? Env(CloudUriVariable) ?? BackendEndpoint.DefaultOpenAIUri;
         var kind = o.CloudProvider is { } cp && cp != BackendKind.Ollama ? cp

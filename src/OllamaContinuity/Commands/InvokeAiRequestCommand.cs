@@ -323,13 +323,21 @@ internal static class InvokeAiRequestSettings
 {
     public static BackendPlan BuildPlan(IBackendParameters p) => BackendSettings.Resolve(ToOverrides(p));
 
+    /// <summary>The parameter behind a <see cref="BackendOverrides"/> property, for error messages.</summary>
+    internal static string ParameterName(string property) => "-" + property switch
+    {
+        nameof(BackendOverrides.OllamaUris) => nameof(IBackendParameters.OllamaUri),
+        nameof(BackendOverrides.CloudTimeout) or nameof(BackendOverrides.OllamaTimeout) or nameof(BackendOverrides.ConnectTimeout) or nameof(BackendOverrides.FirstTokenTimeout) => property + "Sec",
+        _ => property,
+    };
+
     internal static BackendOverrides ToOverrides(IBackendParameters p)
     {
         var bound = p.MyInvocation.BoundParameters;
         TimeSpan? Seconds(string name, double value) => bound.ContainsKey(name) ? TimeSpan.FromSeconds(value) : null;
         var overrides = new BackendOverrides
         {
-            ParameterPrefix = "-",
+            SettingName = ParameterName,
             CloudProvider = p.CloudProvider is { } cp ? Enum.Parse<BackendKind>(cp, ignoreCase: true) : null,
             CloudUri = p.CloudUri,
             CloudModel = p.CloudModel,

@@ -122,7 +122,7 @@ public sealed class BackendSettingsTests
     [Fact]
     public void An_explicit_key_wins_over_CLOUD_API_KEY_even_when_it_is_bad()
     {
-        var e = Fails(new BackendOverrides { CloudApiKey = null, ParameterPrefix = "-" }, FullEnvironment);
+        var e = Fails(new BackendOverrides { CloudApiKey = null, SettingName = n => "-" + n }, FullEnvironment);
         Assert.Equal(ApiKeys.InvalidKeyId, e.ParamName);
         Assert.Contains("-CloudApiKey", e.Message);
         Assert.False(new BackendOverrides().CloudApiKeyGiven);
@@ -156,7 +156,7 @@ public sealed class BackendSettingsTests
     [InlineData("not a uri")]
     public void A_bad_cloud_URL_is_InvalidCloudUri_naming_where_it_came_from(string uri)
     {
-        var given = Fails(new BackendOverrides { CloudUri = uri, ParameterPrefix = "-" });
+        var given = Fails(new BackendOverrides { CloudUri = uri, SettingName = n => "-" + n });
         Assert.Equal(BackendSettings.InvalidCloudUriId, given.ParamName);
         Assert.Contains("(from -CloudUri)", given.Message);
         var env = Fails(env: new() { ["CLOUD_API_URL"] = uri });
@@ -170,6 +170,7 @@ public sealed class BackendSettingsTests
         var given = Fails(new BackendOverrides { OllamaUris = ["http://ok:11434", "http://"] });
         Assert.Equal(BackendSettings.InvalidOllamaUriId, given.ParamName);
         Assert.Contains("(from OllamaUris)", given.Message);
+        Assert.Contains("(from -OllamaUri)", Fails(new BackendOverrides { OllamaUris = ["http://"], SettingName = n => n == "OllamaUris" ? "-OllamaUri" : n }).Message);
         var env = Fails(env: new() { ["OLLAMA_URL"] = "http://ok:11434,ftp://x" });
         Assert.Equal(BackendSettings.InvalidOllamaUriId, env.ParamName);
         Assert.Contains("(from OLLAMA_URL)", env.Message);
@@ -196,7 +197,8 @@ public sealed class BackendSettingsTests
     {
         var e = Fails(new BackendOverrides { CloudTimeout = TimeSpan.Zero });
         Assert.Equal(BackendSettings.InvalidTimeoutId, e.ParamName);
-        Assert.Contains("CloudTimeout", e.Message);
+        Assert.StartsWith("CloudTimeout (0 s)", e.Message);
+        Assert.StartsWith("-CloudTimeoutSec (0 s)", Fails(new BackendOverrides { CloudTimeout = TimeSpan.Zero, SettingName = n => "-" + n + "Sec" }).Message);
         Assert.Equal(BackendSettings.InvalidTimeoutId, Fails(new BackendOverrides { ConnectTimeout = TimeSpan.FromMinutes(11) }).ParamName);
         Assert.Equal(BackendSettings.InvalidTimeoutId, Fails(new BackendOverrides { FirstTokenTimeout = TimeSpan.FromSeconds(-1) }).ParamName);
         Assert.Equal(TimeSpan.FromSeconds(2), Resolve(new BackendOverrides { CloudTimeout = TimeSpan.FromSeconds(2) }, new() { ["CLOUD_TIMEOUT"] = "fifteen" }).Cloud!.Timeouts.Total);
