@@ -31,6 +31,11 @@
         Register-PSResourceRepository -Name Internal -Uri \\server\psrepo -Trusted
         Publish-PSResource -NupkgPath ./out/OllamaContinuity.0.1.0.nupkg -Repository Internal
         Install-PSResource OllamaContinuity -Repository Internal
+    It also packs the engine for .NET applications into out/OllamaContinuity.Engine.<version>.nupkg (dotnet pack of
+    src/OllamaContinuity.Engine.AI): the failover engine and its Microsoft.Extensions.AI IChatClient in one NuGet
+    package, with the module's version, deterministic (its timestamps are the last commit's, or SOURCE_DATE_EPOCH):
+        dotnet nuget add source ./out --name OllamaContinuity
+        dotnet add package OllamaContinuity.Engine
 
 .PARAMETER Demo
     After building, runs a short tour of the module (tools/Demo.ps1) in a fresh pwsh: a healthy request, a cloud
@@ -181,6 +186,18 @@ if ($Package) {
     Compress-PSResource -Path $moduleDir -DestinationPath $out
     if (-not (Test-Path $nupkg)) { throw "Compress-PSResource did not write $nupkg." }
     Write-Host "Package: $nupkg"
+
+    # The engine and its IChatClient for .NET applications: one NuGet package, OllamaContinuity.Engine, whose version
+    # the project reads from the same manifest. Same sources, same bytes: the zip's timestamps are fixed.
+    $enginePkg = Join-Path $out "OllamaContinuity.Engine.$version.nupkg"
+    if (Test-Path $enginePkg) { Remove-Item $enginePkg -Force }
+    $epoch = $env:SOURCE_DATE_EPOCH
+    if (-not $epoch -and (Get-Command git -ErrorAction SilentlyContinue)) { $epoch = & git -C $root log -1 --format=%ct 2>$null }
+    if (-not $epoch) { $epoch = ([DateTimeOffset](Get-Item (Join-Path $root 'src/OllamaContinuity/OllamaContinuity.psd1')).LastWriteTimeUtc).ToUnixTimeSeconds() }
+    Invoke-Native dotnet @('pack', (Join-Path $root 'src/OllamaContinuity.Engine.AI/OllamaContinuity.Engine.AI.csproj'), '--configuration', $Configuration,
+        '--nologo', '--output', $out, "-p:DeterministicTimestamp=$epoch")
+    if (-not (Test-Path $enginePkg)) { throw "dotnet pack did not write $enginePkg (the package's version must be the module's, $version)." }
+    Write-Host "Package: $enginePkg"
 }
 
 if ($Demo) {

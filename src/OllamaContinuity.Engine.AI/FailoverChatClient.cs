@@ -19,8 +19,13 @@ public sealed record FailoverChatClientOptions
 /// <summary>
 /// The failover engine as a <see cref="IChatClient"/>: the cloud first, Ollama on failure, with the engine's circuits,
 /// contingency, stream rescue and request log, in process. Thread-safe. The engine is the caller's (not disposed here).
-/// Who served each answer is in <see cref="ChatResponse.AdditionalProperties"/>: <c>backend</c> (Cloud or Ollama),
-/// <c>failoverReason</c> and <c>requestId</c>. A request that no backend answered throws <see cref="AiRequestException"/>.
+/// Who served each answer is in the <c>AdditionalProperties</c> of the answer's message (<c>response.Messages[^1]</c>, also
+/// for a stream combined with <c>ToChatResponse()</c>), of a plain call's <see cref="ChatResponse"/> and of a stream's
+/// last update: <c>backend</c> (Cloud or Ollama), <c>failoverReason</c> (empty when the cloud served it), <c>requestId</c>
+/// (the request log's id) and <c>endpoint</c>. A request that no backend answered throws <see cref="AiRequestException"/>.
+/// A stream that breaks after text was streamed is continued by the next backend (the partial answer goes to it as the
+/// last assistant message), so the updates add up to one answer, never a repeated one; when that backend can only
+/// restart the answer, the stream ends with <see cref="AiRequestException"/> (<see cref="AiRequestFailure.StreamInterrupted"/>).
 /// </summary>
 public sealed class FailoverChatClient : IChatClient
 {
@@ -32,6 +37,21 @@ public sealed class FailoverChatClient : IChatClient
     private readonly FailoverChatClientOptions _options;
     private readonly ChatClientMetadata _metadata;
 
+    /// <summary>
+    /// A client configured the way Invoke-AiRequest and the gateway are: <paramref name="backends"/> (null: none) over
+    /// the environment variables (CLOUD_API_KEY, CLOUD_API_URL, CLOUD_PROVIDER, CLOUD_MODEL, CLOUD_TIMEOUT,
+    /// OLLAMA_URL, OLLAMA_MODEL, OLLAMA_TIMEOUT, CONNECT_TIMEOUT, FIRST_TOKEN_TIMEOUT, OLLAMACONTINUITY_LOG_PATH)
+    /// over the defaults; see <see cref="BackendSettings.Resolve"/>. A bad setting throws <see cref="ArgumentException"/>
+    /// at once (its ParamName is the error id: InvalidCloudUri, InvalidOllamaUri, InvalidTimeout, InvalidCloudApiKey).
+    /// </summary>
+    /// <param name="backends">Settings that win over the environment.</param>
+    /// <param name="options">The workflow and content logging.</param>
+    /// <param name="engine">The engine (connection pool, circuits). Null: <see cref="FailoverEngine.Shared"/>, the process's
+    /// engine, which also honours the persisted contingency state (Enable-AiContingency) and sends the configured alerts.</param>
+    public static FailoverChatClient FromEnvironment(BackendOverrides? backends = null, FailoverChatClientOptions? options = null, FailoverEngine? engine = null) =>
+        new(engine ?? FailoverEngine.Shared, BackendSettings.Resolve(backends), options);
+
+    /// <summary>A client over <paramref name="engine"/> with an explicit <paramref name="plan"/>.</summary>
     public FailoverChatClient(FailoverEngine engine, BackendPlan plan, FailoverChatClientOptions? options = null)
     {
         _engine = engine ?? throw new ArgumentNullException(nameof(engine));
@@ -45,7 +65,8 @@ public sealed class FailoverChatClient : IChatClient
     {
         var request = ToRequest(messages, options, stream: false);
         var response = await _engine.SendAsync(request, _plan, observer: null, cancellationToken).ConfigureAwait(false);
-        return new ChatResponse(new Microsoft.Extensions.AI.ChatMessage(ChatRole.Assistant, response.Text))
+        // The route on the message too: where ToChatResponse() puts a stream's, so one place works for both calls.
+        return new ChatResponse(new Microsoft.Extensions.AI.ChatMessage(ChatRole.Assistant, response.Text) { MessageId = response.RequestId, AdditionalProperties = Route(response) })
         {
             ResponseId = response.RequestId,
             ModelId = response.Model,
@@ -59,9 +80,11 @@ public sealed class FailoverChatClient : IChatClient
     public async IAsyncEnumerable<ChatResponseUpdate> GetStreamingResponseAsync(IEnumerable<Microsoft.Extensions.AI.ChatMessage> messages, ChatOptions? options = null,
         [EnumeratorCancellation] CancellationToken cancellationToken = default)
     {
-        var request = ToRequest(messages, options, stream: true);
+        // Streamed text cannot be taken back: a broken stream is continued, never restarted (as the gateway does).
+        var request = ToRequest(messages, options, stream: true) with { StreamRescue = StreamRescueMode.Continue };
         var channel = Channel.CreateUnbounded<string>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
-        var send = SendAsync(request, new TokenObserver(channel.Writer), channel.Writer, cancellationToken);
+        var observer = new TokenObserver(channel.Writer);
+        var send = SendAsync(request, observer, channel.Writer, cancellationToken);
         var any = false;
         try
         {
@@ -77,6 +100,13 @@ public sealed class FailoverChatClient : IChatClient
         }
 
         var response = await send.ConfigureAwait(false); // throws AiRequestException when nothing answered
+        if (observer.RestartedAfterText)
+        {
+            throw new AiRequestException(AiRequestFailure.StreamInterrupted,
+                $"The answer broke after text was streamed and {response.Backend} could only restart it from scratch, not continue it; send the request again.",
+                response.RequestId, response.Attempts);
+        }
+
         var final = new ChatResponseUpdate(ChatRole.Assistant, any ? [] : [new TextContent(response.Text)])
         {
             ResponseId = response.RequestId,
@@ -188,6 +218,9 @@ public sealed class FailoverChatClient : IChatClient
 
     private sealed class TokenObserver(ChannelWriter<string> writer) : IFailoverObserver
     {
+        /// <summary>True once the answer restarted from scratch after text was streamed: nothing more is forwarded.</summary>
+        public bool RestartedAfterText { get; private set; }
+
         public void OnVerbose(string message)
         {
         }
@@ -196,7 +229,15 @@ public sealed class FailoverChatClient : IChatClient
         {
         }
 
-        public void OnToken(string text) => writer.TryWrite(text);
+        public void OnToken(string text)
+        {
+            if (!RestartedAfterText)
+            {
+                writer.TryWrite(text);
+            }
+        }
+
+        public void OnStreamRescued(string notice) => RestartedAfterText = true;
 
         public ValueTask<bool> ApproveFailoverAsync(string question, CancellationToken cancellationToken) => new(false);
     }

@@ -41,6 +41,19 @@ Describe 'Packaging the module' {
         ($names -like 'Formats/*.Format.ps1xml').Count | Should -BeGreaterOrEqual 5
     }
 
+    It 'build.ps1 -Package also packs the engine for .NET applications into OllamaContinuity.Engine.<version>.nupkg' {
+        # The same dotnet pack as build.ps1 -Package (EnginePackageTests builds and runs an app against the package).
+        (Get-Content -Raw (Join-Path $repoRoot 'build.ps1')) | Should -Match ([regex]::Escape("dotnet @('pack', (Join-Path `$root 'src/OllamaContinuity.Engine.AI/OllamaContinuity.Engine.AI.csproj')"))
+        $output = & dotnet pack (Join-Path $repoRoot 'src/OllamaContinuity.Engine.AI/OllamaContinuity.Engine.AI.csproj') --configuration Release --nologo --output (Join-Path $work 'pack') -p:DeterministicTimestamp=1767225600 2>&1
+        $LASTEXITCODE | Should -Be 0 -Because ($output -join "`n")
+        $enginePkg = Join-Path $work "pack/OllamaContinuity.Engine.$version.nupkg"
+        $enginePkg | Should -Exist
+        $zip = [System.IO.Compression.ZipFile]::OpenRead($enginePkg)
+        try { $names = $zip.Entries.FullName } finally { $zip.Dispose() }
+        $names | Should -Contain 'lib/net8.0/OllamaContinuity.Engine.dll'
+        $names | Should -Contain 'lib/net8.0/OllamaContinuity.Engine.AI.dll'
+    }
+
     It 'is published to a temporary trusted file repository' {
         Register-PSResourceRepository -Name $repoName -Uri $feed -Trusted
         Publish-PSResource -NupkgPath $nupkg -Repository $repoName

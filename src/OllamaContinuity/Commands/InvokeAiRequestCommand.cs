@@ -315,59 +315,46 @@ internal interface IBackendParameters
     string? LogPath { get; }
 }
 
-/// <summary>Parameters, environment variables and defaults into a <see cref="BackendPlan"/>: parameters win.</summary>
+/// <summary>
+/// The backend parameters into <see cref="BackendOverrides"/>: only bound ones (and a -CloudApiKey given even as $null)
+/// override; <see cref="BackendSettings.Resolve"/> does the rest (environment variables, defaults, every check).
+/// </summary>
 internal static class InvokeAiRequestSettings
 {
-    public static BackendPlan BuildPlan(IBackendParameters p)
+    public static BackendPlan BuildPlan(IBackendParameters p) => BackendSettings.Resolve(ToOverrides(p));
+
+    /// <summary>The parameter behind a <see cref="BackendOverrides"/> property, for error messages.</summary>
+    internal static string ParameterName(string property) => "-" + property switch
+    {
+        nameof(BackendOverrides.OllamaUris) => nameof(IBackendParameters.OllamaUri),
+        nameof(BackendOverrides.CloudTimeout) or nameof(BackendOverrides.OllamaTimeout) or nameof(BackendOverrides.ConnectTimeout) or nameof(BackendOverrides.FirstTokenTimeout) => property + "Sec",
+        _ => property,
+    };
+
+    internal static BackendOverrides ToOverrides(IBackendParameters p)
     {
         var bound = p.MyInvocation.BoundParameters;
-        var cloudUri = p.CloudUri ?? Env("CLOUD_API_URL") ?? BackendEndpoint.DefaultOpenAIUri;
-        var kind = p.CloudProvider is { } cp ? Enum.Parse<BackendKind>(cp)
-            : Env("CLOUD_PROVIDER") is { } ep && Enum.TryParse<BackendKind>(ep, true, out var k) && k != BackendKind.Ollama ? k
-            : BackendEndpoint.GuessCloudKind(cloudUri);
-        if (p.CloudUri is null && Env("CLOUD_API_URL") is null && kind == BackendKind.Anthropic)
+        TimeSpan? Seconds(string name, double value) => bound.ContainsKey(name) ? TimeSpan.FromSeconds(value) : null;
+        var overrides = new BackendOverrides
         {
-            cloudUri = BackendEndpoint.DefaultAnthropicUri;
-        }
+            SettingName = ParameterName,
+            CloudProvider = p.CloudProvider is { } cp ? Enum.Parse<BackendKind>(cp, ignoreCase: true) : null,
+            CloudUri = p.CloudUri,
+            CloudModel = p.CloudModel,
+            CloudTimeout = Seconds(nameof(p.CloudTimeoutSec), p.CloudTimeoutSec),
+            OllamaUris = p.OllamaUri,
+            OllamaModel = p.OllamaModel,
+            OllamaTimeout = Seconds(nameof(p.OllamaTimeoutSec), p.OllamaTimeoutSec),
+            ConnectTimeout = Seconds(nameof(p.ConnectTimeoutSec), p.ConnectTimeoutSec),
+            FirstTokenTimeout = Seconds(nameof(p.FirstTokenTimeoutSec), p.FirstTokenTimeoutSec),
+            // A relative -LogPath is relative to the PowerShell location (Set-Location), not to the process's directory.
+            LogPath = p.LogPath is { } lp && p is PSCmdlet cmdlet ? cmdlet.GetUnresolvedProviderPathFromPSPath(lp) : p.LogPath,
+        };
 
-        var cloudModel = p.CloudModel ?? Env("CLOUD_MODEL") ?? (kind == BackendKind.Anthropic ? BackendEndpoint.DefaultAnthropicModel : BackendEndpoint.DefaultOpenAIModel);
-        var apiKey = CloudApiKey(p, bound);
-        var connect = TimeSpan.FromSeconds(bound.ContainsKey(nameof(p.ConnectTimeoutSec)) ? p.ConnectTimeoutSec : 3);
-        var firstToken = bound.ContainsKey(nameof(p.FirstTokenTimeoutSec)) ? TimeSpan.FromSeconds(p.FirstTokenTimeoutSec) : (TimeSpan?)null;
-
-        var cloudTotal = Seconds(bound.ContainsKey(nameof(p.CloudTimeoutSec)) ? p.CloudTimeoutSec : null, "CLOUD_TIMEOUT", 15);
-        var ollamaTotal = Seconds(bound.ContainsKey(nameof(p.OllamaTimeoutSec)) ? p.OllamaTimeoutSec : null, "OLLAMA_TIMEOUT", 60);
-        var cloudTimeouts = new BackendTimeouts { Connect = connect, Total = cloudTotal, FirstToken = firstToken ?? Min(TimeSpan.FromSeconds(10), cloudTotal) };
-        var ollamaTimeouts = new BackendTimeouts { Connect = connect, Total = ollamaTotal, FirstToken = firstToken };
-
-        BackendEndpoint cloud;
-        try
-        {
-            cloud = BackendEndpoint.Cloud(kind, cloudUri, cloudModel, apiKey, cloudTimeouts);
-        }
-        catch (ArgumentException e)
-        {
-            throw new ArgumentException(e.Message + " (from " + (p.CloudUri is null ? "CLOUD_API_URL" : "-CloudUri") + ")", "InvalidCloudUri");
-        }
-
-        var ollamaModel = p.OllamaModel ?? Env("OLLAMA_MODEL") ?? BackendEndpoint.DefaultOllamaModel;
-        var ollamaUris = p.OllamaUri ?? Env("OLLAMA_URL")?.Split([',', ';', ' '], StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries) ?? [BackendEndpoint.DefaultOllamaUri];
-        var ollama = new List<BackendEndpoint>();
-        foreach (var u in ollamaUris)
-        {
-            try
-            {
-                ollama.Add(BackendEndpoint.Ollama(u, ollamaModel, ollamaTimeouts));
-            }
-            catch (ArgumentException e)
-            {
-                throw new ArgumentException(e.Message + " (from " + (p.OllamaUri is null ? "OLLAMA_URL" : "-OllamaUri") + ")", "InvalidOllamaUri");
-            }
-        }
-
-        // A relative -LogPath is relative to the PowerShell location (Set-Location), not to the process's directory.
-        var logPath = p.LogPath is { } lp && p is PSCmdlet cmdlet ? cmdlet.GetUnresolvedProviderPathFromPSPath(lp) : p.LogPath;
-        return new BackendPlan(cloud, ollama) { LogPath = logPath };
+        // -CloudApiKey given, even as $null or empty (a failed Get-Secret), must hold a key: only an absent key means "no cloud".
+        return bound.ContainsKey(nameof(p.CloudApiKey)) || p.CloudApiKey is not null
+            ? overrides with { CloudApiKey = p.CloudApiKey is { Length: > 0 } secure ? new NetworkCredential("", secure).Password : null }
+            : overrides;
     }
 
     public static IReadOnlyList<ChatMessage> ToMessages(object[] items)
@@ -425,43 +412,4 @@ internal static class InvokeAiRequestSettings
 
         return null;
     }
-
-    /// <summary>
-    /// The key, trimmed and checked (<see cref="ApiKeys.Normalize"/>): -CloudApiKey given, even as $null or empty (a
-    /// failed Get-Secret), must hold a key; CLOUD_API_KEY set to something must too. Only an absent key means "no cloud".
-    /// </summary>
-    internal static string? CloudApiKey(IBackendParameters p, IDictionary<string, object> bound)
-    {
-        if (bound.ContainsKey(nameof(p.CloudApiKey)) || p.CloudApiKey is not null)
-        {
-            var given = p.CloudApiKey is { Length: > 0 } secure ? new NetworkCredential("", secure).Password : null;
-            return ApiKeys.Normalize(given, "-CloudApiKey");
-        }
-
-        return Environment.GetEnvironmentVariable("CLOUD_API_KEY") is { Length: > 0 } env ? ApiKeys.Normalize(env, "CLOUD_API_KEY") : null;
-    }
-
-    private static string? Env(string name) => Environment.GetEnvironmentVariable(name) is { Length: > 0 } v ? v.Trim() : null;
-
-    private static TimeSpan Seconds(double? parameter, string variable, double fallback)
-    {
-        if (parameter is double d)
-        {
-            return TimeSpan.FromSeconds(d);
-        }
-
-        if (Env(variable) is { } v)
-        {
-            if (!double.TryParse(v, NumberStyles.Float, CultureInfo.InvariantCulture, out var s) || s <= 0 || s > 3600)
-            {
-                throw new ArgumentException($"The environment variable {variable} ('{v}') is not a number of seconds between 0 and 3600.", "InvalidTimeout");
-            }
-
-            return TimeSpan.FromSeconds(s);
-        }
-
-        return TimeSpan.FromSeconds(fallback);
-    }
-
-    private static TimeSpan Min(TimeSpan a, TimeSpan b) => a < b ? a : b;
 }

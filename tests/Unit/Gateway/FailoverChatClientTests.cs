@@ -1,4 +1,5 @@
 using Microsoft.Extensions.AI;
+using System.Text.Json.Nodes;
 using OllamaContinuity.AI;
 using OllamaContinuity.Failover;
 using OllamaContinuity.TestSupport;
@@ -119,5 +120,117 @@ public sealed class FailoverChatClientTests : IAsyncLifetime
         await Assert.ThrowsAsync<NotSupportedException>(() => client.GetResponseAsync("hi", new ChatOptions { Tools = [AIFunctionFactory.Create(() => 1, "one")] }));
         await Assert.ThrowsAsync<NotSupportedException>(() => client.GetResponseAsync([new AiChatMessage(ChatRole.User, [new DataContent(new byte[] { 1 }, "image/png")])]));
         Assert.Equal(0, _cloud.Hits + _ollama.Hits);
+    }
+
+    private static async Task<List<ChatResponseUpdate>> StreamAsync(IChatClient client, string prompt, List<ChatResponseUpdate>? into = null)
+    {
+        var updates = into ?? [];
+        await foreach (var u in client.GetStreamingResponseAsync(prompt))
+        {
+            updates.Add(u);
+        }
+
+        return updates;
+    }
+
+    private JsonNode[] LogLines() => File.ReadAllLines(_log).Select(l => JsonNode.Parse(l)!).ToArray();
+
+    [Fact]
+    public async Task A_cloud_stream_cut_after_text_is_continued_by_Ollama_and_the_updates_add_up_to_one_answer()
+    {
+        _cloud.Fault = new FaultSpec(FaultKind.CutAfterWords) { Words = 3 };
+        using var client = Client(workflow: "billing");
+        var updates = await StreamAsync(client, "tell me more");
+        var streamedText = string.Concat(updates.Select(u => u.Text));
+        var response = updates.ToChatResponse();
+
+        // The cloud's first words, then Ollama's continuation of them: never the answer twice, never a restart.
+        var continuation = _ollama.Requests.Single().Json!["messages"]!.AsArray();
+        var partial = (string)continuation[^1]!["content"]!;
+        Assert.Equal("assistant", (string?)continuation[^1]!["role"]);
+        Assert.StartsWith("cloud: reply", partial);
+        Assert.Equal(partial + "ollama: reply to tell me more", streamedText);
+        Assert.Equal(streamedText, response.Text);
+        // ToChatResponse() keeps the last update's route on the combined message.
+        var route = Assert.Single(response.Messages).AdditionalProperties!;
+        Assert.Equal("Ollama", route["backend"]);
+        Assert.False(string.IsNullOrEmpty(route["failoverReason"] as string));
+
+        // The request log: one line naming both attempts, the workflow and the request id the client returned.
+        var line = Assert.Single(LogLines());
+        Assert.Equal(response.ResponseId, (string?)line["requestId"]);
+        Assert.Equal("billing", (string?)line["workflow"]);
+        Assert.Equal("Ollama", (string?)line["backend"]);
+        Assert.Equal(["Cloud", "Ollama"], line["attempts"]!.AsArray().Select(a => (string?)a!["backend"]));
+        Assert.Null(line["prompt"]); // no content unless LogContent
+    }
+
+    [Fact]
+    public async Task A_stream_Ollama_can_only_restart_ends_in_StreamInterrupted_and_never_repeats_the_answer()
+    {
+        _cloud.Fault = new FaultSpec(FaultKind.CutAfterWords) { Words = 3 };
+        _ollama.RejectTrailingAssistant = true;
+        using var client = Client();
+        var updates = new List<ChatResponseUpdate>();
+        var e = await Assert.ThrowsAsync<AiRequestException>(() => StreamAsync(client, "tell me more", updates));
+        Assert.Equal(AiRequestFailure.StreamInterrupted, e.Failure);
+        var streamedText = string.Concat(updates.Select(u => u.Text));
+        Assert.StartsWith("cloud: reply", streamedText);
+        Assert.DoesNotContain("ollama", streamedText); // the restarted answer is not appended to the broken one
+        Assert.Equal(2, _ollama.Hits); // the continuation, rejected, then the restart
+    }
+
+    [Fact]
+    public async Task GetResponseAsync_after_a_failover_logs_the_route_and_with_LogContent_the_prompt_and_answer()
+    {
+        _cloud.Fault = FaultSpec.Http(503);
+        using var client = new FailoverChatClient(_engine,
+            new BackendPlan(BackendEndpoint.Cloud(BackendKind.OpenAI, _cloud.ChatUri.ToString(), "cloud-model", "sk-test"), [BackendEndpoint.Ollama(_ollama.BaseUri.ToString(), "llama3.1:8b")]) { LogPath = _log },
+            new FailoverChatClientOptions { LogContent = true, Workflow = "support" });
+        var response = await client.GetResponseAsync("where is my order");
+        Assert.Equal("ollama: reply to where is my order", response.Text);
+        Assert.Equal("Ollama", response.Messages[^1].AdditionalProperties!["backend"]); // where a stream's route ends up too
+        Assert.Equal("ServerError", response.AdditionalProperties!["failoverReason"]);
+        var line = Assert.Single(LogLines());
+        Assert.Equal(response.ResponseId, (string?)line["requestId"]);
+        Assert.Equal("support", (string?)line["workflow"]);
+        Assert.Equal("Ollama", (string?)line["backend"]);
+        Assert.Equal("ServerError", (string?)line["failoverReason"]);
+        Assert.Equal("Cloud", (string?)line["attempts"]![0]!["backend"]);
+        Assert.Contains("where is my order", line.ToJsonString());
+        Assert.Contains("ollama: reply to where is my order", line.ToJsonString());
+    }
+
+    [Fact]
+    public async Task FromEnvironment_resolves_the_settings_like_the_cmdlet_with_explicit_values_winning()
+    {
+        _cloud.Fault = FaultSpec.Http(503);
+        using var client = FailoverChatClient.FromEnvironment(new BackendOverrides
+        {
+            CloudUri = _cloud.ChatUri.ToString(),
+            CloudApiKey = "sk-from-overrides-0123",
+            CloudModel = "cloud-model",
+            OllamaUris = [FakeAiServer.RefusedUri("/").ToString(), _ollama.BaseUri.ToString()],
+            OllamaModel = "local-model",
+            LogPath = _log,
+        }, new FailoverChatClientOptions { Workflow = "env" }, _engine);
+        var response = await client.GetResponseAsync("hi");
+        Assert.Equal("ollama: reply to hi", response.Text);
+        Assert.Equal("Bearer sk-from-overrides-0123", _cloud.Requests.First().Headers["Authorization"]);
+        Assert.Equal("local-model", (string?)_ollama.Requests.Single().Json!["model"]);
+        Assert.Equal(4, (int)LogLines().Single()["attempts"]!.AsArray().Count); // cloud, its retry, the refused Ollama, the second Ollama
+        Assert.Same(_engine, client.GetService<FailoverEngine>());
+    }
+
+    [Fact]
+    public void FromEnvironment_checks_every_setting_before_any_request_and_defaults_to_the_process_engine()
+    {
+        var e = Assert.ThrowsAny<ArgumentException>(() => FailoverChatClient.FromEnvironment(new BackendOverrides { CloudApiKey = "sk-\r\nX: 1", OllamaUris = [_ollama.BaseUri.ToString()] }));
+        Assert.Equal("InvalidCloudApiKey", e.ParamName);
+        Assert.Equal("InvalidOllamaUri", Assert.ThrowsAny<ArgumentException>(() => FailoverChatClient.FromEnvironment(new BackendOverrides { OllamaUris = ["ftp://x"] })).ParamName);
+        Assert.Equal("InvalidTimeout", Assert.ThrowsAny<ArgumentException>(() => FailoverChatClient.FromEnvironment(new BackendOverrides { ConnectTimeout = TimeSpan.Zero })).ParamName);
+        Assert.Equal(0, _cloud.Hits + _ollama.Hits);
+        using var client = FailoverChatClient.FromEnvironment(new BackendOverrides { CloudApiKey = "sk-ok-0123456789", OllamaUris = [_ollama.BaseUri.ToString()] });
+        Assert.Same(FailoverEngine.Shared, client.GetService<FailoverEngine>());
     }
 }

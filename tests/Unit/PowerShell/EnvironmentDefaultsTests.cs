@@ -12,7 +12,7 @@ public sealed class ProcessEnvironmentCollection
 public sealed class EnvironmentDefaultsTests : IAsyncLifetime
 {
     private static readonly string[] Names =
-        ["CLOUD_API_URL", "CLOUD_API_KEY", "CLOUD_MODEL", "CLOUD_PROVIDER", "CLOUD_TIMEOUT", "OLLAMA_URL", "OLLAMA_MODEL", "OLLAMA_TIMEOUT", "AI_CONTINGENCY_MODE", "OLLAMACONTINUITY_LOG_PATH"];
+        ["CLOUD_API_URL", "CLOUD_API_KEY", "CLOUD_MODEL", "CLOUD_PROVIDER", "CLOUD_TIMEOUT", "OLLAMA_URL", "OLLAMA_MODEL", "OLLAMA_TIMEOUT", "CONNECT_TIMEOUT", "FIRST_TOKEN_TIMEOUT", "AI_CONTINGENCY_MODE", "OLLAMACONTINUITY_LOG_PATH"];
 
     private readonly Dictionary<string, string?> _saved = Names.ToDictionary(n => n, Environment.GetEnvironmentVariable);
     private FakeAiServer _cloud = null!;
@@ -97,6 +97,21 @@ public sealed class EnvironmentDefaultsTests : IAsyncLifetime
         Assert.Equal("InvalidTimeout,OllamaContinuity.Commands.InvokeAiRequestCommand", e.FullyQualifiedErrorId);
         Assert.Contains("CLOUD_TIMEOUT", e.ToString());
         Assert.Equal(0, _cloud.Hits + _ollama.Hits);
+    }
+
+    [Theory]
+    [InlineData("CONNECT_TIMEOUT", "-ConnectTimeoutSec 2")]
+    [InlineData("FIRST_TOKEN_TIMEOUT", "-FirstTokenTimeoutSec 2")]
+    public void CONNECT_TIMEOUT_and_FIRST_TOKEN_TIMEOUT_are_read_as_the_gateway_reads_them_and_the_parameter_wins(string variable, string parameter)
+    {
+        Environment.SetEnvironmentVariable(variable, "soon");
+        var e = (System.Management.Automation.ErrorRecord)Assert.Single(_s.Invoke("try { Invoke-AiRequest 'x' } catch { $_ }")).BaseObject;
+        Assert.Equal("InvalidTimeout,OllamaContinuity.Commands.InvokeAiRequestCommand", e.FullyQualifiedErrorId);
+        Assert.Contains(variable, e.ToString());
+        Assert.Equal(0, _cloud.Hits + _ollama.Hits);
+
+        var r = Assert.Single(_s.Invoke($"Invoke-AiRequest 'x' {parameter}"));
+        Assert.Equal("Cloud", r.Properties["Backend"].Value.ToString());
     }
 
     [Fact]

@@ -200,6 +200,7 @@ public sealed class InvokeAiRequestTests : IAsyncLifetime
         Assert.Equal(errorId + ",OllamaContinuity.Commands.InvokeAiRequestCommand", e.FullyQualifiedErrorId);
         Assert.Equal(ErrorCategory.InvalidArgument, e.CategoryInfo.Category);
         Assert.Contains("URI", e.ToString());
+        Assert.Contains(args.Contains("-OllamaUri") ? "(from -OllamaUri)" : "(from -CloudUri)", e.ToString()); // the parameter's own name
         Assert.Equal(0, _cloud.Hits + _ollama.Hits);
     }
 
