@@ -37,6 +37,11 @@ internal static class GatewayApp
             k.Listen(options.Bind, options.Port);
         });
 
+        // Started by systemd (Install-AiGateway's Type=notify unit) or the Windows Service Control Manager: tell it when
+        // the gateway listens and when it stops. Both detect their manager and do nothing otherwise.
+        builder.Services.AddSystemd();
+        builder.Services.AddWindowsService(o => o.ServiceName = GatewayServicePlanner.WindowsServiceName);
+
         var metrics = new GatewayMetrics();
         builder.Services.AddSingleton(metrics);
         builder.Services.AddRateLimiter(r =>

@@ -24,7 +24,9 @@ public static partial class GatewayServicePlanner
         sb.Append("After=network-online.target ollama.service\n");
         sb.Append('\n');
         sb.Append("[Service]\n");
-        sb.Append("Type=exec\n");
+        // notify: systemctl start returns once the gateway listens (it sends READY=1), and fails when it cannot.
+        sb.Append("Type=notify\n");
+        sb.Append("NotifyAccess=main\n");
         sb.Append("ExecStart=").Append(exec).Append('\n');
         sb.Append("EnvironmentFile=").Append(Specifiers(LinuxEnvironmentFile)).Append('\n');
         sb.Append("Environment=HOME=").Append(state).Append(" XDG_STATE_HOME=").Append(state).Append(" DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1\n");

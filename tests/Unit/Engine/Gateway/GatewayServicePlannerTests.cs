@@ -99,7 +99,8 @@ public sealed class GatewayServicePlannerTests : IDisposable
         "After=network-online.target ollama.service\n" +
         "\n" +
         "[Service]\n" +
-        "Type=exec\n" +
+        "Type=notify\n" +
+        "NotifyAccess=main\n" +
         "ExecStart=/usr/bin/dotnet /opt/OllamaContinuity/Gateway/OllamaContinuity.Gateway.dll --bind 127.0.0.1 --port 11435 --tokens-file %d/gateway-tokens --state-file %S/ollamacontinuity-gateway/gateway.json --rate-per-minute 120\n" +
         "EnvironmentFile=/etc/ollamacontinuity/gateway.env\n" +
         "Environment=HOME=%S/ollamacontinuity-gateway XDG_STATE_HOME=%S/ollamacontinuity-gateway DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1\n" +
