@@ -141,6 +141,63 @@ public sealed class GatewayDrillTests : IAsyncLifetime
         Assert.DoesNotContain(Token, html + csv + json + md);
     }
 
+    /// <summary>
+    /// The real outage for the applications' path: the gateway process, the drill's sockets, the fake Ollama and the
+    /// firewall tools in one network namespace, the fake cloud in another. The firewall block fails the gateway's
+    /// cloud requests too: its circuit opens, and after the block the drill waits for the gateway's own probe to
+    /// close it before a probe through the gateway is served by the cloud again.
+    /// </summary>
+    [SkippableFact]
+    public async Task Firewall_drill_fails_the_gateway_over_for_real_and_waits_for_its_circuit_to_close()
+    {
+        Require.Root();
+        Require.Tool("nft");
+        Skip.IfNot(File.Exists(GatewayProcess.Dll), $"the gateway is not built ({GatewayProcess.Dll})");
+        var before = HostFirewallSnapshot.Take();
+        var n = 200 + Random.Shared.Next(0, 50);
+        using (var client = NetNs.Create("gc"))
+        using (var cloudNs = NetNs.Create("gk"))
+        {
+            NetNs.Link(client, [$"10.{n}.9.1/24"], cloudNs, [$"10.{n}.9.2/24"]);
+            var cloudIp = System.Net.IPAddress.Parse($"10.{n}.9.2");
+            await using var cloud = cloudNs.Run(() => FakeAiServer.Start(FakeApi.OpenAI, "cloud", cloudIp));
+            await using var ollama = client.Run(() => FakeAiServer.Start(FakeApi.Ollama, "ollama"));
+            await using var gw = await GatewayProcess.StartAsync(_dir, State, cloud, ollama, client);
+            using var engine = new FailoverEngine(new FailoverEngineOptions
+            {
+                Circuit = DrillTests.QuickCircuit,
+                SocketFactory = () => client.Run(() => new System.Net.Sockets.Socket(System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Tcp)),
+            });
+            var drill = new FailoverDrill(engine, null, () => null);
+            var options = Options(new DrillGateway(gw.Uri, Token) { SocketFactory = () => client.CreateSocket(System.Net.Sockets.AddressFamily.InterNetwork) }, SharedContingency(), DrillBlockMethod.Firewall) with
+            {
+                Plan = Harness.Plan(Harness.Cloud(cloud), Path.Combine(_dir, "requests.jsonl"), Harness.Ollama(ollama)),
+                Firewall = OutboundFirewall.Nftables,
+                Runner = new ProcessCommandRunner { Prefix = ["ip", "netns", "exec", client.Name] },
+                Duration = TimeSpan.FromSeconds(3),
+                CheckAlert = false,
+            };
+
+            var report = await drill.RunAsync(options);
+
+            Assert.True(report.Outcome == "Passed", string.Join("\n", report.Failures) + "\n" + gw.Output());
+            var viaGateway = report.Probes.Where(p => p.Phase == "Failover" && p.Path == DrillPath.Gateway).ToArray();
+            Assert.True(viaGateway.Length >= 3, $"only {viaGateway.Length} gateway probes");
+            Assert.All(viaGateway, p => { Assert.Equal("Ollama", p.Backend); Assert.True(p.Passed, p.ToString()); });
+            // The gateway saw the outage itself: a refused connection first, then its own circuit open.
+            Assert.Equal("ConnectionRefused", viaGateway[0].FailoverReason);
+            Assert.Contains(viaGateway, p => p.FailoverReason == "CircuitOpen");
+            Assert.Single(report.Probes, p => p.Phase == "Recovery" && p.Path == DrillPath.Gateway && p.Backend == "Cloud");
+            Assert.DoesNotContain(report.Probes, p => p.Phase == "Recovery" && p.Path == DrillPath.Gateway && p.Backend != "Cloud");
+            Assert.Contains("its circuits are Closed", report.Steps.Single(s => s.Name == "Recovery").Detail);
+            Assert.NotNull(report.GatewayTimeToRecoverSeconds);
+            Assert.DoesNotContain("ollamacontinuity_drill", client.Exec("nft", "list", "ruleset").Output);
+            Assert.False(File.Exists(Marker));
+        }
+
+        Assert.Equal(before, HostFirewallSnapshot.Take());
+    }
+
     [SkippableFact]
     public async Task A_token_the_gateway_refuses_stops_the_drill_before_anything_is_blocked()
     {
@@ -235,14 +292,16 @@ public sealed class GatewayDrillTests : IAsyncLifetime
 
         public static string Dll => Path.Combine(RepoRoot(), "out", "OllamaContinuity", "Gateway", GatewayControl.GatewayAssembly);
 
-        public static async Task<GatewayProcess> StartAsync(string dir, string state, FakeAiServer cloud, FakeAiServer ollama)
+        public static async Task<GatewayProcess> StartAsync(string dir, string state, FakeAiServer cloud, FakeAiServer ollama, NetNs? inside = null)
         {
             Skip.IfNot(File.Exists(Dll), $"the gateway is not built ({Dll}): build the module in Release first (dotnet build src/OllamaContinuity -c Release)");
             var tokens = Path.Combine(dir, "tokens.json");
             // The first client carries a default workflow: the drill's header must still name the drill's own.
             await File.WriteAllTextAsync(tokens, $$"""{"tokens":[{"name":"drill","token":"{{Token}}","workflow":"billing"}]}""");
-            var psi = new ProcessStartInfo(GatewayControl.DotnetHost()) { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = true };
-            foreach (var a in new[] { Dll, "--bind", "127.0.0.1", "--port", "0", "--tokens-file", tokens })
+            // In a network namespace: started through 'ip netns exec', which becomes the gateway (same PID).
+            var psi = new ProcessStartInfo(inside is null ? GatewayControl.DotnetHost() : "ip") { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = true };
+            var prefix = inside is null ? [] : new[] { "netns", "exec", inside.Name, GatewayControl.DotnetHost() };
+            foreach (var a in prefix.Concat([Dll, "--bind", "127.0.0.1", "--port", "0", "--tokens-file", tokens]))
             {
                 psi.ArgumentList.Add(a);
             }
