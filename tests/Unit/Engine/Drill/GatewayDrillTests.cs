@@ -254,6 +254,31 @@ public sealed class GatewayDrillTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_contingency_block_left_by_a_dead_drill_is_turned_off_by_the_next_drill_or_Stop_FailoverDrill()
+    {
+        var contingency = SharedContingency();
+        contingency.Enable(ContinuityScope.User, ["FailoverDrill"], "failover drill dead0001", TimeSpan.FromMinutes(30), requireApproval: false);
+        contingency.Enable(ContinuityScope.User, ["hr-records"], "the admin's own", null, requireApproval: false);
+        new DrillMarker
+        {
+            DrillId = "dead0001", Method = DrillBlockMethod.Contingency, CloudEndpoint = "https://api.example/v1/chat/completions", BlockedOrigin = "https://api.example",
+            Workflow = "FailoverDrill", ContingencyScope = ContinuityScope.User, StartedAt = DateTimeOffset.UtcNow, ProcessId = 999999,
+        }.Write(Marker);
+        var runner = new RecordingCommandRunner();
+
+        var result = await DrillCleanup.RemoveLeftoverAsync(Marker, runner, null, CancellationToken.None, contingency: contingency);
+
+        Assert.True(result.Found);
+        Assert.True(result.Removed, result.Detail);
+        Assert.Equal(DrillBlockMethod.Contingency, result.Method);
+        Assert.Contains("turned off the drill's contingency for the workflow 'FailoverDrill' (User scope)", result.Detail);
+        Assert.Null(contingency.Evaluate("FailoverDrill", DateTimeOffset.UtcNow));
+        Assert.NotNull(contingency.Evaluate("hr-records", DateTimeOffset.UtcNow)); // only the drill's own entry
+        Assert.False(File.Exists(Marker));
+        Assert.Empty(runner.Commands); // no firewall was touched
+    }
+
+    [Fact]
     public void The_csv_report_defuses_cells_a_spreadsheet_would_run()
     {
         var report = new DrillReport { CloudEndpoint = "https://api.example" };
