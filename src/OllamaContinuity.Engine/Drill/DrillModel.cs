@@ -60,7 +60,7 @@ public sealed class DrillGateway
     /// <summary>Creates the sockets of the drill's connections to the gateway (tests: inside a network namespace). The default value is null: ordinary sockets.</summary>
     public Func<System.Net.Sockets.Socket>? SocketFactory { get; init; }
 
-    public override string ToString() => Uri.GetLeftPart(UriPartial.Authority);
+    public override string ToString() => Uri.IsAbsoluteUri ? Uri.GetLeftPart(UriPartial.Authority) : Uri.OriginalString;
 }
 
 /// <summary>One probe of the drill's workload: a prompt, or a delegate that runs the team's own workflow.</summary>

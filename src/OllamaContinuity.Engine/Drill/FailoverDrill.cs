@@ -68,9 +68,9 @@ public sealed class FailoverDrill
             return;
         }
 
-        if (g.Uri.Scheme is not ("http" or "https") || !g.Uri.IsAbsoluteUri)
+        if (!g.Uri.IsAbsoluteUri || g.Uri.Scheme is not ("http" or "https"))
         {
-            throw new ArgumentException($"The gateway address '{g}' is not an http or https URL.", "InvalidGatewayUri");
+            throw new ArgumentException($"The gateway address '{TerminalSafe.Clean(g.Uri.OriginalString, 200)}' is not an http or https URL (for example http://127.0.0.1:11435).", "InvalidGatewayUri");
         }
 
         if (!DrillGatewayClient.IsLocal(g.Uri))

@@ -237,11 +237,13 @@ public sealed class GatewayDrillTests : IAsyncLifetime
     [InlineData(DrillBlockMethod.Simulated, "http://127.0.0.1:11435", "GatewayNeedsSharedBlock")]
     [InlineData(DrillBlockMethod.Contingency, "http://192.0.2.10:11435", "GatewayNotLocal")]
     [InlineData(DrillBlockMethod.Firewall, "http://gateway.example:11435", "GatewayNotLocal")]
+    [InlineData(DrillBlockMethod.Contingency, "localhost:11435", "InvalidGatewayUri")]
+    [InlineData(DrillBlockMethod.Contingency, "gateway", "InvalidGatewayUri")]
     public async Task Combinations_that_would_prove_nothing_are_refused_before_anything_runs(DrillBlockMethod method, string uri, string errorId)
     {
         var (engine, _, drill, contingency) = Create();
         using var _ = engine;
-        var options = Options(new DrillGateway(new Uri(uri), Token), contingency, method);
+        var options = Options(new DrillGateway(new Uri(uri, UriKind.RelativeOrAbsolute), Token), contingency, method);
 
         var plan = await Assert.ThrowsAsync<ArgumentException>(() => drill.PlanAsync(options, CancellationToken.None));
         var run = await Assert.ThrowsAsync<ArgumentException>(() => drill.RunAsync(options));
