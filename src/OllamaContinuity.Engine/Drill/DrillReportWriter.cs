@@ -251,7 +251,10 @@ public static class DrillReportWriter
         {
             var x = X(grec);
             sb.Append($"<line class=\"recovery gateway\" x1=\"{N(x)}\" y1=\"{N(top)}\" x2=\"{N(x)}\" y2=\"{N(top + plotH)}\" stroke=\"{TimelineColors.Recovery}\" stroke-width=\"2\" stroke-dasharray=\"6,3\"><title>The gateway served from the cloud again {E(S(r.GatewayTimeToRecoverSeconds))} after the block was removed</title></line>\n");
-            sb.Append($"<text x=\"{N(Math.Min(x + 4, width - 120))}\" y=\"{N(top + 40)}\" fill=\"{TimelineColors.Recovery}\">gateway recovered</text>\n");
+            // Right of its line, or left of it (right-aligned) near the right edge.
+            sb.Append(x + 120 < width
+                ? $"<text x=\"{N(x + 4)}\" y=\"{N(top + 40)}\" fill=\"{TimelineColors.Recovery}\">gateway recovered</text>\n"
+                : $"<text x=\"{N(x - 4)}\" y=\"{N(top + 40)}\" text-anchor=\"end\" fill=\"{TimelineColors.Recovery}\">gateway recovered</text>\n");
         }
 
         foreach (var p in r.Probes)
