@@ -86,6 +86,8 @@ Describe 'Start-FailoverDrill and Stop-FailoverDrill' {
             $report.Outcome | Should -Be 'Passed' -Because ($report.Failures -join '; ')
             ($report.Steps.Name -join ',') | Should -Be 'Preflight,Block,Failover,Alert,Unblock,Recovery'
             $report.Gateway | Should -Be $gateway.Url
+            ($report | Out-String -Width 200) | Should -Match 'Gateway\s+: http://127\.0\.0\.1:\d+: failed over in [\d.]+ s, recovered in [\d.]+ s'
+            ($report.Probes | Out-String -Width 200) | Should -Match '(?m)^\s*\d+\s+Failover\s+Gateway\s+'
         }
 
         It 'sends every prompt probe both ways; through the gateway Ollama serves during the block, for the contingency' {
