@@ -59,7 +59,7 @@ public sealed class GatewayDrillTests : IAsyncLifetime
         return (engine, alerts, new FailoverDrill(engine, alerts, () => settings), contingency);
     }
 
-    private DrillOptions Options(DrillGateway gateway, ContingencyService contingency, DrillBlockMethod method = DrillBlockMethod.Contingency) => new()
+    private DrillOptions Options(DrillGateway? gateway, ContingencyService contingency, DrillBlockMethod method = DrillBlockMethod.Contingency) => new()
     {
         Plan = Harness.Plan(Harness.Cloud(_cloud), Path.Combine(_dir, "requests.jsonl"), Harness.Ollama(_ollama)),
         BlockMethod = method,
@@ -253,6 +253,32 @@ public sealed class GatewayDrillTests : IAsyncLifetime
         Assert.Equal(0, _cloud.Hits);
         Assert.False(File.Exists(Marker));
         Assert.Empty(((RecordingCommandRunner)options.Runner).Commands);
+    }
+
+    [Fact]
+    public async Task A_cancelled_contingency_drill_turns_the_contingency_off_and_leaves_no_marker()
+    {
+        var (engine, _, drill, contingency) = Create();
+        using var _ = engine;
+        using var cts = new CancellationTokenSource();
+        var options = Options(null, contingency) with { Duration = TimeSpan.FromSeconds(60) };
+        bool? onDuring = null;
+
+        var report = await drill.RunAsync(options, new SyncProgress<DrillProgress>(p =>
+        {
+            if (p.Phase == "Failover" && onDuring is null)
+            {
+                onDuring = contingency.Evaluate("FailoverDrill", DateTimeOffset.UtcNow) is not null;
+                cts.CancelAfter(500);
+            }
+        }), cts.Token);
+
+        Assert.True(onDuring, "the contingency block was not on during the drill");
+        Assert.Equal("Aborted", report.Outcome);
+        Assert.Equal("Passed", report.Steps.Single(s => s.Name == "Unblock").Outcome);
+        Assert.Null(contingency.Evaluate("FailoverDrill", DateTimeOffset.UtcNow));
+        Assert.False(File.Exists(Marker));
+        Assert.All(report.Probes.Where(p => p.Phase == "Failover"), p => Assert.Equal("Contingency", p.FailoverReason));
     }
 
     [Fact]
