@@ -27,8 +27,9 @@ Describe 'Start-FailoverDrill and Stop-FailoverDrill' {
             $cmd = Get-Command Start-FailoverDrill
             $cmd.Parameters.Keys | Should -Contain 'WhatIf'
             $cmd.ImplementingType.GetCustomAttributes([System.Management.Automation.CmdletAttribute], $false)[0].ConfirmImpact | Should -Be 'High'
-            ($cmd.Parameters['BlockMethod'].Attributes.ValidValues -join ',') | Should -Be 'Simulated,Firewall'
-            ($cmd.Parameters['ReportFormat'].Attributes.ValidValues -join ',') | Should -Be 'Markdown,Json,Html'
+            ($cmd.Parameters['BlockMethod'].Attributes.ValidValues -join ',') | Should -Be 'Simulated,Firewall,Contingency'
+            ($cmd.Parameters['ReportFormat'].Attributes.ValidValues -join ',') | Should -Be 'Markdown,Json,Html,Csv'
+            $cmd.Parameters['GatewayToken'].ParameterType | Should -Be ([securestring])
         }
     }
 
@@ -64,6 +65,79 @@ Describe 'Start-FailoverDrill and Stop-FailoverDrill' {
 
         It 'leaves the cloud serving' {
             (Invoke-AiRequest 'after' @common).Backend | Should -Be 'Cloud'
+        }
+    }
+
+    Context 'through the local gateway, as an admin drills the applications'' path' {
+        BeforeAll {
+            $f = Start-FailoverFixture -ApiKey $key
+            $common = $f.Common
+            $gateway = Start-AiGateway -Port 0 -CloudUri $f.Cloud.ChatUri -CloudApiKey $key -OllamaUri $f.Ollama.BaseUri
+            $reportDir = Join-Path $stateDir 'gateway-reports'
+            $report = Start-FailoverDrill -Gateway -BlockMethod Contingency -Duration 00:00:02 -Interval 00:00:00.4 -SkipAlertCheck @common -ReportPath (Join-Path $reportDir 'drill.html') -Confirm:$false -ProgressAction SilentlyContinue
+            $cloudHitsAfter = Get-FakeServerHits $f.Cloud
+        }
+        AfterAll {
+            Stop-AiGateway -Confirm:$false | Out-Null
+            $f | Stop-FailoverFixture
+        }
+
+        It 'passes, with the gateway named in the report' {
+            $report.Outcome | Should -Be 'Passed' -Because ($report.Failures -join '; ')
+            ($report.Steps.Name -join ',') | Should -Be 'Preflight,Block,Failover,Alert,Unblock,Recovery'
+            $report.Gateway | Should -Be $gateway.Url
+            ($report | Out-String -Width 200) | Should -Match 'Gateway\s+: http://127\.0\.0\.1:\d+: failed over in [\d.]+ s, recovered in [\d.]+ s'
+            ($report.Probes | Out-String -Width 200) | Should -Match '(?m)^\s*\d+\s+Failover\s+Gateway\s+'
+        }
+
+        It 'sends every prompt probe both ways; through the gateway Ollama serves during the block, for the contingency' {
+            $during = @($report.Probes | Where-Object Phase -eq 'Failover')
+            $viaGateway = @($during | Where-Object Path -eq 'Gateway')
+            $viaGateway.Count | Should -BeGreaterOrEqual 3
+            @($during | Where-Object Path -eq 'InProcess').Count | Should -Be $viaGateway.Count
+            $viaGateway | ForEach-Object { $_.Backend | Should -Be 'Ollama'; $_.FailoverReason | Should -Be 'Contingency'; $_.Passed | Should -BeTrue; $_.RequestId | Should -Match '^[0-9a-f]{32}$' }
+        }
+
+        It 'sees the gateway serve from the cloud again after the block' {
+            @($report.Probes | Where-Object { $_.Phase -eq 'Recovery' -and $_.Path -eq 'Gateway' -and $_.Backend -eq 'Cloud' }).Count | Should -Be 1
+            $report.GatewayTimeToRecoverSeconds | Should -BeGreaterOrEqual 0
+            (Get-AiGateway).Failovers | Should -BeGreaterOrEqual 3
+        }
+
+        It 'leaves no contingency and no marker behind' {
+            Get-AiContingency | Where-Object Workflow -eq 'FailoverDrill' | Should -BeNullOrEmpty
+            $marker | Should -Not -Exist
+        }
+
+        It 'writes the path into the HTML report and the probes export to CSV with it' {
+            $html = Get-Content (Join-Path $reportDir 'drill.html') -Raw
+            $html | Should -Match '<th>Path</th>'
+            $html | Should -Match 'class="probe ollama gateway"'
+            $csv = Join-Path $reportDir 'probes.csv'
+            $report.Probes | Export-Csv $csv -NoTypeInformation
+            (Import-Csv $csv | Where-Object { $_.Path -eq 'Gateway' -and $_.Phase -eq 'Failover' }).Count | Should -BeGreaterOrEqual 3
+        }
+
+        It 'refuses a wrong token before anything is blocked (GatewayTokenRejected)' {
+            $wrong = ConvertTo-SecureString -String 'oc_wrong_token_for_this_gateway_000000' -AsPlainText -Force
+            $e = { Start-FailoverDrill -GatewayToken $wrong -BlockMethod Contingency -Duration 00:00:02 -SkipAlertCheck @common -Confirm:$false -ErrorAction Stop } |
+                Should -Throw -ErrorId 'GatewayTokenRejected,OllamaContinuity.Commands.StartFailoverDrillCommand' -PassThru
+            $e.CategoryInfo.Category | Should -Be 'AuthenticationError'
+            "$e $($e.ErrorDetails.RecommendedAction)" | Should -Not -Match 'oc_wrong_token'
+            Get-FakeServerHits $f.Cloud | Should -Be $cloudHitsAfter
+            $marker | Should -Not -Exist
+        }
+
+        It 'refuses a simulated block with -Gateway (GatewayNeedsSharedBlock)' {
+            { Start-FailoverDrill -Gateway -Duration 00:00:02 -SkipAlertCheck @common -Confirm:$false -ErrorAction Stop } |
+                Should -Throw -ErrorId 'GatewayNeedsSharedBlock,OllamaContinuity.Commands.StartFailoverDrillCommand'
+        }
+
+        It 'says so when no gateway is running (GatewayNotRunning)' {
+            Stop-AiGateway -Confirm:$false | Out-Null
+            { Start-FailoverDrill -Gateway -BlockMethod Contingency -Duration 00:00:02 -SkipAlertCheck @common -Confirm:$false -ErrorAction Stop } |
+                Should -Throw -ErrorId 'GatewayNotRunning,OllamaContinuity.Commands.StartFailoverDrillCommand'
+            Get-FakeServerHits $f.Cloud | Should -Be $cloudHitsAfter
         }
     }
 

@@ -67,6 +67,9 @@ Set-Content -Path ./image/etc/systemd/system/ollama.service -Value "[Service]`nE
         'Start-FailoverDrill #3'       = @{ Shows = 'outage|outcome|Passed|Failed'; Replace = @{ '/srv/drill/reports' = './reports' }
             Setup = "New-Item -ItemType Directory ./reports | Out-Null; Start-FailoverDrill -Duration 00:00:01 -Interval 00:00:00.500 -SkipAlertCheck -ReportPath ./reports/drill.json -ReportFormat Json -Confirm:`$false | Out-Null" }
         'Start-FailoverDrill #4'       = @{ Needs = $root }
+        'Start-FailoverDrill #5'       = @{ Shows = 'Failover, Gateway, Ollama'; Setup = "Start-AiGateway -Port 0 | Out-Null   # the team's gateway, serving the applications"
+            # A shorter block; the gateway this example drilled is stopped after it.
+            Replace = @{ '00:05:00' = '00:00:01'; '00:00:05' = '00:00:00.300'; '-NoElement' = "-NoElement`nStop-AiGateway -Confirm:`$false | Out-Null" } }
         'Stop-FailoverDrill #1'        = @{ Needs = $root; WhatIf = $true }
         'Stop-FailoverDrill #2'        = @{ Needs = $root; WhatIf = $true }
         'Stop-FailoverDrill #3'        = @{ Needs = $root; WhatIf = $true }

@@ -28,6 +28,10 @@ public sealed record DrillMarker
     /// <summary>The blocked cloud URL's scheme, host and port (no path, no secrets).</summary>
     public required string BlockedOrigin { get; init; }
     public IReadOnlyList<string> Addresses { get; init; } = [];
+    /// <summary>A contingency block: the workflow put under contingency.</summary>
+    public string? Workflow { get; init; }
+    /// <summary>A contingency block: the scope of its entry (User or Machine).</summary>
+    public ContinuityScope? ContingencyScope { get; init; }
     public DateTimeOffset StartedAt { get; init; }
     public int ProcessId { get; init; } = Environment.ProcessId;
 
@@ -126,9 +130,11 @@ public static class DrillCleanup
     /// simulated block in <paramref name="pool"/>). A firewall block is found and removed by its own fixed name (nft
     /// table, iptables chain, Windows rule, pf anchor) on every firewall of the platform, whatever the marker says:
     /// when the marker names a firewall block, is damaged, or <paramref name="sweepFirewall"/> is set (Stop-FailoverDrill,
-    /// a firewall drill's preflight). Removed is true only when no block is left.
+    /// a firewall drill's preflight). A contingency block is turned off in <paramref name="contingency"/> (the default
+    /// value is <see cref="ContingencyService.Default"/>) for the marker's workflow and scope. Removed is true only when no block is left.
     /// </summary>
-    public static async Task<DrillCleanupResult> RemoveLeftoverAsync(string markerPath, ICommandRunner runner, HttpClientPool? pool, CancellationToken ct, bool sweepFirewall = false)
+    public static async Task<DrillCleanupResult> RemoveLeftoverAsync(string markerPath, ICommandRunner runner, HttpClientPool? pool, CancellationToken ct, bool sweepFirewall = false,
+        ContingencyService? contingency = null)
     {
         var exists = File.Exists(markerPath);
         var marker = exists ? DrillMarker.Read(markerPath) : null;
@@ -148,6 +154,20 @@ public static class DrillCleanup
             details.Add(unblocked ? "lifted the simulated block in this session"
                 : marker.ProcessId == Environment.ProcessId ? "the simulated block was already lifted"
                 : $"the simulated block ended with its process ({marker.ProcessId}); only the marker was left");
+        }
+
+        if (marker is { Method: DrillBlockMethod.Contingency, Workflow: { } workflow })
+        {
+            var scope = marker.ContingencyScope ?? ContinuityScope.User;
+            try
+            {
+                var off = (contingency ?? ContingencyService.Default).Disable(scope, [workflow]);
+                details.Add(off.Any(c => c.Changed) ? $"turned off the drill's contingency for the workflow '{workflow}' ({scope} scope)" : $"the drill's contingency for the workflow '{workflow}' ({scope} scope) was already off");
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidOperationException or InvalidDataException)
+            {
+                problems.Add($"the drill's contingency for the workflow '{workflow}' ({scope} scope) could not be turned off: {e.Message}");
+            }
         }
 
         if (firewallMarker || damaged || sweepFirewall)

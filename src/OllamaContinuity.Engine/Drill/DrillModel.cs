@@ -11,8 +11,56 @@ public enum DrillBlockMethod
 {
     /// <summary>Inside the module only: this process's HTTP pool refuses the cloud endpoint like a refused connection. Touches no firewall.</summary>
     Simulated,
-    /// <summary>The host firewall blocks outbound TCP to the cloud endpoint's resolved addresses (needs root or an administrator).</summary>
+    /// <summary>The host firewall blocks outbound TCP to the cloud endpoint's resolved addresses (needs root or an administrator). Affects every process of the host, the gateway included.</summary>
     Firewall,
+    /// <summary>
+    /// The drill's own workflow is put under contingency in a shared state file (the Machine scope when the drill runs
+    /// as root or an administrator, else the User scope), which every process reads on its next request, the
+    /// gateway included: requests of that workflow skip the cloud and are served by Ollama; other workflows are
+    /// untouched. Needs no privilege. It proves the routing (Enable-AiContingency taking effect, Ollama serving),
+    /// not the detection of an outage: no connection fails, no circuit opens. The entry expires on its own if the
+    /// drill dies.
+    /// </summary>
+    Contingency,
+}
+
+/// <summary>The path a drill probe took: the module's engine in this process, or an HTTP request through the local gateway.</summary>
+public static class DrillPath
+{
+    public const string InProcess = "InProcess";
+    public const string Gateway = "Gateway";
+}
+
+/// <summary>
+/// The local failover gateway a drill sends probes through (Start-FailoverDrill -Gateway): its address and a client
+/// token. The token is never printed: <see cref="ToString"/> shows the address only.
+/// </summary>
+public sealed class DrillGateway
+{
+    public DrillGateway(Uri uri, string token)
+    {
+        ArgumentNullException.ThrowIfNull(uri);
+        ArgumentException.ThrowIfNullOrEmpty(token);
+        Uri = uri;
+        Token = token;
+    }
+
+    /// <summary>The gateway's base address (http://127.0.0.1:11435).</summary>
+    public Uri Uri { get; }
+
+    /// <summary>The client token sent as 'Authorization: Bearer'.</summary>
+    internal string Token { get; }
+
+    /// <summary>The model name asked for. The default value is 'ollamacontinuity' (the gateway's alias for its route).</summary>
+    public string Model { get; init; } = "ollamacontinuity";
+
+    /// <summary>How long one probe through the gateway may take (the gateway's cloud and Ollama timeouts together). The default value is 120 seconds.</summary>
+    public TimeSpan Timeout { get; init; } = TimeSpan.FromSeconds(120);
+
+    /// <summary>Creates the sockets of the drill's connections to the gateway (tests: inside a network namespace). The default value is null: ordinary sockets.</summary>
+    public Func<System.Net.Sockets.Socket>? SocketFactory { get; init; }
+
+    public override string ToString() => Uri.IsAbsoluteUri ? Uri.GetLeftPart(UriPartial.Authority) : Uri.OriginalString;
 }
 
 /// <summary>One probe of the drill's workload: a prompt, or a delegate that runs the team's own workflow.</summary>
@@ -86,6 +134,25 @@ public sealed record DrillOptions
     /// and detail), each probe's result. Called from the drill's own thread. The default value is null.
     /// </summary>
     public Action<string>? Log { get; init; }
+
+    /// <summary>
+    /// Also probe through this gateway (every prompt probe goes both ways: in this process and through the gateway),
+    /// preflight its health and token, and wait for it to serve from the cloud again after the block. The default
+    /// value is null: in-process probes only. Needs a block the gateway's process sees (Firewall or Contingency).
+    /// </summary>
+    public DrillGateway? Gateway { get; init; }
+
+    /// <summary>The contingency state a <see cref="DrillBlockMethod.Contingency"/> block is written to. The default value is <see cref="ContingencyService.Default"/> (the one every process reads).</summary>
+    public ContingencyService Contingency { get; init; } = ContingencyService.Default;
+
+    private ContinuityScope? _contingencyScope;
+
+    /// <summary>The scope of a <see cref="DrillBlockMethod.Contingency"/> block. The default value is Machine when this process is root or an administrator (a gateway running as a service reads it), else User.</summary>
+    public ContinuityScope ContingencyScope
+    {
+        get => _contingencyScope ?? (Environment.IsPrivilegedProcess ? ContinuityScope.Machine : ContinuityScope.User);
+        init => _contingencyScope = value;
+    }
 }
 
 /// <summary>Where the drill is, for the progress bar.</summary>
@@ -112,6 +179,8 @@ public sealed class DrillProbeResult
 {
     public int Sequence { get; init; }
     public required string Probe { get; init; }
+    /// <summary>The path the probe took: InProcess (this process's engine) or Gateway (an HTTP request through the local gateway).</summary>
+    public string Path { get; init; } = DrillPath.InProcess;
     /// <summary>Preflight, Failover or Recovery.</summary>
     public required string Phase { get; init; }
     public DateTimeOffset Timestamp { get; init; }
@@ -125,9 +194,11 @@ public sealed class DrillProbeResult
     public string? Error { get; init; }
     /// <summary>The start of the answer (200 characters at most).</summary>
     public string? Answer { get; init; }
+    /// <summary>The request's id (through the gateway: its X-OllamaContinuity-Request-Id, the key of its request log line).</summary>
+    public string? RequestId { get; init; }
 
     public override string ToString() =>
-        $"#{Sequence} {Phase} {Probe} {Backend ?? "none"} {LatencyMs:0}ms {(Passed ? "Passed" : "Failed")}";
+        $"#{Sequence} {Phase} {Path} {Probe} {Backend ?? "none"} {LatencyMs:0}ms {(Passed ? "Passed" : "Failed")}";
 }
 
 /// <summary>The drill's record: every step, every probe, the timings and the alerts; what -ReportPath writes.</summary>
@@ -150,6 +221,12 @@ public sealed class DrillReport
     public double? TimeToFailoverSeconds { get; set; }
     /// <summary>From removing the block to the first probe served by the cloud again.</summary>
     public double? TimeToRecoverSeconds { get; set; }
+    /// <summary>The gateway the drill also probed through (its address), or null.</summary>
+    public string? Gateway { get; init; }
+    /// <summary>From the block to the first gateway probe served by Ollama with a failover reason (null without -Gateway).</summary>
+    public double? GatewayTimeToFailoverSeconds { get; set; }
+    /// <summary>From removing the block to the first gateway probe served by the cloud again (null without -Gateway).</summary>
+    public double? GatewayTimeToRecoverSeconds { get; set; }
     public int ProbesPassed => Probes.Count(p => p.Phase == "Failover" && p.Passed);
     public int ProbesFailed => Probes.Count(p => p.Phase == "Failover" && !p.Passed);
     public ItemList<DrillStep> Steps { get; } = [];
@@ -167,8 +244,17 @@ public sealed class DrillReport
 /// <summary>What -WhatIf shows: the steps, the addresses and the exact firewall commands.</summary>
 public sealed record DrillPlan(string CloudEndpoint, IReadOnlyList<string> Addresses, string? Firewall, IReadOnlyList<CommandInvocation> Apply, IReadOnlyList<CommandInvocation> Remove)
 {
-    public override string ToString() =>
-        Apply.Count == 0
+    /// <summary>Set for a contingency block: what is written, where (the method's description).</summary>
+    public string? Contingency { get; init; }
+
+    /// <summary>The gateway probed as well, or null.</summary>
+    public string? Gateway { get; init; }
+
+    public override string ToString() => What() + (Gateway is null ? "" : $"; probes also go through the gateway at {Gateway}");
+
+    private string What() =>
+        Contingency is not null ? Contingency
+        : Apply.Count == 0
             ? $"simulated block of {CloudEndpoint} inside this PowerShell process (no firewall change)"
             : $"{Firewall} block of outbound TCP to {string.Join(", ", Addresses)} ({CloudEndpoint}):\n  " + string.Join("\n  ", Apply) + "\nremoved afterwards with:\n  " + string.Join("\n  ", Remove);
 }

@@ -1,4 +1,6 @@
 using System.Management.Automation;
+using System.Net;
+using System.Security;
 using System.Text.RegularExpressions;
 using OllamaContinuity.Alerts;
 using OllamaContinuity.Contingency;
@@ -16,7 +18,7 @@ namespace OllamaContinuity.Commands;
 public sealed class StartFailoverDrillCommand : BackendCmdlet, IBackendParameters
 {
     [Parameter]
-    [ValidateSet("Simulated", "Firewall")]
+    [ValidateSet("Simulated", "Firewall", "Contingency")]
     public string BlockMethod { get; set; } = "Simulated";
 
     [Parameter]
@@ -40,7 +42,7 @@ public sealed class StartFailoverDrillCommand : BackendCmdlet, IBackendParameter
     public string? ReportPath { get; set; }
 
     [Parameter]
-    [ValidateSet("Markdown", "Json", "Html")]
+    [ValidateSet("Markdown", "Json", "Html", "Csv")]
     public string? ReportFormat { get; set; }
 
     [Parameter]
@@ -53,6 +55,20 @@ public sealed class StartFailoverDrillCommand : BackendCmdlet, IBackendParameter
 
     [Parameter]
     public SwitchParameter SkipAlertCheck { get; set; }
+
+    /// <summary>Also send every prompt probe through the local failover gateway (the applications' path).</summary>
+    [Parameter]
+    public SwitchParameter Gateway { get; set; }
+
+    /// <summary>The gateway's address; the default is the running gateway's (Get-AiGateway). Implies -Gateway.</summary>
+    [Parameter]
+    [ValidateNotNull]
+    public Uri? GatewayUri { get; set; }
+
+    /// <summary>A client token of the gateway; the default is the first token of the running gateway's tokens file. Implies -Gateway.</summary>
+    [Parameter]
+    [ValidateNotNull]
+    public SecureString? GatewayToken { get; set; }
 
     // Start-FailoverDrill does not stream; the property completes IBackendParameters.
     double IBackendParameters.FirstTokenTimeoutSec => 0;
@@ -90,6 +106,12 @@ public sealed class StartFailoverDrillCommand : BackendCmdlet, IBackendParameter
                     CheckAlert = !c.SkipAlertCheck.IsPresent,
                     Log = line => c.Post(() => c.Narrate(line)),
                 };
+                if (c.Gateway.IsPresent || c.GatewayUri is not null || c.GatewayToken is not null)
+                {
+                    // The combination first (no I/O), then where the gateway is and which token to send.
+                    FailoverDrill.Validate(options with { Gateway = new DrillGateway(c.GatewayUri ?? new Uri("http://127.0.0.1"), "-") });
+                    options = options with { Gateway = FindGateway() };
+                }
             }
             catch (ArgumentException e)
             {
@@ -98,6 +120,21 @@ public sealed class StartFailoverDrillCommand : BackendCmdlet, IBackendParameter
                     ErrorDetails = new ErrorDetails(e.Message) { RecommendedAction = "Correct the parameter or the environment variable named in the message." },
                 });
                 return;
+            }
+            catch (GatewayNotUsable e)
+            {
+                c.ThrowTerminatingError(GatewayError(e.Problem));
+                return;
+            }
+
+            if (options.Gateway is { } gw)
+            {
+                // Before anything is blocked (and under -WhatIf too): the gateway answers and accepts the token.
+                using var client = new DrillGatewayClient(gw);
+                if (c.RunAsync(ct => client.CheckAsync(ct)) is { } problem)
+                {
+                    c.ThrowTerminatingError(GatewayError(problem));
+                }
             }
 
             var engine = FailoverEngine.Shared;
@@ -119,7 +156,12 @@ public sealed class StartFailoverDrillCommand : BackendCmdlet, IBackendParameter
             {
                 c.ThrowTerminatingError(new ErrorRecord(e, e.ParamName is { } id && !id.Contains(' ') ? id : "InvalidArgument", ErrorCategory.InvalidArgument, plan.Cloud?.Display)
                 {
-                    ErrorDetails = new ErrorDetails(e.Message) { RecommendedAction = "Write the cloud endpoint's IPv4 address as four decimal numbers without leading zeros, or use its host name." },
+                    ErrorDetails = new ErrorDetails(e.Message)
+                    {
+                        RecommendedAction = e.ParamName is "GatewayNeedsSharedBlock" or "GatewayNotLocal" or "InvalidGatewayUri"
+                            ? "Use -BlockMethod Firewall or Contingency with a gateway on this host (a loopback -GatewayUri)."
+                            : "Write the cloud endpoint's IPv4 address as four decimal numbers without leading zeros, or use its host name.",
+                    },
                 });
                 return;
             }
@@ -152,6 +194,68 @@ public sealed class StartFailoverDrillCommand : BackendCmdlet, IBackendParameter
                     },
                 });
             }
+        }
+
+        /// <summary>The gateway to probe through: -GatewayUri or the running one; -GatewayToken or the first token of the running one's tokens file.</summary>
+        private DrillGateway FindGateway()
+        {
+            var running = OllamaContinuity.Gateway.GatewayControl.Read() is { Running: true, Url: not null } s ? s : null;
+            Uri uri;
+            if (c.GatewayUri is { } given)
+            {
+                uri = given;
+            }
+            else if (running is not null)
+            {
+                uri = new Uri(running.Url!);
+            }
+            else
+            {
+                throw new GatewayNotUsable(new DrillGatewayProblem("GatewayNotRunning",
+                    "No gateway is running for this user (Get-AiGateway finds none): start one with Start-AiGateway, or name one with -GatewayUri and -GatewayToken."));
+            }
+
+            string? token;
+            if (c.GatewayToken is { Length: > 0 } secure)
+            {
+                token = new NetworkCredential("", secure).Password;
+            }
+            else
+            {
+                // The running gateway's own tokens file (owner-only), as Get-AiGateway reads it; only when it is that gateway.
+                var same = running is not null && Uri.Compare(new Uri(running.Url!), uri, UriComponents.SchemeAndServer, UriFormat.Unescaped, StringComparison.OrdinalIgnoreCase) == 0;
+                token = same ? OllamaContinuity.Gateway.GatewayControl.FirstToken(running!.TokensFile) : null;
+                if (token is null)
+                {
+                    throw new GatewayNotUsable(new DrillGatewayProblem("GatewayTokenRequired", same
+                        ? $"The tokens file of the gateway at {uri.GetLeftPart(UriPartial.Authority)} ({running!.TokensFile}) holds no token this user can read: pass -GatewayToken."
+                        : $"No client token for the gateway at {uri.GetLeftPart(UriPartial.Authority)}: it is not the gateway Start-AiGateway runs for this user, so pass -GatewayToken."));
+                }
+            }
+
+            return new DrillGateway(uri, token);
+        }
+
+        private ErrorRecord GatewayError(DrillGatewayProblem p)
+        {
+            var category = p.ErrorId switch
+            {
+                "GatewayTokenRejected" => ErrorCategory.AuthenticationError,
+                "GatewayTokenRequired" => ErrorCategory.InvalidArgument,
+                _ => ErrorCategory.ResourceUnavailable,
+            };
+            return new ErrorRecord(new InvalidOperationException(p.Message), p.ErrorId, category, c.GatewayUri?.GetLeftPart(UriPartial.Authority))
+            {
+                ErrorDetails = new ErrorDetails(p.Message)
+                {
+                    RecommendedAction = p.ErrorId switch
+                    {
+                        "GatewayTokenRejected" or "GatewayTokenRequired" => "Pass a client token from the gateway's tokens file with -GatewayToken (Read-Host -AsSecureString), or leave it out to use the running gateway's own.",
+                        "GatewayNotRunning" => "Start the gateway (Start-AiGateway) and check it with Get-AiGateway, then run the drill again.",
+                        _ => "Check the gateway with Get-AiGateway (its console log names the cause), then run the drill again.",
+                    },
+                },
+            };
         }
 
         private IReadOnlyList<DrillProbe> Probes()
@@ -213,6 +317,11 @@ public sealed class StartFailoverDrillCommand : BackendCmdlet, IBackendParameter
                     throw new ArgumentException("-QualityCheck must be a script block or a regular expression string.", "InvalidQualityCheck");
             }
         }
+    }
+
+    private sealed class GatewayNotUsable(DrillGatewayProblem problem) : Exception(problem.Message)
+    {
+        public DrillGatewayProblem Problem { get; } = problem;
     }
 
     private sealed class PipelineProgress(StartFailoverDrillCommand c) : IProgress<DrillProgress>

@@ -98,6 +98,70 @@ public sealed class DrillReportTimelineTests
         Assert.DoesNotContain("url(", html, StringComparison.OrdinalIgnoreCase);
     }
 
+    /// <summary>The sample drill run with -Gateway: each probe also went through the gateway, which recovered a little later.</summary>
+    internal static DrillReport SampleGatewayReport()
+    {
+        var inProcess = SampleReport();
+        var r = new DrillReport
+        {
+            StartedAt = inProcess.StartedAt, EndedAt = inProcess.EndedAt, Outcome = inProcess.Outcome, CloudEndpoint = inProcess.CloudEndpoint,
+            TimeToFailoverSeconds = inProcess.TimeToFailoverSeconds, TimeToRecoverSeconds = inProcess.TimeToRecoverSeconds,
+            Gateway = "http://127.0.0.1:11435", GatewayTimeToFailoverSeconds = 0.6, GatewayTimeToRecoverSeconds = 8.5,
+        };
+        r.Steps.AddRange(inProcess.Steps);
+        var seq = 0;
+        foreach (var p in inProcess.Probes)
+        {
+            r.Probes.Add(new DrillProbeResult
+            {
+                Sequence = ++seq, Probe = p.Probe, Phase = p.Phase, Timestamp = p.Timestamp, Backend = p.Backend, LatencyMs = p.LatencyMs, Passed = p.Passed,
+                QualityPassed = p.QualityPassed, FailoverReason = p.FailoverReason, Error = p.Error,
+            });
+            if (p.Phase != "Preflight" || p.Backend == "Cloud")
+            {
+                r.Probes.Add(new DrillProbeResult
+                {
+                    Sequence = ++seq, Probe = p.Probe, Phase = p.Phase, Timestamp = p.Timestamp.AddSeconds(p.LatencyMs / 1000), Path = DrillPath.Gateway,
+                    Backend = p.Backend ?? "None", LatencyMs = p.LatencyMs + 200, Passed = p.Passed, QualityPassed = p.QualityPassed, FailoverReason = p.FailoverReason, Error = p.Error,
+                });
+            }
+        }
+
+        return r;
+    }
+
+    [Fact]
+    public void Gateway_probes_are_hollow_marks_of_the_same_shape_and_the_gateway_recovery_a_dashed_line()
+    {
+        var report = SampleGatewayReport();
+        var svg = SvgOf(DrillReportWriter.Render(report, DrillReportFormat.Html));
+
+        var marks = svg.Descendants().Where(e => HasClass(e, "probe")).ToList();
+        Assert.Equal(report.Probes.Count, marks.Count);
+        var gateway = marks.Where(m => HasClass(m, "gateway")).ToList();
+        Assert.Equal(report.Probes.Count(p => p.Path == DrillPath.Gateway), gateway.Count);
+        Assert.All(gateway, m => Assert.Equal("Gateway", (string?)m.Attribute("data-path")));
+        Assert.All(marks.Except(gateway), m => Assert.Equal("InProcess", (string?)m.Attribute("data-path")));
+        // Hollow: white inside, the backend's colour as the outline; in-process marks stay filled.
+        Assert.All(gateway.Where(m => !HasClass(m, "failed")), m =>
+        {
+            Assert.Equal("#ffffff", (string?)m.Attribute("fill"));
+            Assert.Equal(HasClass(m, "ollama") ? DrillReportWriter.TimelineColors.Ollama : DrillReportWriter.TimelineColors.Cloud, (string?)m.Attribute("stroke"));
+        });
+        Assert.All(marks.Except(gateway).Where(m => !HasClass(m, "failed")), m => Assert.NotEqual("#ffffff", (string?)m.Attribute("fill")));
+        var failedViaGateway = Assert.Single(gateway, m => HasClass(m, "failed"));
+        Assert.NotNull(failedViaGateway.Attribute("stroke-dasharray"));
+        Assert.Contains("through the gateway", failedViaGateway.Element(Svg + "title")!.Value);
+
+        var lines = svg.Descendants(Svg + "line").Where(e => HasClass(e, "recovery")).ToList();
+        Assert.Equal(2, lines.Count);
+        var gatewayLine = Assert.Single(lines, e => HasClass(e, "gateway"));
+        Assert.NotNull(gatewayLine.Attribute("stroke-dasharray"));
+        Assert.True(double.Parse((string)gatewayLine.Attribute("x1")!, System.Globalization.CultureInfo.InvariantCulture)
+            > double.Parse((string)lines.Single(e => !HasClass(e, "gateway")).Attribute("x1")!, System.Globalization.CultureInfo.InvariantCulture), "the gateway recovered later");
+        Assert.Contains(svg.Descendants(Svg + "text"), t => t.Value == "hollow: through the gateway");
+    }
+
     [Fact]
     public void A_drill_without_probes_or_block_still_renders_a_valid_svg()
     {
