@@ -103,18 +103,26 @@ internal static class GatewayScenario
         }
     }
 
-    private const string GatewaySectionsNote = "the gateway's own Stopwatch sections, OLLAMACONTINUITY_GATEWAY_TIMINGS, over every request it served in this run, " +
-        "warm-up and streams included; Engine is the whole engine call for whole answers, and until the first token for streams";
+    private const string GatewaySectionsNote = "the gateway's own Stopwatch sections (OLLAMACONTINUITY_GATEWAY_TIMINGS) over every request it served in this run, " +
+        "warm-up included; the rows before Engine are whole answers only, the Stream rows streams only";
 
     private static async Task SequentialAsync(HttpClient http, List<Side> sides, bool quick)
     {
-        var (rounds, block, warmup) = quick ? (3, 50, 200) : (12, 300, 2000);
+        var (rounds, block, warmup) = quick ? (3, 50, 200) : (12, 300, 3000);
         var all = sides.Select(_ => new Samples()).ToArray();
         var cpu = new long[sides.Count];
         var perRound = sides.Select(_ => new List<double>()).ToArray();
+        // Warm-up of every side, whole answers and streams, so that the timed rounds run tiered-up code (a gateway is a
+        // long-running service): the JIT was a quarter of a fresh gateway's CPU in its first 20 s.
         for (var s = 0; s < sides.Count; s++)
         {
             for (var i = 0; i < warmup; i++)
+            {
+                await PostAsync(http, sides[s].Uri, stream: false);
+            }
+
+            await BurstAsync(http, sides[s].Uri, TimeSpan.FromSeconds(quick ? 0.5 : 3));
+            for (var i = 0; i < warmup / 2; i++)
             {
                 await PostAsync(http, sides[s].Uri, stream: false);
             }
@@ -145,7 +153,7 @@ internal static class GatewayScenario
             }
         }
 
-        Console.WriteLine($"Sequential non-streaming requests over keep-alive: {rounds} rounds, each side a block of {block} per round in rotating order, after {warmup} warm-up requests each.");
+        Console.WriteLine($"Sequential non-streaming requests over keep-alive: {rounds} rounds, each side a block of {block} per round in rotating order, after a warm-up of {warmup} requests, {(quick ? 0.5 : 3)} s of 64 streams and {warmup / 2} requests per side.");
         Console.WriteLine();
         var table = new Table("sequential, non-streaming, keep-alive", "n", "p50 µs", "p99 µs", "mean µs", "added p50 µs", "added p99 µs", "p50 ratio", "added p50 per round, median (min..max)", "server CPU µs/req*");
         for (var s = 0; s < sides.Count; s++)

@@ -78,23 +78,16 @@ internal sealed class ChatHandler(FailoverEngine engine, BackendPlan plan, Gatew
             if (!call.Stream)
             {
                 var observer = new GatewayObserver(null, Warn);
+                var http = timings is null ? null : GatewayTimings.WatchHttp();
                 var tSend = Stopwatch.GetTimestamp();
                 var response = await engine.SendAsync(request, plan, observer, ctx.RequestAborted).ConfigureAwait(false);
                 var tSent = Stopwatch.GetTimestamp();
-                if (timings is not null)
-                {
-                    timings.Add(GatewayTimings.Section.Engine, tSend, tSent);
-                    timings.Add(GatewayTimings.Section.EngineBeforeAttempt, tSend, observer.AttemptStartedAt);
-                }
+                timings?.AddEngine(tSend, observer.AttemptStartedAt, http!, tSent);
 
                 (backend, reason) = (response.Backend, NullIfEmpty(response.FailoverReason));
                 SetRouteHeaders(ctx, backend, reason);
                 var buffer = new System.Buffers.ArrayBufferWriter<byte>(1024 + response.Text.Length * 2);
-                using (var w = new Utf8JsonWriter(buffer, new JsonWriterOptions { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping }))
-                {
-                    format.WriteWhole(w, response, call);
-                }
-
+                ApiFormat.WriteJson(buffer, w => format.WriteWhole(w, response, call));
                 ctx.Response.ContentType = "application/json; charset=utf-8";
                 ctx.Response.ContentLength = buffer.WrittenCount;
                 await ctx.Response.Body.WriteAsync(buffer.WrittenMemory, ctx.RequestAborted).ConfigureAwait(false);
@@ -175,7 +168,10 @@ internal sealed class ChatHandler(FailoverEngine engine, BackendPlan plan, Gatew
     /// <summary>Streams the engine's tokens to the client as they arrive; headers go out with the first token.</summary>
     private async Task<(string Backend, string? Reason, int Status)> StreamAsync(HttpContext ctx, ApiFormat format, ChatCall call, AiRequest request)
     {
-        var channel = Channel.CreateUnbounded<string>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
+        // Synchronous continuations: a token the engine hands over is written (and flushed) on the engine's own thread,
+        // inside OnToken, instead of waking this loop on another pool thread for every token. While a flush is pending
+        // (a slow client), this loop is not waiting on the channel, so tokens queue up and go out together afterwards.
+        var channel = Channel.CreateUnbounded<string>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true, AllowSynchronousContinuations = true });
         var observer = new GatewayObserver(channel.Writer, Warn);
         var timings = GatewayTimings.Current;
         var tSend = Stopwatch.GetTimestamp();
@@ -198,8 +194,7 @@ internal sealed class ChatHandler(FailoverEngine engine, BackendPlan plan, Gatew
             if (timings is not null)
             {
                 var now = Stopwatch.GetTimestamp();
-                timings.Add(GatewayTimings.Section.Engine, tSend, now);
-                timings.Add(GatewayTimings.Section.EngineBeforeAttempt, tSend, observer.AttemptStartedAt);
+                timings.Add(GatewayTimings.Section.StreamFirstToken, tSend, now);
                 tSend = now;
             }
         }
@@ -241,7 +236,7 @@ internal sealed class ChatHandler(FailoverEngine engine, BackendPlan plan, Gatew
 
             format.StreamEnd(output, state, response);
             await output.FlushAsync(ctx.RequestAborted).ConfigureAwait(false);
-            timings?.Add(GatewayTimings.Section.Write, tSend, Stopwatch.GetTimestamp());
+            timings?.Add(GatewayTimings.Section.StreamRest, tSend, Stopwatch.GetTimestamp());
             return (response.Backend, NullIfEmpty(response.FailoverReason) ?? reason, 200);
         }
         catch (AiRequestException e) when (started)

@@ -22,12 +22,22 @@ internal sealed class GatewayTimings
         Pipeline,
         /// <summary>Reading and translating the request body.</summary>
         Parse,
-        /// <summary>From calling the engine to its first backend attempt (plan, contingency, circuit checks).</summary>
+        /// <summary>Whole answers: from calling the engine to its first backend attempt (plan, contingency, circuit checks).</summary>
         EngineBeforeAttempt,
-        /// <summary>The whole engine call (whole answers) or until the first token reached the handler (streams).</summary>
+        /// <summary>Whole answers: from the first attempt's start to its HTTP request leaving (building the request).</summary>
+        AttemptToHttp,
+        /// <summary>Whole answers: the engine's HTTP exchange with the backend, until its response headers (System.Net.Http's activity).</summary>
+        Http,
+        /// <summary>Whole answers: from the backend's response headers to the engine's return (body, parse, request log, contingency log).</summary>
+        AfterHttp,
+        /// <summary>Whole answers: the whole engine call.</summary>
         Engine,
-        /// <summary>Writing the answer: the whole JSON body, or the stream from its first token to its end.</summary>
+        /// <summary>Writing a whole answer's JSON body.</summary>
         Write,
+        /// <summary>Streams: from calling the engine to the first token in the handler (headers and first chunk written).</summary>
+        StreamFirstToken,
+        /// <summary>Streams: from the first token to the end of the stream (every chunk relayed and flushed).</summary>
+        StreamRest,
         /// <summary>From the first middleware to the end of the chat handler.</summary>
         Total,
     }
@@ -36,9 +46,31 @@ internal sealed class GatewayTimings
     private readonly int[] _counts;
     private readonly string _path;
 
+    private static readonly AsyncLocal<long[]?> HttpMarks = new();
+
     private GatewayTimings(string path)
     {
         _path = path;
+        // The engine's HTTP exchange, seen through System.Net.Http's activity (start: request sent; stop: headers in).
+        ActivitySource.AddActivityListener(new ActivityListener
+        {
+            ShouldListenTo = source => source.Name == "System.Net.Http",
+            Sample = (ref ActivityCreationOptions<ActivityContext> _) => ActivitySamplingResult.PropagationData,
+            ActivityStarted = _ =>
+            {
+                if (HttpMarks.Value is { } m && m[0] == 0)
+                {
+                    m[0] = Stopwatch.GetTimestamp();
+                }
+            },
+            ActivityStopped = _ =>
+            {
+                if (HttpMarks.Value is { } m && m[1] == 0)
+                {
+                    m[1] = Stopwatch.GetTimestamp();
+                }
+            },
+        });
         var n = Enum.GetValues<Section>().Length;
         _samples = new long[n][];
         for (var i = 0; i < n; i++)
@@ -53,6 +85,22 @@ internal sealed class GatewayTimings
     public static GatewayTimings? Current { get; } = Environment.GetEnvironmentVariable(Variable) is { Length: > 0 } p ? new GatewayTimings(p) : null;
 
     internal static GatewayTimings ForTest(string path) => new(path);
+
+    /// <summary>Starts watching the first HTTP exchange of the engine call about to be made on this async flow.</summary>
+    public static long[] WatchHttp() => HttpMarks.Value = new long[2];
+
+    /// <summary>Adds the sections of a whole answer's engine call.</summary>
+    public void AddEngine(long sent, long attemptStarted, long[] http, long returned)
+    {
+        Add(Section.EngineBeforeAttempt, sent, attemptStarted);
+        Add(Section.Engine, sent, returned);
+        if (attemptStarted != 0 && http[0] != 0 && http[1] != 0)
+        {
+            Add(Section.AttemptToHttp, attemptStarted, http[0]);
+            Add(Section.Http, http[0], http[1]);
+            Add(Section.AfterHttp, http[1], returned);
+        }
+    }
 
     public void Add(Section section, long startTimestamp, long endTimestamp)
     {
