@@ -222,7 +222,14 @@ internal abstract class ApiFormat
 
     protected static void WriteJsonLine(IBufferWriter<byte> output, Action<Utf8JsonWriter> body, ReadOnlySpan<byte> prefix, ReadOnlySpan<byte> suffix)
     {
-        output.Write(prefix);
+        // Never an empty write: it asks Kestrel's chunked response writer for a span of any size, and the JSON writer's
+        // next request for 256 bytes then got the small rest of that span ("could not provide an output buffer that is
+        // large enough"), which cut Ollama-format streams (no prefix) short whenever a flush left a block nearly full.
+        if (!prefix.IsEmpty)
+        {
+            output.Write(prefix);
+        }
+
         WriteJson(output, body);
         output.Write(suffix);
     }
