@@ -33,6 +33,12 @@ internal static class GatewayScenario
 
         Console.WriteLine("## 5. Gateway: added latency, streaming throughput, memory (client, stand-ins and gateway in separate processes)");
         Console.WriteLine();
+        if (gateways.FirstOrDefault(g => !File.Exists(Path.Combine(g.Directory, "OllamaContinuity.Gateway"))) is { } missing)
+        {
+            Console.WriteLine($"Skipped: no gateway executable in {missing.Directory} (`dotnet build src/OllamaContinuity -c Release` lays it out).");
+            return;
+        }
+
         foreach (var g in gateways)
         {
             Console.WriteLine($"- `{g.Label}`: {g.Directory}{(g.Environment.Count == 0 ? "" : " with " + string.Join(" ", g.Environment.Select(e => e.Key + "=" + e.Value)))}");
