@@ -176,7 +176,7 @@ internal static class GatewayScenario
 
         table.Print();
         Console.WriteLine("*CPU time (user + system, /proc/<pid>/stat) of the server process the row measures, per request: the stand-in's on the direct row, " +
-                          "the gateway's own on a gateway row (the stand-in's share is the same on every row). Contention on a shared machine lengthens wall-clock latency; it hardly changes this.");
+                          "the gateway's own on a gateway row (the stand-in's share is the same on every row). Contention on a shared machine lengthens wall-clock latency far more than this.");
         for (var s = 1; s < sides.Count; s++)
         {
             var added = all[s].P50 - all[0].P50;
