@@ -6,15 +6,32 @@ using OllamaContinuity.Bench;
 // Usage: dotnet run -c Release --project bench/OllamaContinuity.Bench -- [all|overhead|blackhole|throughput|rescue|gateway|flap|allocs ...] [--quick]
 var scenarios = new List<string>();
 var quick = false;
-foreach (var a in args)
+var gateways = new List<GatewayUnderTest>();
+var gatewayTimings = false;
+for (var ai = 0; ai < args.Length; ai++)
 {
+    var a = args[ai];
     switch (a.ToLowerInvariant())
     {
+        case "--gateway" when ai + 1 < args.Length && args[ai + 1].Split('=', 2) is [{ Length: > 0 } label, { Length: > 0 } gdir]:
+            // --gateway LABEL=DIR: a laid-out gateway build to measure (several: side by side in the same run).
+            gateways.Add(new GatewayUnderTest(label, Path.GetFullPath(gdir), new Dictionary<string, string>()));
+            ai++;
+            break;
+        case "--gateway-env" when ai + 1 < args.Length && args[ai + 1].Split('=', 3) is [{ Length: > 0 } label, { Length: > 0 } name, var value]
+                                                         && gateways.FindIndex(g => g.Label == label) is >= 0 and var gi:
+            // --gateway-env LABEL=NAME=VALUE: an environment variable for that gateway's process (DOTNET_gcServer=1 ...).
+            gateways[gi] = gateways[gi] with { Environment = new Dictionary<string, string>(gateways[gi].Environment) { [name] = value } };
+            ai++;
+            break;
+        case "--gateway-timings":
+            gatewayTimings = true;
+            break;
         case "--quick":
             quick = true;
             break;
         case "-h" or "--help" or "/?":
-            Console.WriteLine("OllamaContinuity.Bench [all|overhead|blackhole|throughput|rescue|gateway|flap|allocs ...] [--quick]");
+            Console.WriteLine("OllamaContinuity.Bench [all|overhead|blackhole|throughput|rescue|gateway|flap|allocs ...] [--quick] [--gateway LABEL=DIR]... [--gateway-env LABEL=NAME=VALUE]... [--gateway-timings]");
             Console.WriteLine("  overhead    the failover core vs a raw HttpClient POST, per request (p50/p95/mean)");
             Console.WriteLine("  blackhole   50 requests with a blackholed cloud: the seed's strategy vs the circuit breaker");
             Console.WriteLine("  throughput  requests/s at 1, 16 and 64 concurrent requests vs raw HttpClient");
@@ -25,6 +42,10 @@ foreach (var a in args)
             Console.WriteLine("  allocs      (not in all) where the core's allocations come from, sampled by type");
             Console.WriteLine("  cmdlet      (not in all) Invoke-AiRequest through a real runspace vs raw HttpClient (build the module in Release first)");
             Console.WriteLine("  --quick     a smoke run (small counts, short timeouts): the figures are not meaningful");
+            Console.WriteLine("  --gateway LABEL=DIR         (gateway) a laid-out gateway build to measure; repeat to compare builds in one run");
+            Console.WriteLine("                              (default: out/OllamaContinuity/Gateway, from dotnet build src/OllamaContinuity -c Release)");
+            Console.WriteLine("  --gateway-env LABEL=NAME=VALUE  (gateway) an environment variable for that gateway's process (after its --gateway)");
+            Console.WriteLine("  --gateway-timings           (gateway) print the gateway's own section timings (OLLAMACONTINUITY_GATEWAY_TIMINGS)");
             return 0;
         case "all" or "overhead" or "blackhole" or "throughput" or "rescue" or "gateway" or "allocs" or "cmdlet" or "flap":
             scenarios.Add(a.ToLowerInvariant());
@@ -53,7 +74,7 @@ Fmt.Quick = quick;
 Console.WriteLine($"# OllamaContinuity.Bench {(quick ? "(--quick: smoke run, figures not meaningful)" : "")}");
 Console.WriteLine($"{DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC, {RuntimeInformation.FrameworkDescription}, {RuntimeInformation.OSDescription}, " +
                   $"{Environment.ProcessorCount} cores, GC {(GCSettings.IsServerGC ? "server" : "workstation")}; " +
-                  "the fake servers run in this same process, on loopback.");
+                  (scenarios.SequenceEqual(["gateway"]) ? "the stand-ins and the gateways run in their own processes, on loopback." : "the fake servers run in this same process, on loopback (scenario 5: in their own processes)."));
 Console.WriteLine();
 
 var total = Stopwatch.StartNew();
@@ -74,7 +95,7 @@ foreach (var s in scenarios)
             await RescueScenario.RunAsync(quick);
             break;
         case "gateway":
-            await GatewayScenario.RunAsync(quick);
+            await GatewayScenario.RunAsync(quick, gateways, gatewayTimings);
             break;
         case "flap":
             await FlapScenario.RunAsync(quick);

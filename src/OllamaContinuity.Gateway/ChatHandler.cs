@@ -27,6 +27,12 @@ internal sealed class ChatHandler(FailoverEngine engine, BackendPlan plan, Gatew
     {
         var requestId = (string)ctx.Items[GatewayApp.RequestIdKey]!;
         var t0 = Stopwatch.GetTimestamp();
+        var timings = GatewayTimings.Current;
+        if (timings is not null && ctx.Items[GatewayApp.StartedKey] is long entered)
+        {
+            timings.Add(GatewayTimings.Section.Pipeline, entered, t0);
+        }
+
         var backend = "none";
         string? reason = null;
         var status = 200;
@@ -34,6 +40,7 @@ internal sealed class ChatHandler(FailoverEngine engine, BackendPlan plan, Gatew
         try
         {
             var call = await ReadAsync(ctx, format).ConfigureAwait(false);
+            timings?.Add(GatewayTimings.Section.Parse, t0, Stopwatch.GetTimestamp());
             if (!Models.Contains(call.Model, StringComparer.Ordinal))
             {
                 throw new GatewayException(404, $"The model '{Shorten(call.Model)}' is not served by this gateway. Models: {string.Join(", ", Models)}.", "model_not_found");
@@ -71,18 +78,20 @@ internal sealed class ChatHandler(FailoverEngine engine, BackendPlan plan, Gatew
             if (!call.Stream)
             {
                 var observer = new GatewayObserver(null, Warn);
+                var http = timings is null ? null : GatewayTimings.WatchHttp();
+                var tSend = Stopwatch.GetTimestamp();
                 var response = await engine.SendAsync(request, plan, observer, ctx.RequestAborted).ConfigureAwait(false);
+                var tSent = Stopwatch.GetTimestamp();
+                timings?.AddEngine(tSend, observer.AttemptStartedAt, http!, tSent);
+
                 (backend, reason) = (response.Backend, NullIfEmpty(response.FailoverReason));
                 SetRouteHeaders(ctx, backend, reason);
                 var buffer = new System.Buffers.ArrayBufferWriter<byte>(1024 + response.Text.Length * 2);
-                using (var w = new Utf8JsonWriter(buffer, new JsonWriterOptions { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping }))
-                {
-                    format.WriteWhole(w, response, call);
-                }
-
+                ApiFormat.WriteJson(buffer, w => format.WriteWhole(w, response, call));
                 ctx.Response.ContentType = "application/json; charset=utf-8";
                 ctx.Response.ContentLength = buffer.WrittenCount;
                 await ctx.Response.Body.WriteAsync(buffer.WrittenMemory, ctx.RequestAborted).ConfigureAwait(false);
+                timings?.Add(GatewayTimings.Section.Write, tSent, Stopwatch.GetTimestamp());
                 return;
             }
 
@@ -109,7 +118,12 @@ internal sealed class ChatHandler(FailoverEngine engine, BackendPlan plan, Gatew
         }
         finally
         {
-            metrics.Finished(format.Name, backend, status, reason, Stopwatch.GetElapsedTime(t0).TotalSeconds);
+            var end = Stopwatch.GetTimestamp();
+            metrics.Finished(format.Name, backend, status, reason, Stopwatch.GetElapsedTime(t0, end).TotalSeconds);
+            if (timings is not null && ctx.Items[GatewayApp.StartedKey] is long entered2)
+            {
+                timings.Add(GatewayTimings.Section.Total, entered2, end);
+            }
         }
     }
 
@@ -154,8 +168,13 @@ internal sealed class ChatHandler(FailoverEngine engine, BackendPlan plan, Gatew
     /// <summary>Streams the engine's tokens to the client as they arrive; headers go out with the first token.</summary>
     private async Task<(string Backend, string? Reason, int Status)> StreamAsync(HttpContext ctx, ApiFormat format, ChatCall call, AiRequest request)
     {
-        var channel = Channel.CreateUnbounded<string>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
+        // Synchronous continuations: a token the engine hands over is written (and flushed) on the engine's own thread,
+        // inside OnToken, instead of waking this loop on another pool thread for every token. While a flush is pending
+        // (a slow client), this loop is not waiting on the channel, so tokens queue up and go out together afterwards.
+        var channel = Channel.CreateUnbounded<string>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true, AllowSynchronousContinuations = true });
         var observer = new GatewayObserver(channel.Writer, Warn);
+        var timings = GatewayTimings.Current;
+        var tSend = Stopwatch.GetTimestamp();
         var send = SendThenCompleteAsync(request, observer, channel.Writer, ctx.RequestAborted);
         var state = new StreamState(request.RequestId, call.Model, DateTimeOffset.UtcNow) { IncludeUsage = call.IncludeUsage };
         var output = ctx.Response.BodyWriter;
@@ -172,6 +191,12 @@ internal sealed class ChatHandler(FailoverEngine engine, BackendPlan plan, Gatew
             ctx.Response.Headers["X-Accel-Buffering"] = "no";
             format.StreamStart(output, state);
             started = true;
+            if (timings is not null)
+            {
+                var now = Stopwatch.GetTimestamp();
+                timings.Add(GatewayTimings.Section.StreamFirstToken, tSend, now);
+                tSend = now;
+            }
         }
 
         try
@@ -211,6 +236,7 @@ internal sealed class ChatHandler(FailoverEngine engine, BackendPlan plan, Gatew
 
             format.StreamEnd(output, state, response);
             await output.FlushAsync(ctx.RequestAborted).ConfigureAwait(false);
+            timings?.Add(GatewayTimings.Section.StreamRest, tSend, Stopwatch.GetTimestamp());
             return (response.Backend, NullIfEmpty(response.FailoverReason) ?? reason, 200);
         }
         catch (AiRequestException e) when (started)

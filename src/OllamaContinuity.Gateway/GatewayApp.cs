@@ -16,6 +16,7 @@ internal static class GatewayApp
 {
     public const string ClientKey = "oc.client";
     public const string RequestIdKey = "oc.request-id";
+    public const string StartedKey = "oc.started";
     private static readonly string Version = typeof(GatewayApp).Assembly.GetName().Version?.ToString(3) ?? "0.0.0";
 
     public static WebApplication Build(GatewayOptions options, ClientTokens tokens, FailoverEngine engine, BackendPlan plan, LogLevel logLevel = LogLevel.Warning)
@@ -82,10 +83,19 @@ internal static class GatewayApp
         var logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("OllamaContinuity.Gateway");
         var handler = new ChatHandler(engine, plan, options, metrics, logger);
         var started = DateTimeOffset.UtcNow;
+        if (GatewayTimings.Current is { } timings)
+        {
+            app.Lifetime.ApplicationStopped.Register(timings.Write);
+        }
 
         // Every response carries a request id; anything unexpected becomes a JSON 500, and the gateway goes on.
         app.Use(async (ctx, next) =>
         {
+            if (GatewayTimings.Current is not null)
+            {
+                ctx.Items[StartedKey] = Stopwatch.GetTimestamp();
+            }
+
             var id = Guid.NewGuid().ToString("n");
             ctx.Items[RequestIdKey] = id;
             ctx.Response.Headers[ChatHandler.RequestIdHeader] = id;

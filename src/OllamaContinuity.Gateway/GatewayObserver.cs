@@ -61,5 +61,15 @@ internal sealed class GatewayObserver(ChannelWriter<string>? tokens, Action<stri
     /// <summary>Nobody can approve a failover inside an HTTP call: a workflow that requires approval is declined (503).</summary>
     public ValueTask<bool> ApproveFailoverAsync(string question, CancellationToken cancellationToken) => new(false);
 
-    public void OnAttemptStarted(BackendEndpoint endpoint, int index, int count) => _current = endpoint;
+    /// <summary>When the first backend attempt started (a <see cref="System.Diagnostics.Stopwatch"/> timestamp; 0 before), for <see cref="GatewayTimings"/>.</summary>
+    public long AttemptStartedAt { get; private set; }
+
+    public void OnAttemptStarted(BackendEndpoint endpoint, int index, int count)
+    {
+        _current = endpoint;
+        if (AttemptStartedAt == 0)
+        {
+            AttemptStartedAt = System.Diagnostics.Stopwatch.GetTimestamp();
+        }
+    }
 }

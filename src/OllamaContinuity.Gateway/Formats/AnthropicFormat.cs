@@ -154,7 +154,7 @@ internal sealed class AnthropicFormat : ApiFormat
     private static void Event(IBufferWriter<byte> output, string name, Action<Utf8JsonWriter> body)
     {
         output.Write("event: "u8);
-        output.Write(System.Text.Encoding.ASCII.GetBytes(name));
+        output.Advance(System.Text.Encoding.ASCII.GetBytes(name, output.GetSpan(name.Length)));
         WriteJsonLine(output, w =>
         {
             w.WriteStartObject();

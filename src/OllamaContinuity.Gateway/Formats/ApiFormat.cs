@@ -22,7 +22,12 @@ internal sealed record ChatCall(IReadOnlyList<ChatMessage> Messages, string? Sys
 /// <summary>The state of one streamed answer (its id, the model name echoed, the time it started).</summary>
 internal sealed class StreamState(string requestId, string model, DateTimeOffset started)
 {
+    private string? _chunkId;
+
     public string RequestId { get; } = requestId;
+
+    /// <summary>OpenAI's chunk id (<c>chatcmpl-</c> and the request id), built once per stream rather than once per chunk.</summary>
+    public string ChunkId => _chunkId ??= "chatcmpl-" + RequestId;
     public string Model { get; } = model;
     public DateTimeOffset Started { get; } = started;
     public bool IncludeUsage { get; init; }
@@ -61,11 +66,7 @@ internal abstract class ApiFormat
     public static byte[] ErrorBody(ApiFormat format, int status, string message, string? code)
     {
         var buffer = new ArrayBufferWriter<byte>(256);
-        using (var w = new Utf8JsonWriter(buffer, WriterOptions))
-        {
-            format.WriteError(w, status, message, code);
-        }
-
+        WriteJson(buffer, w => format.WriteError(w, status, message, code));
         return buffer.WrittenSpan.ToArray();
     }
 
@@ -221,12 +222,50 @@ internal abstract class ApiFormat
 
     protected static void WriteJsonLine(IBufferWriter<byte> output, Action<Utf8JsonWriter> body, ReadOnlySpan<byte> prefix, ReadOnlySpan<byte> suffix)
     {
-        output.Write(prefix);
-        using (var w = new Utf8JsonWriter(output, WriterOptions))
+        // Never an empty write: it asks Kestrel's chunked response writer for a span of any size, and the JSON writer's
+        // next request for 256 bytes then got the small rest of that span ("could not provide an output buffer that is
+        // large enough"), which cut Ollama-format streams (no prefix) short whenever a flush left a block nearly full.
+        if (!prefix.IsEmpty)
         {
-            body(w);
+            output.Write(prefix);
         }
 
+        WriteJson(output, body);
         output.Write(suffix);
+    }
+
+    [ThreadStatic]
+    private static Utf8JsonWriter? t_writer;
+
+    // A writer is reset onto the shared dummy when put back, so that it never keeps a finished response's pipe alive.
+    private static readonly ArrayBufferWriter<byte> Detached = new(1);
+
+    /// <summary>
+    /// Writes one JSON value to <paramref name="output"/> with this thread's writer (a stream writes one per chunk:
+    /// a new writer each time was most of a chunk's allocations). Re-entrant: a nested call gets a writer of its own.
+    /// </summary>
+    public static void WriteJson(IBufferWriter<byte> output, Action<Utf8JsonWriter> body)
+    {
+        var w = t_writer;
+        t_writer = null;
+        if (w is null)
+        {
+            w = new Utf8JsonWriter(output, WriterOptions);
+        }
+        else
+        {
+            w.Reset(output);
+        }
+
+        try
+        {
+            body(w);
+            w.Flush();
+        }
+        finally
+        {
+            w.Reset(Detached);
+            t_writer = w;
+        }
     }
 }

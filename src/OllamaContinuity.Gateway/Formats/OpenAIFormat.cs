@@ -154,7 +154,7 @@ internal sealed class OpenAIFormat : ApiFormat
     private static void Head(Utf8JsonWriter w, StreamState s)
     {
         w.WriteStartObject();
-        w.WriteString("id", "chatcmpl-" + s.RequestId);
+        w.WriteString("id", s.ChunkId);
         w.WriteString("object", "chat.completion.chunk");
         w.WriteNumber("created", Unix(s.Started));
         w.WriteString("model", s.Model);
