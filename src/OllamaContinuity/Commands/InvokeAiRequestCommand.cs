@@ -156,7 +156,9 @@ public sealed class InvokeAiRequestCommand : BackendCmdlet, IBackendParameters
         _requestStarted = System.Diagnostics.Stopwatch.GetTimestamp();
         try
         {
-            var response = RunAsync(ct => FailoverEngine.Shared.SendAsync(request, plan, new Observer(this), ct));
+            // Started on this thread: the request leaves without a thread-pool hop first (the observer's callbacks
+            // only post to this thread or await it, so nothing blocks waiting for it).
+            var response = RunAsync(ct => FailoverEngine.Shared.SendAsync(request, plan, new Observer(this), ct), startOnPipelineThread: true);
             CompleteProgress();
             if (Stream.IsPresent && Host?.UI is { } ui)
             {
