@@ -22,6 +22,7 @@ public sealed class InvokeAiRequestCommand : BackendCmdlet, IBackendParameters
     private const string MessagesSet = "Messages";
 
     private BackendPlan? _plan;
+    private string? _route;
     private string? _approvalProblem;
 
     // By value (a string per request) or by property name (Import-Csv prompts.csv: the Prompt column, with the
@@ -132,7 +133,8 @@ public sealed class InvokeAiRequestCommand : BackendCmdlet, IBackendParameters
         var workflow = string.IsNullOrWhiteSpace(Workflow) ? null : Workflow.Trim();
         var systemPrompt = string.IsNullOrWhiteSpace(SystemPrompt) ? null : SystemPrompt;
         var plan = _plan!;
-        var route = string.Join(", then ", new[] { plan.Cloud?.ToString() }.Concat(plan.Ollama.Select(o => o.ToString())).Where(s => s is not null));
+        // The route is the plan's, built once per pipeline (BeginProcessing), not once per prompt.
+        var route = _route ??= string.Join(", then ", new[] { plan.Cloud?.ToString() }.Concat(plan.Ollama.Select(o => o.ToString())).Where(s => s is not null));
         if (!ShouldProcess(route, "Send AI request" + (workflow is null ? "" : $" for workflow '{workflow}'")))
         {
             return;
