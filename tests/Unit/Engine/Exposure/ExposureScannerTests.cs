@@ -143,8 +143,8 @@ public sealed class ExposureScannerTests(Xunit.Abstractions.ITestOutputHelper ou
         Assert.Equal(ExposureStatus.Fail, findings.Single(f => f.Target == "10.245.2.2").Status);
         Assert.Contains("connection refused", findings.Single(f => f.Target == "10.245.2.3").Detail, StringComparison.Ordinal);
         Assert.All(findings.Where(f => f.Target is "10.245.2.4" or "10.245.2.5" or "10.245.2.6"), f => Assert.Contains("host unreachable", f.Detail, StringComparison.Ordinal));
+        output.WriteLine(string.Join(Environment.NewLine, log));
         Assert.Matches(@"^Fates: 1 Ollama, 0 open without Ollama, 2 refused and 3 unreachable \(ended at once\), 0 silent \(waited the 3000 ms timeout\); 6 address\(es\) in \d+\.\d{3} s: \d+ addresses/s\.$", log[^1]);
-        output.WriteLine(log[^1]);
         Assert.True(sw.Elapsed < timeout / 2, $"a /29 that answers everywhere took {sw.Elapsed.TotalMilliseconds:0} ms with a {timeout.TotalMilliseconds:0} ms timeout");
 
         // A silent address (on the scanner's link, nobody answers ARP) waits for the timeout, and says so.
