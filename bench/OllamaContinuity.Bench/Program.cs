@@ -23,7 +23,8 @@ foreach (var a in args)
             Console.WriteLine("  flap        (not in all) a 60 s outage, one request every 3 s: seed vs the previous ratio-only breaker vs ours;");
             Console.WriteLine("              then the time lost to a dead cloud after 15 healthy requests");
             Console.WriteLine("  allocs      (not in all) where the core's allocations come from, sampled by type");
-            Console.WriteLine("  cmdlet      (not in all) Invoke-AiRequest through a real runspace vs raw HttpClient (build the module in Release first)");
+            Console.WriteLine("  cmdlet      (not in all) Invoke-AiRequest through a real runspace vs raw HttpClient, Invoke-RestMethod and the seed's");
+            Console.WriteLine("              Python loop; then 64 concurrent from a runspace pool (build the module in Release first)");
             Console.WriteLine("  --quick     a smoke run (small counts, short timeouts): the figures are not meaningful");
             return 0;
         case "all" or "overhead" or "blackhole" or "throughput" or "rescue" or "gateway" or "allocs" or "cmdlet" or "flap":
