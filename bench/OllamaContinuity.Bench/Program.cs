@@ -40,7 +40,8 @@ for (var ai = 0; ai < args.Length; ai++)
             Console.WriteLine("  flap        (not in all) a 60 s outage, one request every 3 s: seed vs the previous ratio-only breaker vs ours;");
             Console.WriteLine("              then the time lost to a dead cloud after 15 healthy requests");
             Console.WriteLine("  allocs      (not in all) where the core's allocations come from, sampled by type");
-            Console.WriteLine("  cmdlet      (not in all) Invoke-AiRequest through a real runspace vs raw HttpClient (build the module in Release first)");
+            Console.WriteLine("  cmdlet      (not in all) Invoke-AiRequest through a real runspace vs raw HttpClient, Invoke-RestMethod and the seed's");
+            Console.WriteLine("              Python loop; then 64 concurrent from a runspace pool (build the module in Release first)");
             Console.WriteLine("  --quick     a smoke run (small counts, short timeouts): the figures are not meaningful");
             Console.WriteLine("  --gateway LABEL=DIR         (gateway) a laid-out gateway build to measure; repeat to compare builds in one run");
             Console.WriteLine("                              (default: out/OllamaContinuity/Gateway, from dotnet build src/OllamaContinuity -c Release)");

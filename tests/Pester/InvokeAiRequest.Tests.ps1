@@ -56,6 +56,27 @@ Describe 'Invoke-AiRequest' {
             $lines[0].backend | Should -Be 'Cloud'
             $lines[0].attempts[0].outcome | Should -Be 'Success'
         }
+
+        It 'has the log line in the file when the cmdlet returns, even if the process is killed right after' {
+            # The log is written (one write to the file, nothing buffered in the process) before the cmdlet returns:
+            # a pwsh killed (SIGKILL on Unix) right after Invoke-AiRequest still leaves its line.
+            $killLog = New-TestLogPath
+            $script = "Import-Module '$(Get-ModuleManifestPath)'; " +
+                "`$r = Invoke-AiRequest 'kill me' -CloudUri '$($cloud.ChatUri)' -OllamaUri '$($ollama.BaseUri)' -LogPath '$killLog' -Workflow killed-right-after; " +
+                "[Console]::Out.WriteLine(`$r.RequestId); [Console]::Out.Flush(); Stop-Process -Id `$PID -Force"
+            $env:CLOUD_API_KEY = $canary
+            try {
+                $out = & (Join-Path $PSHOME 'pwsh') -NoProfile -NonInteractive -Command $script
+            }
+            finally {
+                Remove-Item Env:CLOUD_API_KEY
+            }
+            $id = @($out)[0]
+            $id | Should -Not -BeNullOrEmpty
+            $line = Get-Content $killLog | ConvertFrom-Json | Where-Object requestId -EQ $id
+            $line.workflow | Should -Be 'killed-right-after'
+            $line.backend | Should -Be 'Cloud'
+        }
     }
 
     Context 'a failing cloud (<Fault>)' -ForEach @(

@@ -38,14 +38,14 @@ Describe 'Test-OllamaExposure -Target -Verbose' {
         $lines[0] | Should -Match "^Probing 1 address\(es\) from 127\.0\.0\.1 on TCP port $port"
         $lines | Should -Contain ($lines | Where-Object { $_ -match "^127\.0\.0\.1:$port`: Ollama \S+ answers without authentication, listing \d+ model\(s\) \[\d+ ms\]$" })
         $lines[-1] | Should -Match '^Probed 1 address\(es\) in [\d.]+ s \(\d+ addresses/s\): 1 unauthenticated Ollama API\(s\) found\.$'
-        $lines[-2] | Should -Be 'Fates: 1 Ollama, 0 open without Ollama, 0 refused and 0 unreachable (ended at once), 0 silent (waited the 2000 ms timeout).'
+        $lines[-2] | Should -Match '^Fates: 1 Ollama, 0 open without Ollama, 0 refused and 0 unreachable \(ended at once\), 0 silent \(waited the 2000 ms timeout\); 1 address\(es\) in \d+\.\d{3} s: \d+ addresses/s\.$'
     }
 
     It 'says why an address has no Ollama' {
         $lines = Get-VerboseLines { Test-OllamaExposure -Target 127.0.0.1 -Port $closed -Verbose -TimeoutMs 500 }
         ($lines -join "`n") | Should -Match "127\.0\.0\.1:$closed`: nothing answers \(.+\) \[\d+ ms\]"
         $lines[-1] | Should -Match ': 0 unauthenticated Ollama API\(s\) found\.$'
-        $lines[-2] | Should -Be 'Fates: 0 Ollama, 0 open without Ollama, 1 refused and 0 unreachable (ended at once), 0 silent (waited the 500 ms timeout).'
+        $lines[-2] | Should -Match '^Fates: 0 Ollama, 0 open without Ollama, 1 refused and 0 unreachable \(ended at once\), 0 silent \(waited the 500 ms timeout\); 1 address\(es\) in \d+\.\d{3} s: \d+ addresses/s\.$'
     }
 
     It 'writes no verbose line without -Verbose' {

@@ -22,7 +22,9 @@ public sealed class ContingencyService : IContingencySource
     private static readonly ContinuityScope[] EvaluationOrder = [ContinuityScope.Machine, ContinuityScope.User, ContinuityScope.Process];
     private readonly object _processLock = new();
     private readonly Func<ContinuityScope, string> _pathOf;
-    private readonly Dictionary<string, (DateTime Mtime, long Length, ContingencyEntry[] Entries)> _cache = new(StringComparer.Ordinal);
+    // The last read of each state file, by the version it was read at (see Read): a request costs one statx per
+    // scope while nothing changed, instead of reading, parsing and checking the file every time.
+    private readonly Dictionary<string, (FileVersion? Version, DateTime Mtime, long Length, ContingencyEntry[] Entries)> _cache = new(StringComparer.Ordinal);
     private ContingencyState _process = new();
 
     /// <param name="time">The clock for Since, Until and expiry. The default value is <see cref="TimeProvider.System"/>.</param>
@@ -122,6 +124,14 @@ public sealed class ContingencyService : IContingencySource
                 + $"or set {UnreadableStateVariable}=Ollama to serve every request from Ollama meanwhile.{badPolicy}",
         };
     }
+
+    /// <summary>
+    /// How long a state file must have been unchanged (its ctime on Linux, its mtime elsewhere) before the version
+    /// read is reused without reading the file again. Timestamps move in clock ticks (milliseconds on Linux, 2 s on
+    /// FAT): a file changed twice within one tick keeps the same times, so a version younger than this is read
+    /// again on every request. The default value is 2 seconds.
+    /// </summary>
+    internal TimeSpan StableAfter { get; set; } = TimeSpan.FromSeconds(2);
 
     /// <summary>The environment variable that decides what happens when a state file cannot be read: Fail (the default) or Ollama.</summary>
     public const string UnreadableStateVariable = "OLLAMACONTINUITY_UNREADABLE_STATE";
@@ -323,15 +333,38 @@ public sealed class ContingencyService : IContingencySource
         var path = _pathOf(scope);
         try
         {
-            var info = new FileInfo(path);
-            if (!info.Exists && !System.IO.Directory.Exists(path))
+            // One statx on Linux (device, inode, size, mtime, ctime); elsewhere .NET's file info (mtime, size).
+            var now = DateTimeOffset.UtcNow; // the file system's clock, not Time (tests move Time)
+            FileVersion? version = null;
+            DateTime mtime = default;
+            long length = 0;
+            bool stable;
+            if (LinuxFile.TryStat(path, out var v))
             {
-                return new ContingencyScopeState(scope, path, [], null, null);
+                if (v is not { } found)
+                {
+                    return new ContingencyScopeState(scope, path, [], null, null);
+                }
+
+                version = found;
+                stable = found.IsRegular && !found.ChangedWithin(StableAfter, now);
+            }
+            else
+            {
+                var info = new FileInfo(path);
+                if (!info.Exists && !System.IO.Directory.Exists(path))
+                {
+                    return new ContingencyScopeState(scope, path, [], null, null);
+                }
+
+                mtime = info.LastWriteTimeUtc;
+                length = info.Exists ? info.Length : -1;
+                stable = info.Exists && now.UtcDateTime - mtime >= StableAfter;
             }
 
             lock (_cache)
             {
-                if (_cache.TryGetValue(path, out var c) && c.Mtime == info.LastWriteTimeUtc && c.Length == info.Length)
+                if (_cache.TryGetValue(path, out var c) && c.Version == version && c.Mtime == mtime && c.Length == length)
                 {
                     return new ContingencyScopeState(scope, path, c.Entries, null, null);
                 }
@@ -341,7 +374,16 @@ public sealed class ContingencyService : IContingencySource
             var entries = Parse(bytes, path).Entries.ToArray();
             lock (_cache)
             {
-                _cache[path] = (info.LastWriteTimeUtc, info.Length, entries);
+                // Only a version that has been still for a while is trusted next time: a file changed again within
+                // the same clock tick keeps its ctime (and mtime), and would otherwise be read from here, stale.
+                if (stable)
+                {
+                    _cache[path] = (version, mtime, length, entries);
+                }
+                else
+                {
+                    _cache.Remove(path);
+                }
             }
 
             if (bytes is not null)

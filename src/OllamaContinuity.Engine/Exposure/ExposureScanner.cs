@@ -98,6 +98,7 @@ public static class ExposureScanner
         var findings = new List<ExposureFinding>();
         var done = 0;
         var fates = new int[Enum.GetValues<ProbeFate>().Length];
+        var scanStarted = System.Diagnostics.Stopwatch.GetTimestamp();
         await Parallel.ForEachAsync(targets, new ParallelOptions { MaxDegreeOfParallelism = options.ThrottleLimit, CancellationToken = cancellationToken }, async (target, ct) =>
         {
             var started = options.Log is null ? 0 : System.Diagnostics.Stopwatch.GetTimestamp();
@@ -118,7 +119,7 @@ public static class ExposureScanner
             progress?.Invoke(Interlocked.Increment(ref done), targets.Count);
         }).ConfigureAwait(false);
 
-        options.Log?.Invoke(Summary(fates, options.Timeout));
+        options.Log?.Invoke(Summary(fates, options.Timeout, System.Diagnostics.Stopwatch.GetElapsedTime(scanStarted)));
         return findings.OrderBy(f => f.Target.Contains(':') ? 1 : 0).ThenBy(f => IPAddress.TryParse(f.Target, out var a) ? Convert.ToHexString(a.GetAddressBytes()) : f.Target, StringComparer.Ordinal).ToList();
     }
 
@@ -141,12 +142,21 @@ public static class ExposureScanner
         : p.Problem is not null && p.Problem.StartsWith("no answer within", StringComparison.Ordinal) ? ProbeFate.Silent
         : ProbeFate.OtherError;
 
-    /// <summary>Where a scan's time went: how many addresses ended at once (refused, unreachable) and how many waited for the timeout.</summary>
-    public static string Summary(IReadOnlyList<int> fates, TimeSpan timeout) =>
-        $"Fates: {fates[(int)ProbeFate.Ollama]} Ollama, {fates[(int)ProbeFate.OpenNotOllama]} open without Ollama, "
-        + $"{fates[(int)ProbeFate.Refused]} refused and {fates[(int)ProbeFate.Unreachable]} unreachable (ended at once), "
-        + $"{fates[(int)ProbeFate.Silent]} silent (waited the {timeout.TotalMilliseconds:0} ms timeout)"
-        + (fates[(int)ProbeFate.OtherError] > 0 ? $", {fates[(int)ProbeFate.OtherError]} other connect error(s)" : "") + ".";
+    /// <summary>
+    /// Where a scan's time went: how many addresses ended at once (refused, unreachable) and how many waited for the
+    /// timeout, and the scan rate (addresses probed per second of the whole scan, <paramref name="elapsed"/>).
+    /// </summary>
+    public static string Summary(IReadOnlyList<int> fates, TimeSpan timeout, TimeSpan elapsed)
+    {
+        var total = fates.Sum();
+        var seconds = elapsed.TotalSeconds;
+        var rate = seconds > 0 ? total / seconds : total;
+        return $"Fates: {fates[(int)ProbeFate.Ollama]} Ollama, {fates[(int)ProbeFate.OpenNotOllama]} open without Ollama, "
+            + $"{fates[(int)ProbeFate.Refused]} refused and {fates[(int)ProbeFate.Unreachable]} unreachable (ended at once), "
+            + $"{fates[(int)ProbeFate.Silent]} silent (waited the {timeout.TotalMilliseconds:0} ms timeout)"
+            + (fates[(int)ProbeFate.OtherError] > 0 ? $", {fates[(int)ProbeFate.OtherError]} other connect error(s)" : "")
+            + string.Create(CultureInfo.InvariantCulture, $"; {total} address(es) in {seconds:0.000} s: {rate:0} addresses/s.");
+    }
 
     /// <summary>One probe's outcome in a few words, for -Verbose.</summary>
     public static string Fate(OllamaProbe p) =>

@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Text.Json;
+using OllamaContinuity.Internal;
 
 namespace OllamaContinuity.Failover;
 
@@ -11,7 +12,7 @@ namespace OllamaContinuity.Failover;
 public static class RequestLog
 {
     public const string PathVariable = "OLLAMACONTINUITY_LOG_PATH";
-    private static readonly ConcurrentDictionary<string, SemaphoreSlim> Locks = new(StringComparer.Ordinal);
+    internal static readonly ConcurrentDictionary<string, SemaphoreSlim> Locks = new(StringComparer.Ordinal);
 
     /// <summary>
     /// Linux: <c>$XDG_STATE_HOME/OllamaContinuity/requests.jsonl</c> (default <c>~/.local/state</c>);
@@ -141,7 +142,17 @@ public static class RequestLog
         w.WriteString("output", output);
     }
 
-    /// <summary>Appends one line to <paramref name="path"/>; returns the error text instead of throwing.</summary>
+    /// <summary>
+    /// Appends one line to <paramref name="path"/>; returns the error text instead of throwing. The line is written
+    /// (one <c>write</c> to the file) before this returns, so it is in the file even when the process is killed
+    /// right after: nothing is buffered in the process.
+    /// </summary>
+    /// <remarks>
+    /// On Linux the file stays open between lines (<see cref="AppendHandles"/>), which saves the open, lock, seek and
+    /// close of every line; each line is still one write with <c>O_APPEND</c>. Before each line, the path is checked
+    /// (one <c>statx</c>): when the file was deleted, moved away (log rotation) or replaced, it is opened again, so
+    /// the line goes to the file that is at the path now.
+    /// </remarks>
     public static async Task<string?> AppendAsync(string path, byte[] line, CancellationToken cancellationToken = default)
     {
         var full = Path.GetFullPath(path);
@@ -157,6 +168,11 @@ public static class RequestLog
 
         try
         {
+            if (AppendHandles.TryAppend(full, line, out var error))
+            {
+                return error;
+            }
+
             OwnerOnlyFile.AppendAllBytes(full, line);
             return null;
         }
@@ -167,6 +183,115 @@ public static class RequestLog
         finally
         {
             gate.Release();
+        }
+    }
+}
+
+/// <summary>
+/// Linux: log files kept open for appending, one per path, at most <see cref="MaxOpen"/> (a session writes one or
+/// two). Callers hold the path's lock (<see cref="RequestLog.AppendAsync"/>'s gate).
+/// </summary>
+internal static class AppendHandles
+{
+    internal const int MaxOpen = 8;
+    private static readonly ConcurrentDictionary<string, (int Fd, ulong Device, ulong Inode)> Open = new(StringComparer.Ordinal);
+
+    /// <summary>True when the line was handled here (<paramref name="error"/>: null, or why it was not written); false: use the portable path.</summary>
+    public static bool TryAppend(string full, ReadOnlySpan<byte> line, out string? error)
+    {
+        error = null;
+        if (!LinuxFile.TryStat(full, out var now))
+        {
+            return false;
+        }
+
+        if (Open.TryGetValue(full, out var held) && (now is not { } v || v.Device != held.Device || v.Inode != held.Inode))
+        {
+            // Deleted, moved away or replaced since the last line: the next line goes to what is at the path now.
+            Close(full);
+            held = default;
+        }
+
+        if (now is { IsRegular: false })
+        {
+            return false; // a directory, FIFO or device: the portable path reports it as before
+        }
+
+        if (held.Fd <= 0)
+        {
+            try
+            {
+                OwnerOnlyFile.EnsureDirectory(Path.GetDirectoryName(full)!);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                error = e.Message;
+                return true;
+            }
+
+            var fd = LinuxFile.OpenAppend(full);
+            if (fd < 0)
+            {
+                error = $"Cannot open {full}: {LinuxFile.Describe(-fd)}.";
+                return true;
+            }
+
+            if (LinuxFile.Stat(fd) is not { IsRegular: true } opened)
+            {
+                LinuxFile.CloseFd(fd);
+                return false;
+            }
+
+            // Another path's handle is closed only under that path's lock, and only when it is free at once; when
+            // none is, this line opens and closes its file as the portable path does.
+            if (Open.Count >= MaxOpen && !EvictOne(full))
+            {
+                var written = LinuxFile.WriteAll(fd, line);
+                LinuxFile.CloseFd(fd);
+                error = written == 0 ? null : $"Cannot write {full}: {LinuxFile.Describe(written)}.";
+                return true;
+            }
+
+            held = (fd, opened.Device, opened.Inode);
+            Open[full] = held;
+        }
+
+        var errno = LinuxFile.WriteAll(held.Fd, line);
+        if (errno != 0)
+        {
+            Close(full);
+            error = $"Cannot write {full}: {LinuxFile.Describe(errno)}.";
+        }
+
+        return true;
+    }
+
+    private static bool EvictOne(string except)
+    {
+        foreach (var key in Open.Keys)
+        {
+            if (key != except && RequestLog.Locks.TryGetValue(key, out var gate) && gate.Wait(0))
+            {
+                try
+                {
+                    Close(key);
+                    return true;
+                }
+                finally
+                {
+                    gate.Release();
+                }
+            }
+        }
+
+        return false;
+    }
+
+    private static void Close(string full)
+    {
+        if (Open.TryRemove(full, out var h))
+        {
+            LinuxFile.CloseFd(h.Fd);
         }
     }
 }

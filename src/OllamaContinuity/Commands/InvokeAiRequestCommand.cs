@@ -22,6 +22,7 @@ public sealed class InvokeAiRequestCommand : BackendCmdlet, IBackendParameters
     private const string MessagesSet = "Messages";
 
     private BackendPlan? _plan;
+    private string? _route;
     private string? _approvalProblem;
 
     // By value (a string per request) or by property name (Import-Csv prompts.csv: the Prompt column, with the
@@ -132,7 +133,8 @@ public sealed class InvokeAiRequestCommand : BackendCmdlet, IBackendParameters
         var workflow = string.IsNullOrWhiteSpace(Workflow) ? null : Workflow.Trim();
         var systemPrompt = string.IsNullOrWhiteSpace(SystemPrompt) ? null : SystemPrompt;
         var plan = _plan!;
-        var route = string.Join(", then ", new[] { plan.Cloud?.ToString() }.Concat(plan.Ollama.Select(o => o.ToString())).Where(s => s is not null));
+        // The route is the plan's, built once per pipeline (BeginProcessing), not once per prompt.
+        var route = _route ??= string.Join(", then ", new[] { plan.Cloud?.ToString() }.Concat(plan.Ollama.Select(o => o.ToString())).Where(s => s is not null));
         if (!ShouldProcess(route, "Send AI request" + (workflow is null ? "" : $" for workflow '{workflow}'")))
         {
             return;
@@ -156,7 +158,9 @@ public sealed class InvokeAiRequestCommand : BackendCmdlet, IBackendParameters
         _requestStarted = System.Diagnostics.Stopwatch.GetTimestamp();
         try
         {
-            var response = RunAsync(ct => FailoverEngine.Shared.SendAsync(request, plan, new Observer(this), ct));
+            // Started on this thread: the request leaves without a thread-pool hop first (the observer's callbacks
+            // only post to this thread or await it, so nothing blocks waiting for it).
+            var response = RunAsync(ct => FailoverEngine.Shared.SendAsync(request, plan, new Observer(this), ct), startOnPipelineThread: true);
             CompleteProgress();
             if (Stream.IsPresent && Host?.UI is { } ui)
             {

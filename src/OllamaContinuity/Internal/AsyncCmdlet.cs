@@ -18,14 +18,51 @@ public abstract class AsyncCmdlet : PSCmdlet, IDisposable
 
     protected override void StopProcessing() => _cts.Cancel();
 
-    /// <summary>Runs <paramref name="work"/> to completion while executing queued actions on this (the pipeline) thread.</summary>
-    protected T RunAsync<T>(Func<CancellationToken, Task<T>> work)
+    /// <summary>Runs <paramref name="work"/> on the thread pool to completion while executing queued actions on this (the pipeline) thread.</summary>
+    protected T RunAsync<T>(Func<CancellationToken, Task<T>> work) => RunAsync(work, startOnPipelineThread: false);
+
+    /// <summary>
+    /// Runs <paramref name="work"/> to completion while executing queued actions on this (the pipeline) thread.
+    /// </summary>
+    /// <param name="work">The work.</param>
+    /// <param name="startOnPipelineThread">
+    /// Start <paramref name="work"/> on this thread instead of the thread pool: it runs here until its first await
+    /// that does not complete at once (the socket, for a request), and the rest runs on the thread pool as before.
+    /// That saves the thread-pool hop before the work starts (30-70 µs per call on a loaded 2-core machine). Only for
+    /// work that never blocks waiting for the pipeline thread (it may await <see cref="InvokeOnPipelineThreadAsync"/>
+    /// and <see cref="Post"/>: called on this thread, both run the action at once).
+    /// </param>
+    protected T RunAsync<T>(Func<CancellationToken, Task<T>> work, bool startOnPipelineThread)
     {
         var pump = new Pump();
         _pump = pump;
         try
         {
-            var task = Task.Run(() => work(_cts.Token));
+            Task<T> task;
+            if (startOnPipelineThread)
+            {
+                // No synchronization context of the host may capture the work's continuations: this thread is busy
+                // pumping until the work ends, so a continuation posted back to it would never run.
+                var context = SynchronizationContext.Current;
+                SynchronizationContext.SetSynchronizationContext(null);
+                try
+                {
+                    task = work(_cts.Token);
+                }
+                catch (Exception e)
+                {
+                    task = Task.FromException<T>(e);
+                }
+                finally
+                {
+                    SynchronizationContext.SetSynchronizationContext(context);
+                }
+            }
+            else
+            {
+                task = Task.Run(() => work(_cts.Token));
+            }
+
             task.ContinueWith(static (_, p) => ((Pump)p!).Complete(), pump, CancellationToken.None,
                 TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
             pump.Run();
@@ -45,25 +82,51 @@ public abstract class AsyncCmdlet : PSCmdlet, IDisposable
         }
     }
 
-    /// <summary>Queues an action for the pipeline thread (fire and forget). Ignored once the work has finished.</summary>
-    internal void Post(Action action) => _pump?.TryAdd(action);
+    /// <summary>
+    /// Queues an action for the pipeline thread (fire and forget). Ignored once the work has finished. Called on the
+    /// pipeline thread itself (the start of work begun with startOnPipelineThread, or a queued action), it runs the
+    /// action at once, after whatever was queued before it.
+    /// </summary>
+    internal void Post(Action action)
+    {
+        if (_pump is not { } pump)
+        {
+            return;
+        }
+
+        if (pump.IsOwnerThread)
+        {
+            pump.RunQueued();
+            action();
+            return;
+        }
+
+        pump.TryAdd(action);
+    }
 
     /// <summary>Runs <paramref name="func"/> on the pipeline thread and returns its result to the worker.</summary>
     internal Task<TResult> InvokeOnPipelineThreadAsync<TResult>(Func<TResult> func)
     {
         var tcs = new TaskCompletionSource<TResult>(TaskCreationOptions.RunContinuationsAsynchronously);
         var pump = _pump;
-        if (pump is null || !pump.TryAdd(() =>
+        void Run()
+        {
+            try
             {
-                try
-                {
-                    tcs.TrySetResult(func());
-                }
-                catch (Exception e)
-                {
-                    tcs.TrySetException(e);
-                }
-            }))
+                tcs.TrySetResult(func());
+            }
+            catch (Exception e)
+            {
+                tcs.TrySetException(e);
+            }
+        }
+
+        if (pump is not null && pump.IsOwnerThread)
+        {
+            pump.RunQueued();
+            Run();
+        }
+        else if (pump is null || !pump.TryAdd(Run))
         {
             tcs.TrySetException(new InvalidOperationException("Not running."));
         }
@@ -79,11 +142,24 @@ public abstract class AsyncCmdlet : PSCmdlet, IDisposable
     private sealed class Pump
     {
         private readonly ConcurrentQueue<Action> _actions = new();
+        private readonly int _owner = Environment.CurrentManagedThreadId;
 
         // Never disposed: it allocates no kernel handle unless its WaitHandle is read, and a worker may still Set it
         // after the pipeline thread has left (a Post racing the end of the work).
         private readonly ManualResetEventSlim _signal = new(false);
         private volatile bool _completed;
+
+        /// <summary>True on the pipeline thread (the one that created the pump and runs its actions).</summary>
+        public bool IsOwnerThread => Environment.CurrentManagedThreadId == _owner;
+
+        /// <summary>Runs what is queued now (pipeline thread only).</summary>
+        public void RunQueued()
+        {
+            while (_actions.TryDequeue(out var action))
+            {
+                action();
+            }
+        }
 
         public bool TryAdd(Action action)
         {
@@ -111,10 +187,7 @@ public abstract class AsyncCmdlet : PSCmdlet, IDisposable
                 _signal.Wait();
                 _signal.Reset();
                 var completed = _completed; // read before draining: whatever was queued before Complete() is run below
-                while (_actions.TryDequeue(out var action))
-                {
-                    action();
-                }
+                RunQueued();
 
                 if (completed)
                 {

@@ -125,6 +125,25 @@ public sealed class ContingencyCmdletTests : IAsyncLifetime
         Assert.DoesNotContain(P(Assert.Single(_s.Invoke("Get-AiContingency -Workflow legal")), "Source") as string, new[] { "User", "Process", "Machine" });
     }
 
+    [Theory]
+    [InlineData(0, 1)] // "Yes": served by Ollama
+    [InlineData(1, 0)] // "No": nothing is sent
+    public void RequireApproval_asks_the_host_on_the_pipeline_thread_before_anything_is_sent(int answer, int expectedOllamaHits)
+    {
+        // The request starts on the pipeline thread (no thread-pool hop): the contingency's verbose line and its
+        // approval prompt come before the first await, and must reach the host there without a deadlock.
+        _s.Invoke("Enable-AiContingency -Workflow finance -RequireApproval -Scope Process -Confirm:$false");
+        _s.Host.ChoiceAnswers.Enqueue(answer);
+
+        var result = _s.Invoke($"Invoke-AiRequest 'ledger' {Common} -Workflow finance -Verbose", Vars());
+
+        Assert.Single(_s.Host.Prompts);
+        Assert.Equal(expectedOllamaHits, result.Count);
+        Assert.Equal(expectedOllamaHits, _ollama.Hits);
+        Assert.Equal(0, _cloud.Hits);
+        Assert.Contains(_s.Streams!.Verbose, v => v.Message.StartsWith("Contingency mode active", StringComparison.Ordinal));
+    }
+
     [Fact]
     public void RequireApproval_in_a_non_interactive_session_fails_clearly()
     {

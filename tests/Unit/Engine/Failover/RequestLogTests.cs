@@ -83,4 +83,54 @@ public sealed class RequestLogTests
         var r = await engine.SendAsync(Harness.Request(), plan);
         Assert.Equal("Ollama", r.Backend);
     }
+
+    [Fact]
+    public async Task A_log_moved_away_or_deleted_between_requests_gets_the_next_line_at_its_path()
+    {
+        // On Linux the log stays open between requests: rotation (a rename) or deletion must not send the next line
+        // into the old file.
+        await using var ollama = FakeAiServer.Start(FakeApi.Ollama);
+        using var engine = new FailoverEngine();
+        var log = Harness.TempLog();
+        var plan = Harness.Plan(null, log, Harness.Ollama(ollama));
+        await engine.SendAsync(Harness.Request("one"), plan);
+        File.Move(log, log + ".1");
+        await engine.SendAsync(Harness.Request("two"), plan);
+        Assert.Single(File.ReadAllLines(log + ".1"));
+        Assert.Single(File.ReadAllLines(log));
+
+        File.Delete(log);
+        await engine.SendAsync(Harness.Request("three"), plan);
+        await engine.SendAsync(Harness.Request("four"), plan);
+        Assert.Equal(2, File.ReadAllLines(log).Length);
+        Assert.Single(File.ReadAllLines(log + ".1"));
+        if (!OperatingSystem.IsWindows())
+        {
+            Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(log));
+        }
+
+        // Replaced by another file at the same path (an admin truncating it by hand with a new file).
+        File.WriteAllText(log + ".new", "");
+        File.Move(log + ".new", log, overwrite: true);
+        await engine.SendAsync(Harness.Request("five"), plan);
+        Assert.Single(File.ReadAllLines(log));
+    }
+
+    [Fact]
+    public async Task Lines_to_many_log_paths_all_arrive_whole()
+    {
+        // More paths than the handles kept open: each line still lands, in its own file.
+        var paths = Enumerable.Range(0, AppendHandles.MaxOpen * 3).Select(_ => Harness.TempLog()).ToArray();
+        for (var round = 0; round < 2; round++)
+        {
+            await Task.WhenAll(paths.Select(p => RequestLog.AppendAsync(p, System.Text.Encoding.UTF8.GetBytes("{\"p\":\"" + Path.GetFileName(Path.GetDirectoryName(p)) + "\"}\n"))));
+        }
+
+        Assert.All(paths, p =>
+        {
+            var lines = File.ReadAllLines(p);
+            Assert.Equal(2, lines.Length);
+            Assert.All(lines, l => Assert.Contains(Path.GetFileName(Path.GetDirectoryName(p))!, l, StringComparison.Ordinal));
+        });
+    }
 }
