@@ -520,6 +520,18 @@ Describe 'Invoke-AiRequest' {
             finally { Pop-Location }
             Join-Path $TestDrive 'logs/requests.jsonl' | Should -Exist
         }
+
+        It 'resolves a PowerShell drive path (TestDrive:) and takes a full path as it is' {
+            $drive = $f.Common.Clone(); $drive.LogPath = 'TestDrive:/drive/requests.jsonl'
+            (Invoke-AiRequest 'on a drive' @drive).Backend | Should -Be 'Cloud'
+            Join-Path $TestDrive 'drive/requests.jsonl' | Should -Exist
+            $full = $f.Common.Clone(); $full.LogPath = Join-Path $TestDrive 'full/requests.jsonl'
+            Push-Location ([IO.Path]::GetTempPath())
+            try { (Invoke-AiRequest 'full path' @full).Backend | Should -Be 'Cloud' }
+            finally { Pop-Location }
+            $full.LogPath | Should -Exist
+            (Get-Content $full.LogPath | ConvertFrom-Json).backend | Should -Be 'Cloud'
+        }
     }
 
     Context 'input validation' {
