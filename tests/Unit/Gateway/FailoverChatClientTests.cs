@@ -8,33 +8,28 @@ using AiChatMessage = Microsoft.Extensions.AI.ChatMessage;
 namespace OllamaContinuity.Gateway.Tests;
 
 /// <summary>The engine as a Microsoft.Extensions.AI <see cref="IChatClient"/>, used the way a .NET application does, against fake servers.</summary>
-public sealed class FailoverChatClientTests : IAsyncLifetime
+public sealed class FailoverChatClientTests : StandInBackendsTest
 {
-    private FakeAiServer _cloud = null!;
-    private FakeAiServer _ollama = null!;
     private FailoverEngine _engine = null!;
     private string _log = "";
 
-    public Task InitializeAsync()
+    public override async Task InitializeAsync()
     {
-        _cloud = FakeAiServer.Start(FakeApi.OpenAI, "cloud");
-        _ollama = FakeAiServer.Start(FakeApi.Ollama, "ollama");
+        await base.InitializeAsync();
         _engine = new FailoverEngine();
         _log = Path.Combine(TestPaths.New("chatclient"), "requests.jsonl");
-        return Task.CompletedTask;
     }
 
-    public async Task DisposeAsync()
+    public override async Task DisposeAsync()
     {
         _engine.Dispose();
-        await _cloud.DisposeAsync();
-        await _ollama.DisposeAsync();
+        await base.DisposeAsync();
     }
 
     private IChatClient Client(Uri? cloudUri = null, string? workflow = null) => new FailoverChatClient(_engine,
         new BackendPlan(
-            BackendEndpoint.Cloud(BackendKind.OpenAI, (cloudUri ?? _cloud.ChatUri).ToString(), "cloud-model", "sk-test", new BackendTimeouts { Connect = TimeSpan.FromSeconds(2), Total = TimeSpan.FromSeconds(10) }),
-            [BackendEndpoint.Ollama(_ollama.BaseUri.ToString(), "llama3.1:8b")]) { LogPath = _log },
+            BackendEndpoint.Cloud(BackendKind.OpenAI, (cloudUri ?? Cloud.ChatUri).ToString(), "cloud-model", "sk-test", new BackendTimeouts { Connect = TimeSpan.FromSeconds(2), Total = TimeSpan.FromSeconds(10) }),
+            [BackendEndpoint.Ollama(Ollama.BaseUri.ToString(), "llama3.1:8b")]) { LogPath = _log },
         new FailoverChatClientOptions { Workflow = workflow });
 
     [Fact]
@@ -47,7 +42,7 @@ public sealed class FailoverChatClientTests : IAsyncLifetime
         Assert.Equal("fake-model", response.ModelId);
         Assert.Equal("Cloud", response.AdditionalProperties!["backend"]);
         Assert.Equal(7, response.Usage!.InputTokenCount);
-        var sent = _cloud.Requests.Single().Json!;
+        var sent = Cloud.Requests.Single().Json!;
         Assert.Equal(50, (int)sent["max_tokens"]!);
         Assert.Equal("system", (string?)sent["messages"]![0]!["role"]);
         Assert.True(File.Exists(_log)); // the same request log as Invoke-AiRequest
@@ -67,7 +62,7 @@ public sealed class FailoverChatClientTests : IAsyncLifetime
     [Fact]
     public async Task GetStreamingResponseAsync_streams_updates_that_add_up_to_the_answer_after_a_failover()
     {
-        _cloud.Fault = FaultSpec.Http(503);
+        Cloud.Fault = FaultSpec.Http(503);
         using var client = Client();
         var updates = new List<ChatResponseUpdate>();
         await foreach (var u in client.GetStreamingResponseAsync("stream please"))
@@ -86,7 +81,7 @@ public sealed class FailoverChatClientTests : IAsyncLifetime
     [Fact]
     public async Task A_content_policy_refusal_throws_and_is_never_routed_to_Ollama()
     {
-        _cloud.Fault = FaultSpec.Http(400, """{"error":{"code":"content_policy_violation","message":"rejected","type":"invalid_request_error","param":null}}""");
+        Cloud.Fault = FaultSpec.Http(400, """{"error":{"code":"content_policy_violation","message":"rejected","type":"invalid_request_error","param":null}}""");
         using var client = Client();
         var e = await Assert.ThrowsAsync<AiRequestException>(() => client.GetResponseAsync("hi"));
         Assert.Equal(AiRequestFailure.ContentPolicyRefusal, e.Failure);
@@ -96,7 +91,7 @@ public sealed class FailoverChatClientTests : IAsyncLifetime
             {
             }
         });
-        Assert.Equal(0, _ollama.Hits);
+        Assert.Equal(0, Ollama.Hits);
     }
 
     [Fact]
@@ -110,7 +105,7 @@ public sealed class FailoverChatClientTests : IAsyncLifetime
         var viaOptions = await client.GetResponseAsync("b", new ChatOptions { AdditionalProperties = new() { [FailoverChatClient.WorkflowKey] = "hr-records" } });
         Assert.Equal("Ollama", viaOptions.AdditionalProperties!["backend"]);
         Assert.Equal("Contingency", viaOptions.AdditionalProperties["failoverReason"]);
-        Assert.Equal(1, _cloud.Hits);
+        Assert.Equal(1, Cloud.Hits);
     }
 
     [Fact]
@@ -119,7 +114,7 @@ public sealed class FailoverChatClientTests : IAsyncLifetime
         using var client = Client();
         await Assert.ThrowsAsync<NotSupportedException>(() => client.GetResponseAsync("hi", new ChatOptions { Tools = [AIFunctionFactory.Create(() => 1, "one")] }));
         await Assert.ThrowsAsync<NotSupportedException>(() => client.GetResponseAsync([new AiChatMessage(ChatRole.User, [new DataContent(new byte[] { 1 }, "image/png")])]));
-        Assert.Equal(0, _cloud.Hits + _ollama.Hits);
+        Assert.Equal(0, Cloud.Hits + Ollama.Hits);
     }
 
     private static async Task<List<ChatResponseUpdate>> StreamAsync(IChatClient client, string prompt, List<ChatResponseUpdate>? into = null)
@@ -138,14 +133,14 @@ public sealed class FailoverChatClientTests : IAsyncLifetime
     [Fact]
     public async Task A_cloud_stream_cut_after_text_is_continued_by_Ollama_and_the_updates_add_up_to_one_answer()
     {
-        _cloud.Fault = new FaultSpec(FaultKind.CutAfterWords) { Words = 3 };
+        Cloud.Fault = new FaultSpec(FaultKind.CutAfterWords) { Words = 3 };
         using var client = Client(workflow: "billing");
         var updates = await StreamAsync(client, "tell me more");
         var streamedText = string.Concat(updates.Select(u => u.Text));
         var response = updates.ToChatResponse();
 
         // The cloud's first words, then Ollama's continuation of them: never the answer twice, never a restart.
-        var continuation = _ollama.Requests.Single().Json!["messages"]!.AsArray();
+        var continuation = Ollama.Requests.Single().Json!["messages"]!.AsArray();
         var partial = (string)continuation[^1]!["content"]!;
         Assert.Equal("assistant", (string?)continuation[^1]!["role"]);
         Assert.StartsWith("cloud: reply", partial);
@@ -168,8 +163,8 @@ public sealed class FailoverChatClientTests : IAsyncLifetime
     [Fact]
     public async Task A_stream_Ollama_can_only_restart_ends_in_StreamInterrupted_and_never_repeats_the_answer()
     {
-        _cloud.Fault = new FaultSpec(FaultKind.CutAfterWords) { Words = 3 };
-        _ollama.RejectTrailingAssistant = true;
+        Cloud.Fault = new FaultSpec(FaultKind.CutAfterWords) { Words = 3 };
+        Ollama.RejectTrailingAssistant = true;
         using var client = Client();
         var updates = new List<ChatResponseUpdate>();
         var e = await Assert.ThrowsAsync<AiRequestException>(() => StreamAsync(client, "tell me more", updates));
@@ -177,15 +172,15 @@ public sealed class FailoverChatClientTests : IAsyncLifetime
         var streamedText = string.Concat(updates.Select(u => u.Text));
         Assert.StartsWith("cloud: reply", streamedText);
         Assert.DoesNotContain("ollama", streamedText); // the restarted answer is not appended to the broken one
-        Assert.Equal(2, _ollama.Hits); // the continuation, rejected, then the restart
+        Assert.Equal(2, Ollama.Hits); // the continuation, rejected, then the restart
     }
 
     [Fact]
     public async Task GetResponseAsync_after_a_failover_logs_the_route_and_with_LogContent_the_prompt_and_answer()
     {
-        _cloud.Fault = FaultSpec.Http(503);
+        Cloud.Fault = FaultSpec.Http(503);
         using var client = new FailoverChatClient(_engine,
-            new BackendPlan(BackendEndpoint.Cloud(BackendKind.OpenAI, _cloud.ChatUri.ToString(), "cloud-model", "sk-test"), [BackendEndpoint.Ollama(_ollama.BaseUri.ToString(), "llama3.1:8b")]) { LogPath = _log },
+            new BackendPlan(BackendEndpoint.Cloud(BackendKind.OpenAI, Cloud.ChatUri.ToString(), "cloud-model", "sk-test"), [BackendEndpoint.Ollama(Ollama.BaseUri.ToString(), "llama3.1:8b")]) { LogPath = _log },
             new FailoverChatClientOptions { LogContent = true, Workflow = "support" });
         var response = await client.GetResponseAsync("where is my order");
         Assert.Equal("ollama: reply to where is my order", response.Text);
@@ -204,20 +199,20 @@ public sealed class FailoverChatClientTests : IAsyncLifetime
     [Fact]
     public async Task FromEnvironment_resolves_the_settings_like_the_cmdlet_with_explicit_values_winning()
     {
-        _cloud.Fault = FaultSpec.Http(503);
+        Cloud.Fault = FaultSpec.Http(503);
         using var client = FailoverChatClient.FromEnvironment(new BackendOverrides
         {
-            CloudUri = _cloud.ChatUri.ToString(),
+            CloudUri = Cloud.ChatUri.ToString(),
             CloudApiKey = "sk-from-overrides-0123",
             CloudModel = "cloud-model",
-            OllamaUris = [FakeAiServer.RefusedUri("/").ToString(), _ollama.BaseUri.ToString()],
+            OllamaUris = [FakeAiServer.RefusedUri("/").ToString(), Ollama.BaseUri.ToString()],
             OllamaModel = "local-model",
             LogPath = _log,
         }, new FailoverChatClientOptions { Workflow = "env" }, _engine);
         var response = await client.GetResponseAsync("hi");
         Assert.Equal("ollama: reply to hi", response.Text);
-        Assert.Equal("Bearer sk-from-overrides-0123", _cloud.Requests.First().Headers["Authorization"]);
-        Assert.Equal("local-model", (string?)_ollama.Requests.Single().Json!["model"]);
+        Assert.Equal("Bearer sk-from-overrides-0123", Cloud.Requests.First().Headers["Authorization"]);
+        Assert.Equal("local-model", (string?)Ollama.Requests.Single().Json!["model"]);
         Assert.Equal(4, (int)LogLines().Single()["attempts"]!.AsArray().Count); // cloud, its retry, the refused Ollama, the second Ollama
         Assert.Same(_engine, client.GetService<FailoverEngine>());
     }
@@ -225,12 +220,12 @@ public sealed class FailoverChatClientTests : IAsyncLifetime
     [Fact]
     public void FromEnvironment_checks_every_setting_before_any_request_and_defaults_to_the_process_engine()
     {
-        var e = Assert.ThrowsAny<ArgumentException>(() => FailoverChatClient.FromEnvironment(new BackendOverrides { CloudApiKey = "sk-\r\nX: 1", OllamaUris = [_ollama.BaseUri.ToString()] }));
+        var e = Assert.ThrowsAny<ArgumentException>(() => FailoverChatClient.FromEnvironment(new BackendOverrides { CloudApiKey = "sk-\r\nX: 1", OllamaUris = [Ollama.BaseUri.ToString()] }));
         Assert.Equal("InvalidCloudApiKey", e.ParamName);
         Assert.Equal("InvalidOllamaUri", Assert.ThrowsAny<ArgumentException>(() => FailoverChatClient.FromEnvironment(new BackendOverrides { OllamaUris = ["ftp://x"] })).ParamName);
         Assert.Equal("InvalidTimeout", Assert.ThrowsAny<ArgumentException>(() => FailoverChatClient.FromEnvironment(new BackendOverrides { ConnectTimeout = TimeSpan.Zero })).ParamName);
-        Assert.Equal(0, _cloud.Hits + _ollama.Hits);
-        using var client = FailoverChatClient.FromEnvironment(new BackendOverrides { CloudApiKey = "sk-ok-0123456789", OllamaUris = [_ollama.BaseUri.ToString()] });
+        Assert.Equal(0, Cloud.Hits + Ollama.Hits);
+        using var client = FailoverChatClient.FromEnvironment(new BackendOverrides { CloudApiKey = "sk-ok-0123456789", OllamaUris = [Ollama.BaseUri.ToString()] });
         Assert.Same(FailoverEngine.Shared, client.GetService<FailoverEngine>());
     }
 }

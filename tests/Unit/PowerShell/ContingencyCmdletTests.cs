@@ -11,40 +11,35 @@ namespace OllamaContinuity.PowerShellTests;
 /// PowerShell. They set OLLAMACONTINUITY_STATE_DIR (process-wide), so they run in the serial collection.
 /// </summary>
 [Collection("Process environment")]
-public sealed class ContingencyCmdletTests : IAsyncLifetime
+public sealed class ContingencyCmdletTests : StandInBackendsTest
 {
     private readonly string? _savedStateDir = Environment.GetEnvironmentVariable("OLLAMACONTINUITY_STATE_DIR");
     private readonly string _state = TestPaths.New("ps-contingency");
-    private FakeAiServer _cloud = null!;
-    private FakeAiServer _ollama = null!;
     private WebhookListener _hook = null!;
     private ModuleSession _s = null!;
 
-    public Task InitializeAsync()
+    public override async Task InitializeAsync()
     {
+        await base.InitializeAsync();
         Environment.SetEnvironmentVariable("OLLAMACONTINUITY_STATE_DIR", _state);
-        _cloud = FakeAiServer.Start(FakeApi.OpenAI, "cloud");
-        _ollama = FakeAiServer.Start(FakeApi.Ollama, "ollama");
         _hook = WebhookListener.Start();
         _s = new ModuleSession();
-        return Task.CompletedTask;
     }
 
-    public async Task DisposeAsync()
+    public override async Task DisposeAsync()
     {
         _s.Invoke("Disable-AiContingency -Scope User -Confirm:$false; Disable-AiContingency -Scope Process -Confirm:$false; Set-AiContinuityAlert -Clear -Scope Process -Confirm:$false");
         _s.Dispose();
         Environment.SetEnvironmentVariable("OLLAMACONTINUITY_STATE_DIR", _savedStateDir);
-        await _cloud.DisposeAsync();
-        await _ollama.DisposeAsync();
+        await base.DisposeAsync();
         await _hook.DisposeAsync();
         try { Directory.Delete(_state, true); } catch (IOException) { }
     }
 
     private Dictionary<string, object?> Vars() => new()
     {
-        ["cloudUri"] = _cloud.ChatUri.ToString(),
-        ["ollamaUri"] = _ollama.BaseUri.ToString(),
+        ["cloudUri"] = Cloud.ChatUri.ToString(),
+        ["ollamaUri"] = Ollama.BaseUri.ToString(),
         ["key"] = Secure("sk-ps-contingency-4c2e9a"),
         ["log"] = Path.Combine(_state, "requests.jsonl"),
         ["hook"] = _hook.Uri.ToString(),
@@ -70,8 +65,8 @@ public sealed class ContingencyCmdletTests : IAsyncLifetime
         Assert.Equal("Contingency", P(hr, "FailoverReason"));
         Assert.Equal("User", P(hr, "ContingencySource"));
         Assert.Equal("Cloud", P(other, "Backend")?.ToString());
-        Assert.Equal(1, _cloud.Hits);
-        Assert.DoesNotContain(_cloud.Requests, r => r.Body.Contains("Alice"));
+        Assert.Equal(1, Cloud.Hits);
+        Assert.DoesNotContain(Cloud.Requests, r => r.Body.Contains("Alice"));
 
         var verdict = Assert.Single(_s.Invoke("Get-AiContingency -Workflow hr-payroll"));
         Assert.Equal(true, P(verdict, "Active"));
@@ -139,8 +134,8 @@ public sealed class ContingencyCmdletTests : IAsyncLifetime
 
         Assert.Single(_s.Host.Prompts);
         Assert.Equal(expectedOllamaHits, result.Count);
-        Assert.Equal(expectedOllamaHits, _ollama.Hits);
-        Assert.Equal(0, _cloud.Hits);
+        Assert.Equal(expectedOllamaHits, Ollama.Hits);
+        Assert.Equal(0, Cloud.Hits);
         Assert.Contains(_s.Streams!.Verbose, v => v.Message.StartsWith("Contingency mode active", StringComparison.Ordinal));
     }
 
@@ -155,8 +150,8 @@ public sealed class ContingencyCmdletTests : IAsyncLifetime
         var error = Assert.Single(_s.Streams!.Error);
         Assert.Equal("FailoverNotApproved,OllamaContinuity.Commands.InvokeAiRequestCommand", error.FullyQualifiedErrorId);
         Assert.Contains("Contingency is on (Process)", error.ToString());
-        Assert.Equal(0, _ollama.Hits);
-        Assert.Equal(0, _cloud.Hits);
+        Assert.Equal(0, Ollama.Hits);
+        Assert.Equal(0, Cloud.Hits);
     }
 
     [Fact]
@@ -211,7 +206,7 @@ public sealed class ContingencyCmdletTests : IAsyncLifetime
         Assert.Contains(failover, p => p.GetProperty("probe").GetString()!.StartsWith("scriptblock"));
         Assert.All(failover, p => Assert.Equal("Ollama", p.GetProperty("backend").GetString()));
         Assert.Contains(_s.Streams.Progress, p => p.CurrentOperation == "Phase: Failover" && p.SecondsRemaining > 0);
-        Assert.Contains(_hook.Calls, c => c.Body.Contains("CircuitOpened") && c.Body.Contains(_cloud.Port.ToString()));
+        Assert.Contains(_hook.Calls, c => c.Body.Contains("CircuitOpened") && c.Body.Contains(Cloud.Port.ToString()));
         var delivered = _s.Invoke("Get-AiContinuityAlert -Delivery -Since $since", new Dictionary<string, object?> { ["since"] = DateTime.Now.AddMinutes(-5) });
         Assert.Contains(delivered, d => P(d, "Kind")?.ToString() == "CircuitOpened" && (bool)P(d, "Succeeded")! && (string?)P(d, "Target") == "http://127.0.0.1/***");
         Assert.False(File.Exists(Path.Combine(_state, "User", "drill-block.json")));
@@ -228,15 +223,15 @@ public sealed class ContingencyCmdletTests : IAsyncLifetime
         Assert.Contains("What if:", text);
         Assert.Contains("127.0.0.1", text);
         Assert.True(text.Contains("reject with tcp reset") || text.Contains("REJECT"), text);
-        Assert.Equal(0, _cloud.Hits);
-        Assert.Equal(0, _ollama.Hits);
+        Assert.Equal(0, Cloud.Hits);
+        Assert.Equal(0, Ollama.Hits);
         Assert.False(File.Exists(Path.Combine(_state, "User", "drill-block.json")));
     }
 
     [Fact]
     public void Drill_preflight_failure_reports_and_writes_DrillNotStarted()
     {
-        _cloud.Fault = FaultSpec.Http(503);
+        Cloud.Fault = FaultSpec.Http(503);
         var r = Assert.Single(_s.Invoke($"Start-FailoverDrill -Duration 00:00:02 -SkipAlertCheck {Common} -Confirm:$false", Vars()));
         Assert.Equal("NotStarted", P(r, "Outcome"));
         var error = Assert.Single(_s.Streams!.Error);
@@ -248,12 +243,12 @@ public sealed class ContingencyCmdletTests : IAsyncLifetime
     public void Stopping_a_running_drill_removes_the_block_and_Stop_FailoverDrill_finds_nothing_left()
     {
         _s.Runspace.SessionStateProxy.SetVariable("key", Secure("sk-ps-contingency-4c2e9a"));
-        using var ps = _s.Create($"Start-FailoverDrill -Duration 00:05:00 -Interval 00:00:00.3 -SkipAlertCheck -CloudUri '{_cloud.ChatUri}' -CloudApiKey $key -OllamaUri '{_ollama.BaseUri}' -Confirm:$false");
+        using var ps = _s.Create($"Start-FailoverDrill -Duration 00:05:00 -Interval 00:00:00.3 -SkipAlertCheck -CloudUri '{Cloud.ChatUri}' -CloudApiKey $key -OllamaUri '{Ollama.BaseUri}' -Confirm:$false");
         var async = ps.BeginInvoke();
         // Machine-wide for root or an administrator (any administrator's Stop-FailoverDrill finds it), else per user.
         var marker = Path.Combine(_state, Environment.IsPrivilegedProcess ? "Machine" : "User", "drill-block.json");
         var sw = Stopwatch.StartNew();
-        while (_ollama.Hits < 4 && sw.Elapsed < TimeSpan.FromSeconds(20))
+        while (Ollama.Hits < 4 && sw.Elapsed < TimeSpan.FromSeconds(20))
         {
             Thread.Sleep(20);
         }
@@ -274,7 +269,7 @@ public sealed class ContingencyCmdletTests : IAsyncLifetime
         // The endpoint's circuit may still be open, but the block is gone: another path on the same host and port (its
         // own circuit) reaches the fake cloud, which answers 404 (RequestRejected), not a refused connection.
         var vars = Vars();
-        vars["cloudUri"] = new Uri(_cloud.BaseUri, "/v1/other").ToString();
+        vars["cloudUri"] = new Uri(Cloud.BaseUri, "/v1/other").ToString();
         Assert.Empty(_s.Invoke($"Invoke-AiRequest 'after stop' {Common}", vars));
         Assert.Equal("RequestRejected,OllamaContinuity.Commands.InvokeAiRequestCommand", Assert.Single(_s.Streams!.Error).FullyQualifiedErrorId);
     }

@@ -9,33 +9,29 @@ public sealed class ProcessEnvironmentCollection
 
 /// <summary>The seed's environment variables as defaults; parameters win. Changes process-wide state: never in parallel.</summary>
 [Collection("Process environment")]
-public sealed class EnvironmentDefaultsTests : IAsyncLifetime
+public sealed class EnvironmentDefaultsTests : StandInBackendsTest
 {
     private static readonly string[] Names =
         ["CLOUD_API_URL", "CLOUD_API_KEY", "CLOUD_MODEL", "CLOUD_PROVIDER", "CLOUD_TIMEOUT", "OLLAMA_URL", "OLLAMA_MODEL", "OLLAMA_TIMEOUT", "CONNECT_TIMEOUT", "FIRST_TOKEN_TIMEOUT", "AI_CONTINGENCY_MODE", "OLLAMACONTINUITY_LOG_PATH"];
 
     private readonly Dictionary<string, string?> _saved = Names.ToDictionary(n => n, Environment.GetEnvironmentVariable);
-    private FakeAiServer _cloud = null!;
-    private FakeAiServer _ollama = null!;
     private ModuleSession _s = null!;
     private string _log = null!;
 
-    public Task InitializeAsync()
+    public override async Task InitializeAsync()
     {
-        _cloud = FakeAiServer.Start(FakeApi.OpenAI, "cloud");
-        _ollama = FakeAiServer.Start(FakeApi.Ollama, "ollama");
+        await base.InitializeAsync();
         _s = new ModuleSession();
         _log = Path.Combine(TestPaths.New("env-tests"), "requests.jsonl");
-        Environment.SetEnvironmentVariable("CLOUD_API_URL", _cloud.ChatUri.ToString());
+        Environment.SetEnvironmentVariable("CLOUD_API_URL", Cloud.ChatUri.ToString());
         Environment.SetEnvironmentVariable("CLOUD_API_KEY", "sk-env-key-0123456789");
         Environment.SetEnvironmentVariable("CLOUD_MODEL", "env-cloud-model");
-        Environment.SetEnvironmentVariable("OLLAMA_URL", $"{FakeAiServer.RefusedUri("/")} , {_ollama.BaseUri}");
+        Environment.SetEnvironmentVariable("OLLAMA_URL", $"{FakeAiServer.RefusedUri("/")} , {Ollama.BaseUri}");
         Environment.SetEnvironmentVariable("OLLAMA_MODEL", "env-local-model");
         Environment.SetEnvironmentVariable("OLLAMACONTINUITY_LOG_PATH", _log);
-        return Task.CompletedTask;
     }
 
-    public async Task DisposeAsync()
+    public override async Task DisposeAsync()
     {
         foreach (var (k, v) in _saved)
         {
@@ -43,8 +39,7 @@ public sealed class EnvironmentDefaultsTests : IAsyncLifetime
         }
 
         _s.Dispose();
-        await _cloud.DisposeAsync();
-        await _ollama.DisposeAsync();
+        await base.DisposeAsync();
     }
 
     [Fact]
@@ -52,15 +47,15 @@ public sealed class EnvironmentDefaultsTests : IAsyncLifetime
     {
         var r = Assert.Single(_s.Invoke("Invoke-AiRequest 'from env'"));
         Assert.Equal("Cloud", r.Properties["Backend"].Value.ToString());
-        var sent = _cloud.Requests.Single();
+        var sent = Cloud.Requests.Single();
         Assert.Equal("Bearer sk-env-key-0123456789", sent.Headers["Authorization"]);
         Assert.Equal("env-cloud-model", sent.Json!["model"]!.GetValue<string>());
         Assert.True(File.Exists(_log), "OLLAMACONTINUITY_LOG_PATH is the log");
 
-        _cloud.Fault = FaultSpec.Http(503);
+        Cloud.Fault = FaultSpec.Http(503);
         var local = Assert.Single(_s.Invoke("Invoke-AiRequest 'now local'"));
         Assert.Equal("Ollama", local.Properties["Backend"].Value.ToString());
-        Assert.Equal("env-local-model", _ollama.Requests.Single().Json!["model"]!.GetValue<string>());
+        Assert.Equal("env-local-model", Ollama.Requests.Single().Json!["model"]!.GetValue<string>());
         // The cloud and its one retry, then OLLAMA_URL as a priority list: the first (refused) server was tried first.
         Assert.Equal(4, ((System.Collections.ICollection)local.Properties["Attempts"].Value).Count);
     }
@@ -69,9 +64,9 @@ public sealed class EnvironmentDefaultsTests : IAsyncLifetime
     public void Parameters_and_PSDefaultParameterValues_win_over_the_environment()
     {
         var r = Assert.Single(_s.Invoke("$PSDefaultParameterValues['Invoke-AiRequest:CloudModel'] = 'default-model'; Invoke-AiRequest 'x'"));
-        Assert.Equal("default-model", _cloud.Requests.Last().Json!["model"]!.GetValue<string>());
+        Assert.Equal("default-model", Cloud.Requests.Last().Json!["model"]!.GetValue<string>());
         _s.Invoke("Invoke-AiRequest 'x' -CloudModel 'param-model'");
-        Assert.Equal("param-model", _cloud.Requests.Last().Json!["model"]!.GetValue<string>());
+        Assert.Equal("param-model", Cloud.Requests.Last().Json!["model"]!.GetValue<string>());
         Assert.NotNull(r);
     }
 
@@ -84,7 +79,7 @@ public sealed class EnvironmentDefaultsTests : IAsyncLifetime
         Assert.Equal("Contingency", r.Properties["FailoverReason"].Value);
         Assert.Equal(true, r.Properties["Contingency"].Value);
         Assert.Equal("Environment", r.Properties["ContingencySource"].Value);
-        Assert.Equal(0, _cloud.Hits);
+        Assert.Equal(0, Cloud.Hits);
         Assert.Contains(_s.Streams!.Verbose, v => v.Message == "Contingency mode active, routing directly to Ollama");
     }
 
@@ -96,7 +91,7 @@ public sealed class EnvironmentDefaultsTests : IAsyncLifetime
         var e = (System.Management.Automation.ErrorRecord)Assert.Single(result).BaseObject;
         Assert.Equal("InvalidTimeout,OllamaContinuity.Commands.InvokeAiRequestCommand", e.FullyQualifiedErrorId);
         Assert.Contains("CLOUD_TIMEOUT", e.ToString());
-        Assert.Equal(0, _cloud.Hits + _ollama.Hits);
+        Assert.Equal(0, Cloud.Hits + Ollama.Hits);
     }
 
     [Theory]
@@ -108,7 +103,7 @@ public sealed class EnvironmentDefaultsTests : IAsyncLifetime
         var e = (System.Management.Automation.ErrorRecord)Assert.Single(_s.Invoke("try { Invoke-AiRequest 'x' } catch { $_ }")).BaseObject;
         Assert.Equal("InvalidTimeout,OllamaContinuity.Commands.InvokeAiRequestCommand", e.FullyQualifiedErrorId);
         Assert.Contains(variable, e.ToString());
-        Assert.Equal(0, _cloud.Hits + _ollama.Hits);
+        Assert.Equal(0, Cloud.Hits + Ollama.Hits);
 
         var r = Assert.Single(_s.Invoke($"Invoke-AiRequest 'x' {parameter}"));
         Assert.Equal("Cloud", r.Properties["Backend"].Value.ToString());
@@ -121,6 +116,6 @@ public sealed class EnvironmentDefaultsTests : IAsyncLifetime
         var r = Assert.Single(_s.Invoke("Invoke-AiRequest 'no key'"));
         Assert.Equal("Ollama", r.Properties["Backend"].Value.ToString());
         Assert.Equal("NotConfigured", r.Properties["FailoverReason"].Value);
-        Assert.Equal(0, _cloud.Hits);
+        Assert.Equal(0, Cloud.Hits);
     }
 }

@@ -14,30 +14,25 @@ namespace OllamaContinuity.PowerShellTests;
 /// the serial collection.
 /// </summary>
 [Collection("Process environment")]
-public sealed class GatewayCmdletTests : IAsyncLifetime
+public sealed class GatewayCmdletTests : StandInBackendsTest
 {
     private readonly string? _savedStateDir = Environment.GetEnvironmentVariable("OLLAMACONTINUITY_STATE_DIR");
     private readonly string _state = TestPaths.New("ps-gateway");
-    private FakeAiServer _cloud = null!;
-    private FakeAiServer _ollama = null!;
     private ModuleSession _s = null!;
 
-    public Task InitializeAsync()
+    public override async Task InitializeAsync()
     {
+        await base.InitializeAsync();
         Environment.SetEnvironmentVariable("OLLAMACONTINUITY_STATE_DIR", _state);
-        _cloud = FakeAiServer.Start(FakeApi.OpenAI, "cloud");
-        _ollama = FakeAiServer.Start(FakeApi.Ollama, "ollama");
         _s = new ModuleSession();
-        return Task.CompletedTask;
     }
 
-    public async Task DisposeAsync()
+    public override async Task DisposeAsync()
     {
         _s.Invoke("Stop-AiGateway -Confirm:$false");
         _s.Dispose();
         Environment.SetEnvironmentVariable("OLLAMACONTINUITY_STATE_DIR", _savedStateDir);
-        await _cloud.DisposeAsync();
-        await _ollama.DisposeAsync();
+        await base.DisposeAsync();
     }
 
     [Fact]
@@ -45,7 +40,7 @@ public sealed class GatewayCmdletTests : IAsyncLifetime
     {
         var started = Assert.Single(_s.Invoke(
             "Start-AiGateway -Port 0 -CloudUri $cloud -CloudApiKey $k -OllamaUri $ollama",
-            new Dictionary<string, object?> { ["cloud"] = _cloud.ChatUri.ToString(), ["ollama"] = _ollama.BaseUri.ToString(), ["k"] = Secure("sk-cloud-test") }));
+            new Dictionary<string, object?> { ["cloud"] = Cloud.ChatUri.ToString(), ["ollama"] = Ollama.BaseUri.ToString(), ["k"] = Secure("sk-cloud-test") }));
         Assert.False(_s.HadErrors, string.Join("; ", _s.Streams!.Error));
         var url = (string)started.Properties["Url"].Value;
         var pid = (int)started.Properties["ProcessId"].Value;
@@ -64,7 +59,7 @@ public sealed class GatewayCmdletTests : IAsyncLifetime
         using var r = await http.SendAsync(m);
         Assert.Equal(HttpStatusCode.OK, r.StatusCode);
         Assert.Contains("cloud: reply to hi", await r.Content.ReadAsStringAsync());
-        Assert.Equal("Bearer sk-cloud-test", _cloud.Requests.Single().Headers["Authorization"]);
+        Assert.Equal("Bearer sk-cloud-test", Cloud.Requests.Single().Headers["Authorization"]);
 
         var status = Assert.Single(_s.Invoke("Get-AiGateway"));
         Assert.Equal(true, status.Properties["Running"].Value);

@@ -7,34 +7,29 @@ using OllamaContinuity.TestSupport;
 
 namespace OllamaContinuity.PowerShellTests;
 
-public sealed class InvokeAiRequestTests : IAsyncLifetime
+public sealed class InvokeAiRequestTests : StandInBackendsTest
 {
     private const string Canary = "sk-CANARY-ps-1d5e0c7a9b3f";
-    private FakeAiServer _cloud = null!;
-    private FakeAiServer _ollama = null!;
     private ModuleSession _s = null!;
     private string _log = null!;
 
-    public Task InitializeAsync()
+    public override async Task InitializeAsync()
     {
-        _cloud = FakeAiServer.Start(FakeApi.OpenAI, "cloud");
-        _ollama = FakeAiServer.Start(FakeApi.Ollama, "ollama");
+        await base.InitializeAsync();
         _s = new ModuleSession();
         _log = Path.Combine(TestPaths.New("ps-tests"), "requests.jsonl");
-        return Task.CompletedTask;
     }
 
-    public async Task DisposeAsync()
+    public override async Task DisposeAsync()
     {
         _s.Dispose();
-        await _cloud.DisposeAsync();
-        await _ollama.DisposeAsync();
+        await base.DisposeAsync();
     }
 
     private Dictionary<string, object?> Vars(Uri? cloud = null) => new()
     {
-        ["cloudUri"] = (cloud ?? _cloud.ChatUri).ToString(),
-        ["ollamaUri"] = _ollama.BaseUri.ToString(),
+        ["cloudUri"] = (cloud ?? Cloud.ChatUri).ToString(),
+        ["ollamaUri"] = Ollama.BaseUri.ToString(),
         ["key"] = Secure(Canary),
         ["log"] = _log,
     };
@@ -63,13 +58,13 @@ public sealed class InvokeAiRequestTests : IAsyncLifetime
         Assert.Equal("cloud: reply to What is 2+2?", r.Properties["Text"].Value);
         Assert.Equal("reports", r.Properties["Workflow"].Value);
         Assert.Equal("", r.Properties["FailoverReason"].Value);
-        Assert.Equal(0, _ollama.Hits);
+        Assert.Equal(0, Ollama.Hits);
     }
 
     [Fact]
     public void Pipeline_prompts_fail_over_one_by_one_with_the_seed_verbose_line()
     {
-        _cloud.Fault = FaultSpec.Http(503);
+        Cloud.Fault = FaultSpec.Http(503);
         var result = _s.Invoke($"'one','two','three' | Invoke-AiRequest {Common} -Verbose", Vars());
         Assert.Equal(3, result.Count);
         Assert.All(result, r => Assert.Equal("Ollama", r.Properties["Backend"].Value.ToString()));
@@ -81,8 +76,8 @@ public sealed class InvokeAiRequestTests : IAsyncLifetime
     [Fact]
     public void All_backends_failing_is_a_non_terminating_error_and_the_pipeline_goes_on()
     {
-        _cloud.Fault = FaultSpec.Http(502);
-        _ollama.Script = n => n == 1 ? FaultSpec.Http(500) : FaultSpec.Ok;
+        Cloud.Fault = FaultSpec.Http(502);
+        Ollama.Script = n => n == 1 ? FaultSpec.Http(500) : FaultSpec.Ok;
         var result = _s.Invoke($"'first','second' | Invoke-AiRequest {Common}", Vars());
         var ok = Assert.Single(result);
         Assert.Equal("ollama: reply to second", ok.Properties["Text"].Value);
@@ -97,11 +92,11 @@ public sealed class InvokeAiRequestTests : IAsyncLifetime
     [Fact]
     public void ErrorAction_Stop_stops_with_the_stable_error_id()
     {
-        _cloud.Fault = FaultSpec.Http(502);
-        _ollama.Fault = FaultSpec.Http(500);
+        Cloud.Fault = FaultSpec.Http(502);
+        Ollama.Fault = FaultSpec.Http(500);
         var e = Assert.ThrowsAny<RuntimeException>(() => _s.Invoke($"'a','b' | Invoke-AiRequest {Common} -ErrorAction Stop", Vars()));
         Assert.Equal("AllBackendsFailed,OllamaContinuity.Commands.InvokeAiRequestCommand", e.ErrorRecord.FullyQualifiedErrorId);
-        Assert.Equal(1, _ollama.Hits); // stopped at the first prompt
+        Assert.Equal(1, Ollama.Hits); // stopped at the first prompt
     }
 
     [Fact]
@@ -109,9 +104,9 @@ public sealed class InvokeAiRequestTests : IAsyncLifetime
     {
         var result = _s.Invoke($"Invoke-AiRequest 'hello' {Common} -WhatIf", Vars());
         Assert.Empty(result);
-        Assert.Contains("What if: Performing the operation \"Send AI request\" on target \"Cloud " + _cloud.ChatUri, _s.Host.TestUI.Text);
-        Assert.Contains("then Ollama " + _ollama.BaseUri + "api/chat", _s.Host.TestUI.Text);
-        Assert.Equal(0, _cloud.Hits + _ollama.Hits);
+        Assert.Contains("What if: Performing the operation \"Send AI request\" on target \"Cloud " + Cloud.ChatUri, _s.Host.TestUI.Text);
+        Assert.Contains("then Ollama " + Ollama.BaseUri + "api/chat", _s.Host.TestUI.Text);
+        Assert.Equal(0, Cloud.Hits + Ollama.Hits);
     }
 
     [Fact]
@@ -121,30 +116,30 @@ public sealed class InvokeAiRequestTests : IAsyncLifetime
         var result = _s.Invoke($"Invoke-AiRequest 'hello' {Common} -Confirm", Vars());
         Assert.Empty(result);
         Assert.Contains("Send AI request", Assert.Single(_s.Host.Prompts));
-        Assert.Equal(0, _cloud.Hits + _ollama.Hits);
+        Assert.Equal(0, Cloud.Hits + Ollama.Hits);
     }
 
     [Fact]
     public void A_slow_request_gets_a_progress_bar_naming_the_backend_being_asked_and_it_completes()
     {
-        _cloud.Fault = new FaultSpec(FaultKind.SlowFirstByte) { Delay = TimeSpan.FromMilliseconds(900) };
+        Cloud.Fault = new FaultSpec(FaultKind.SlowFirstByte) { Delay = TimeSpan.FromMilliseconds(900) };
         _s.Invoke($"Invoke-AiRequest 'hello' {Common}", Vars());
         var progress = _s.Streams!.Progress;
-        Assert.Contains(progress, p => p.StatusDescription.StartsWith("Asking Cloud at " + _cloud.ChatUri, StringComparison.Ordinal));
+        Assert.Contains(progress, p => p.StatusDescription.StartsWith("Asking Cloud at " + Cloud.ChatUri, StringComparison.Ordinal));
         Assert.Equal(ProgressRecordType.Completed, progress[^1].RecordType);
 
-        _cloud.Fault = FaultSpec.Http(503);
-        _ollama.Fault = new FaultSpec(FaultKind.SlowFirstByte) { Delay = TimeSpan.FromMilliseconds(900) };
+        Cloud.Fault = FaultSpec.Http(503);
+        Ollama.Fault = new FaultSpec(FaultKind.SlowFirstByte) { Delay = TimeSpan.FromMilliseconds(900) };
         _s.Invoke($"Invoke-AiRequest 'hello' {Common}", Vars());
         progress = _s.Streams!.Progress;
-        Assert.Contains(progress, p => p.StatusDescription.StartsWith("Falling back to Ollama at " + _ollama.BaseUri, StringComparison.Ordinal));
+        Assert.Contains(progress, p => p.StatusDescription.StartsWith("Falling back to Ollama at " + Ollama.BaseUri, StringComparison.Ordinal));
         Assert.Equal(ProgressRecordType.Completed, progress[^1].RecordType);
     }
 
     [Fact]
     public void A_sub_second_request_writes_no_progress_record()
     {
-        _cloud.Fault = FaultSpec.Http(503);
+        Cloud.Fault = FaultSpec.Http(503);
         var result = _s.Invoke($"Invoke-AiRequest 'hello' {Common}", Vars());
         Assert.Equal("Ollama", Assert.Single(result).Properties["Backend"].Value);
         Assert.Empty(_s.Streams!.Progress);
@@ -153,14 +148,14 @@ public sealed class InvokeAiRequestTests : IAsyncLifetime
     [Fact]
     public void ConfirmFailover_in_a_non_interactive_session_fails_clearly_and_never_falls_back()
     {
-        _cloud.Fault = FaultSpec.Http(503);
+        Cloud.Fault = FaultSpec.Http(503);
         _s.Host.Interactive = false;
         var result = _s.Invoke($"Invoke-AiRequest 'secret data' {Common} -ConfirmFailover", Vars());
         Assert.Empty(result);
         var error = Assert.Single(_s.Streams!.Error);
         Assert.Equal("FailoverNotApproved,OllamaContinuity.Commands.InvokeAiRequestCommand", error.FullyQualifiedErrorId);
         Assert.Contains("not interactive", error.ToString());
-        Assert.Equal(0, _ollama.Hits);
+        Assert.Equal(0, Ollama.Hits);
     }
 
     [Theory]
@@ -168,11 +163,11 @@ public sealed class InvokeAiRequestTests : IAsyncLifetime
     [InlineData(1, 0)]  // "No"
     public void ConfirmFailover_asks_the_host(int answer, int expectedOllamaHits)
     {
-        _cloud.Fault = FaultSpec.Http(503);
+        Cloud.Fault = FaultSpec.Http(503);
         _s.Host.ChoiceAnswers.Enqueue(answer);
         var result = _s.Invoke($"Invoke-AiRequest 'x' {Common} -ConfirmFailover", Vars());
         Assert.Single(_s.Host.Prompts);
-        Assert.Equal(expectedOllamaHits, _ollama.Hits);
+        Assert.Equal(expectedOllamaHits, Ollama.Hits);
         Assert.Equal(expectedOllamaHits, result.Count);
     }
 
@@ -181,7 +176,7 @@ public sealed class InvokeAiRequestTests : IAsyncLifetime
     [InlineData("-Confirm:$false")]
     public void ConfirmFailover_with_Force_or_Confirm_false_does_not_ask(string flag)
     {
-        _cloud.Fault = FaultSpec.Http(503);
+        Cloud.Fault = FaultSpec.Http(503);
         _s.Host.Interactive = false;
         var result = _s.Invoke($"Invoke-AiRequest 'x' {Common} -ConfirmFailover {flag}", Vars());
         Assert.Equal("Ollama", Assert.Single(result).Properties["Backend"].Value.ToString());
@@ -201,7 +196,7 @@ public sealed class InvokeAiRequestTests : IAsyncLifetime
         Assert.Equal(ErrorCategory.InvalidArgument, e.CategoryInfo.Category);
         Assert.Contains("URI", e.ToString());
         Assert.Contains(args.Contains("-OllamaUri") ? "(from -OllamaUri)" : "(from -CloudUri)", e.ToString()); // the parameter's own name
-        Assert.Equal(0, _cloud.Hits + _ollama.Hits);
+        Assert.Equal(0, Cloud.Hits + Ollama.Hits);
     }
 
     [Fact]
@@ -211,7 +206,7 @@ public sealed class InvokeAiRequestTests : IAsyncLifetime
         Assert.Equal("ParameterArgumentValidationError,OllamaContinuity.Commands.InvokeAiRequestCommand", Assert.Single(_s.Streams!.Error).FullyQualifiedErrorId);
         _s.Invoke($"Invoke-AiRequest '   ' {Common}", Vars());
         Assert.Equal("EmptyPrompt,OllamaContinuity.Commands.InvokeAiRequestCommand", Assert.Single(_s.Streams!.Error).FullyQualifiedErrorId);
-        Assert.Equal(0, _cloud.Hits + _ollama.Hits);
+        Assert.Equal(0, Cloud.Hits + Ollama.Hits);
     }
 
     [Fact]
@@ -219,7 +214,7 @@ public sealed class InvokeAiRequestTests : IAsyncLifetime
     {
         var result = _s.Invoke($"Invoke-AiRequest -Messages @(@{{role='system';content='be brief'}}, [pscustomobject]@{{Role='user';Content='hi there'}}) {Common}", Vars());
         Assert.Equal("cloud: reply to hi there", Assert.Single(result).Properties["Text"].Value);
-        var sent = _cloud.Requests.Single().Json!["messages"]!.AsArray();
+        var sent = Cloud.Requests.Single().Json!["messages"]!.AsArray();
         Assert.Equal("system", sent[0]!["role"]!.GetValue<string>());
         Assert.Equal("be brief", sent[0]!["content"]!.GetValue<string>());
     }
@@ -227,7 +222,7 @@ public sealed class InvokeAiRequestTests : IAsyncLifetime
     [Fact]
     public void Stream_writes_tokens_to_the_host_and_returns_the_object()
     {
-        _cloud.Answer = _ => "streamed answer in pieces";
+        Cloud.Answer = _ => "streamed answer in pieces";
         var result = _s.Invoke($"Invoke-AiRequest 'x' {Common} -Stream", Vars());
         Assert.Equal("streamed answer in pieces", Assert.Single(result).Properties["Text"].Value);
         Assert.Contains("streamed answer in pieces", _s.Host.TestUI.Text);
@@ -237,7 +232,7 @@ public sealed class InvokeAiRequestTests : IAsyncLifetime
     public void Every_request_is_logged_with_the_backend_that_served_it()
     {
         // From the second request on the cloud answers 500 (its retry too).
-        _cloud.Script = n => n >= 2 ? FaultSpec.Http(500) : FaultSpec.Ok;
+        Cloud.Script = n => n >= 2 ? FaultSpec.Http(500) : FaultSpec.Ok;
         _s.Invoke($"'a','b' | Invoke-AiRequest {Common} -Workflow invoices", Vars());
         var lines = File.ReadAllLines(_log).Select(l => System.Text.Json.Nodes.JsonNode.Parse(l)!).ToArray();
         Assert.Equal(2, lines.Length);
@@ -257,8 +252,8 @@ public sealed class InvokeAiRequestTests : IAsyncLifetime
     public void The_api_key_never_appears_in_any_stream_error_or_log()
     {
         // The cloud echoes the key back in its error, as some providers do.
-        _cloud.Fault = FaultSpec.Http(401, $"{{\"error\":{{\"message\":\"Incorrect API key provided: {Canary}.\",\"type\":\"invalid_request_error\",\"code\":\"invalid_api_key\"}}}}");
-        _ollama.Script = n => n == 1 ? FaultSpec.Http(500) : FaultSpec.Ok;
+        Cloud.Fault = FaultSpec.Http(401, $"{{\"error\":{{\"message\":\"Incorrect API key provided: {Canary}.\",\"type\":\"invalid_request_error\",\"code\":\"invalid_api_key\"}}}}");
+        Ollama.Script = n => n == 1 ? FaultSpec.Http(500) : FaultSpec.Ok;
         var result = _s.Invoke($"'a','b' | Invoke-AiRequest {Common} -Verbose -LogContent; Invoke-AiRequest 'c' {Common} -Stream -Debug", Vars());
         Assert.NotEmpty(_s.Streams!.Error);
         Assert.NotEmpty(_s.Streams.Warning);
@@ -279,31 +274,31 @@ public sealed class InvokeAiRequestTests : IAsyncLifetime
     [Fact]
     public void Ctrl_C_cancels_down_to_the_socket()
     {
-        _cloud.Fault = new FaultSpec(FaultKind.Blackhole);
-        using var ps = _s.Create($"Invoke-AiRequest 'hang' -CloudUri '{_cloud.ChatUri}' -CloudApiKey (ConvertTo-SecureString -String 'k-123456' -AsPlainText -Force -ErrorAction SilentlyContinue) -OllamaUri '{_ollama.BaseUri}' -CloudTimeoutSec 60 -LogPath '{_log}'");
+        Cloud.Fault = new FaultSpec(FaultKind.Blackhole);
+        using var ps = _s.Create($"Invoke-AiRequest 'hang' -CloudUri '{Cloud.ChatUri}' -CloudApiKey (ConvertTo-SecureString -String 'k-123456' -AsPlainText -Force -ErrorAction SilentlyContinue) -OllamaUri '{Ollama.BaseUri}' -CloudTimeoutSec 60 -LogPath '{_log}'");
         // ConvertTo-SecureString is not in the core engine: fall back to the variable.
         _s.Runspace.SessionStateProxy.SetVariable("key", Secure("k-123456"));
         ps.Commands.Clear();
-        ps.AddScript($"Invoke-AiRequest 'hang' -CloudUri '{_cloud.ChatUri}' -CloudApiKey $key -OllamaUri '{_ollama.BaseUri}' -CloudTimeoutSec 60 -LogPath '{_log}'");
+        ps.AddScript($"Invoke-AiRequest 'hang' -CloudUri '{Cloud.ChatUri}' -CloudApiKey $key -OllamaUri '{Ollama.BaseUri}' -CloudTimeoutSec 60 -LogPath '{_log}'");
         var async = ps.BeginInvoke();
         var deadline = Stopwatch.StartNew();
-        while (_cloud.Hits == 0 && deadline.Elapsed < TimeSpan.FromSeconds(5))
+        while (Cloud.Hits == 0 && deadline.Elapsed < TimeSpan.FromSeconds(5))
         {
             Thread.Sleep(20);
         }
 
-        Assert.Equal(1, _cloud.Hits);
+        Assert.Equal(1, Cloud.Hits);
         var sw = Stopwatch.StartNew();
         ps.Stop();
         Assert.True(sw.Elapsed < TimeSpan.FromSeconds(2), $"Stop took {sw.Elapsed}");
         Assert.Throws<PipelineStoppedException>(() => ps.EndInvoke(async));
-        while (_cloud.ClientAborts == 0 && sw.Elapsed < TimeSpan.FromSeconds(3))
+        while (Cloud.ClientAborts == 0 && sw.Elapsed < TimeSpan.FromSeconds(3))
         {
             Thread.Sleep(20);
         }
 
-        Assert.Equal(1, _cloud.ClientAborts);
-        Assert.Equal(0, _ollama.Hits);
+        Assert.Equal(1, Cloud.ClientAborts);
+        Assert.Equal(0, Ollama.Hits);
     }
 
     [Fact]

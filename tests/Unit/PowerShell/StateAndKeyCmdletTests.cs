@@ -14,31 +14,26 @@ namespace OllamaContinuity.PowerShellTests;
 /// process-wide environment variables, so they run in the serial collection.
 /// </summary>
 [Collection("Process environment")]
-public sealed class StateAndKeyCmdletTests : IAsyncLifetime
+public sealed class StateAndKeyCmdletTests : StandInBackendsTest
 {
     private const string Key = "sk-ps-state-9d3f1a7c5e2b8046";
     private readonly string? _savedStateDir = Environment.GetEnvironmentVariable("OLLAMACONTINUITY_STATE_DIR");
     private readonly string _state = TestPaths.New("ps-state-damage");
-    private FakeAiServer _cloud = null!;
-    private FakeAiServer _ollama = null!;
     private ModuleSession _s = null!;
 
-    public Task InitializeAsync()
+    public override async Task InitializeAsync()
     {
+        await base.InitializeAsync();
         Environment.SetEnvironmentVariable("OLLAMACONTINUITY_STATE_DIR", _state);
         Directory.CreateDirectory(Path.Combine(_state, "User"));
-        _cloud = FakeAiServer.Start(FakeApi.OpenAI, "cloud");
-        _ollama = FakeAiServer.Start(FakeApi.Ollama, "ollama");
         _s = new ModuleSession();
-        return Task.CompletedTask;
     }
 
-    public async Task DisposeAsync()
+    public override async Task DisposeAsync()
     {
         _s.Dispose();
         Environment.SetEnvironmentVariable("OLLAMACONTINUITY_STATE_DIR", _savedStateDir);
-        await _cloud.DisposeAsync();
-        await _ollama.DisposeAsync();
+        await base.DisposeAsync();
         try { Directory.Delete(_state, true); } catch (IOException) { }
     }
 
@@ -48,8 +43,8 @@ public sealed class StateAndKeyCmdletTests : IAsyncLifetime
 
     private Dictionary<string, object?> Vars(string? cloudUri = null) => new()
     {
-        ["cloudUri"] = cloudUri ?? _cloud.ChatUri.ToString(),
-        ["ollamaUri"] = _ollama.BaseUri.ToString(),
+        ["cloudUri"] = cloudUri ?? Cloud.ChatUri.ToString(),
+        ["ollamaUri"] = Ollama.BaseUri.ToString(),
         ["key"] = Secure(Key),
         ["log"] = Path.Combine(_state, "requests.jsonl"),
     };
@@ -83,7 +78,7 @@ public sealed class StateAndKeyCmdletTests : IAsyncLifetime
             Assert.Contains("OLLAMACONTINUITY_UNREADABLE_STATE", e.ErrorDetails.RecommendedAction, StringComparison.Ordinal);
         }
 
-        Assert.Equal(0, _cloud.Hits);
+        Assert.Equal(0, Cloud.Hits);
     }
 
     [Fact]
@@ -96,7 +91,7 @@ public sealed class StateAndKeyCmdletTests : IAsyncLifetime
             var r = Assert.Single(_s.Invoke($"Invoke-AiRequest 'q' {Common} -Workflow sales", Vars()));
             Assert.Equal("Ollama", r.Properties["Backend"].Value?.ToString());
             Assert.Contains(_s.Streams!.Warning, w => w.Message.Contains(ContingencyFile, StringComparison.Ordinal));
-            Assert.Equal(0, _cloud.Hits);
+            Assert.Equal(0, Cloud.Hits);
         }
         finally
         {
@@ -214,8 +209,8 @@ public sealed class StateAndKeyCmdletTests : IAsyncLifetime
         Assert.Equal("InvalidCloudApiKey,OllamaContinuity.Commands.InvokeAiRequestCommand", e.FullyQualifiedErrorId);
         Assert.Equal(ErrorCategory.InvalidArgument, e.CategoryInfo.Category);
         Assert.Contains("-CloudApiKey", e.ErrorDetails.Message, StringComparison.Ordinal);
-        Assert.Equal(0, _cloud.Hits);
-        Assert.Equal(0, _ollama.Hits);
+        Assert.Equal(0, Cloud.Hits);
+        Assert.Equal(0, Ollama.Hits);
     }
 
     [Theory]
@@ -244,7 +239,7 @@ public sealed class StateAndKeyCmdletTests : IAsyncLifetime
 
             await Task.Delay(200);
             Assert.False(accepted.IsCompleted, "a connection reached the cloud socket");
-            Assert.Equal(0, _ollama.Hits);
+            Assert.Equal(0, Ollama.Hits);
         }
         finally
         {
@@ -262,7 +257,7 @@ public sealed class StateAndKeyCmdletTests : IAsyncLifetime
         var r = Assert.Single(_s.Invoke("Invoke-AiRequest 'q' -CloudUri $cloudUri -CloudApiKey $raw -OllamaUri $ollamaUri -LogPath $log", vars));
 
         Assert.Equal("Cloud", r.Properties["Backend"].Value?.ToString());
-        var sent = Assert.Single(_cloud.Requests);
+        var sent = Assert.Single(Cloud.Requests);
         Assert.Equal("Bearer " + Key, sent.Headers.First(h => h.Key.Equals("Authorization", StringComparison.OrdinalIgnoreCase)).Value);
     }
 
@@ -270,7 +265,7 @@ public sealed class StateAndKeyCmdletTests : IAsyncLifetime
     public void A_cloud_that_echoes_the_key_at_the_300th_character_leaks_no_piece_of_it_into_the_error_or_warnings()
     {
         var message = new string('m', 292) + Key + " is not valid";
-        _cloud.Fault = FaultSpec.Http(401, new JsonObject { ["error"] = new JsonObject { ["message"] = message } }.ToJsonString());
+        Cloud.Fault = FaultSpec.Http(401, new JsonObject { ["error"] = new JsonObject { ["message"] = message } }.ToJsonString());
 
         var result = _s.Invoke($"try {{ Invoke-AiRequest 'q' -CloudUri $cloudUri -CloudApiKey $key -OllamaUri $dead -CloudTimeoutSec 2 -OllamaTimeoutSec 2 -LogPath $log -ErrorAction Stop }} catch {{ $_ }}",
             new Dictionary<string, object?>(Vars()) { ["dead"] = FakeAiServer.RefusedUri("/").ToString() });

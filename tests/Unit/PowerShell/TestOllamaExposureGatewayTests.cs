@@ -12,32 +12,27 @@ namespace OllamaContinuity.PowerShellTests;
 /// OLLAMACONTINUITY_STATE_DIR, so they run in the serial collection.
 /// </summary>
 [Collection("Process environment")]
-public sealed class TestOllamaExposureGatewayTests : IAsyncLifetime
+public sealed class TestOllamaExposureGatewayTests : StandInBackendsTest
 {
     private readonly string? _savedStateDir = Environment.GetEnvironmentVariable("OLLAMACONTINUITY_STATE_DIR");
     private readonly string _state = TestPaths.New("ps-audit-gateway");
-    private FakeAiServer _cloud = null!;
-    private FakeAiServer _ollama = null!;
     private ModuleSession _s = null!;
 
     private string StateFile => Path.Combine(_state, "User", "gateway.json");
 
-    public Task InitializeAsync()
+    public override async Task InitializeAsync()
     {
+        await base.InitializeAsync();
         Environment.SetEnvironmentVariable("OLLAMACONTINUITY_STATE_DIR", _state);
-        _cloud = FakeAiServer.Start(FakeApi.OpenAI, "cloud");
-        _ollama = FakeAiServer.Start(FakeApi.Ollama, "ollama");
         _s = new ModuleSession();
-        return Task.CompletedTask;
     }
 
-    public async Task DisposeAsync()
+    public override async Task DisposeAsync()
     {
         _s.Invoke("Stop-AiGateway -Confirm:$false");
         _s.Dispose();
         Environment.SetEnvironmentVariable("OLLAMACONTINUITY_STATE_DIR", _savedStateDir);
-        await _cloud.DisposeAsync();
-        await _ollama.DisposeAsync();
+        await base.DisposeAsync();
     }
 
     private static string P(PSObject o, string name) => o.Properties[name].Value?.ToString() ?? "";
@@ -64,7 +59,7 @@ public sealed class TestOllamaExposureGatewayTests : IAsyncLifetime
     {
         Skip.IfNot(OperatingSystem.IsLinux(), "the local audit reads the gateway's sockets from Linux /proc");
         var started = Assert.Single(_s.Invoke("Start-AiGateway -BindAddress 127.0.0.2 -Port 0 -CloudUri $cloud -CloudApiKey $k -OllamaUri $ollama",
-            new Dictionary<string, object?> { ["cloud"] = _cloud.ChatUri.ToString(), ["ollama"] = _ollama.BaseUri.ToString(), ["k"] = Secure("sk-test") }));
+            new Dictionary<string, object?> { ["cloud"] = Cloud.ChatUri.ToString(), ["ollama"] = Ollama.BaseUri.ToString(), ["k"] = Secure("sk-test") }));
         Assert.False(_s.HadErrors, string.Join("; ", _s.Streams!.Error));
         var pid = (int)started.Properties["ProcessId"].Value;
         var port = (int)started.Properties["Port"].Value;
@@ -98,16 +93,16 @@ public sealed class TestOllamaExposureGatewayTests : IAsyncLifetime
         Directory.CreateDirectory(Path.GetDirectoryName(StateFile)!);
         await File.WriteAllTextAsync(StateFile, JsonSerializer.Serialize(new Dictionary<string, object>
         {
-            ["pid"] = Environment.ProcessId, ["url"] = _ollama.BaseUri.ToString().TrimEnd('/'), ["bind"] = "127.0.0.1", ["port"] = _ollama.Port,
+            ["pid"] = Environment.ProcessId, ["url"] = Ollama.BaseUri.ToString().TrimEnd('/'), ["bind"] = "127.0.0.1", ["port"] = Ollama.Port,
             ["processStartTime"] = self.StartTime.ToUniversalTime(),
         }));
 
         var audit = _s.Invoke("Test-OllamaExposure");
 
-        var auth = Row(audit, "GatewayAuth", _ollama.Port);
+        var auth = Row(audit, "GatewayAuth", Ollama.Port);
         Assert.Equal("Fail", P(auth, "Status"));
         Assert.Contains("without a client token (HTTP 200, 1 model(s) listed: llama3.1:8b)", P(auth, "Detail"), StringComparison.Ordinal);
-        Assert.Contains($"named by {StateFile}, which owns the socket on its port", P(Row(audit, "GatewayBind", _ollama.Port), "Detail"), StringComparison.Ordinal);
+        Assert.Contains($"named by {StateFile}, which owns the socket on its port", P(Row(audit, "GatewayBind", Ollama.Port), "Detail"), StringComparison.Ordinal);
     }
 
     [SkippableFact]
@@ -138,7 +133,7 @@ public sealed class TestOllamaExposureGatewayTests : IAsyncLifetime
     public void An_offline_root_never_reads_this_machine_s_gateway_json()
     {
         Directory.CreateDirectory(Path.GetDirectoryName(StateFile)!);
-        File.WriteAllText(StateFile, $$"""{"pid":{{Environment.ProcessId}},"url":"http://127.0.0.1:{{_ollama.Port}}","port":{{_ollama.Port}}}""");
+        File.WriteAllText(StateFile, $$"""{"pid":{{Environment.ProcessId}},"url":"http://127.0.0.1:{{Ollama.Port}}","port":{{Ollama.Port}}}""");
         var root = TestPaths.New("ps-audit-gateway-root");
         Directory.CreateDirectory(Path.Combine(root, "proc/net"));
 

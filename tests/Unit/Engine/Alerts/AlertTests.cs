@@ -363,24 +363,19 @@ public sealed class AlertSettingsDamageTests : IAsyncLifetime
 }
 
 /// <summary>Issue 9, item 3: the drill's alert step fails with the reason when the alert settings are damaged.</summary>
-public sealed class DrillAlertSettingsTests : IAsyncLifetime
+public sealed class DrillAlertSettingsTests : StandInBackendsTest
 {
     private readonly string _dir = TestPaths.New("drill-alert-damage");
-    private FakeAiServer _cloud = null!;
-    private FakeAiServer _ollama = null!;
 
-    public Task InitializeAsync()
+    public override async Task InitializeAsync()
     {
-        _cloud = FakeAiServer.Start(FakeApi.OpenAI, "cloud");
-        _ollama = FakeAiServer.Start(FakeApi.Ollama, "ollama");
+        await base.InitializeAsync();
         Directory.CreateDirectory(Path.Combine(_dir, "User"));
-        return Task.CompletedTask;
     }
 
-    public async Task DisposeAsync()
+    public override async Task DisposeAsync()
     {
-        await _cloud.DisposeAsync();
-        await _ollama.DisposeAsync();
+        await base.DisposeAsync();
         try { Directory.Delete(_dir, true); } catch (IOException) { }
     }
 
@@ -397,7 +392,7 @@ public sealed class DrillAlertSettingsTests : IAsyncLifetime
 
         var report = await drill.RunAsync(new OllamaContinuity.Drill.DrillOptions
         {
-            Plan = Harness.Plan(Harness.Cloud(_cloud), Path.Combine(_dir, "requests.jsonl"), Harness.Ollama(_ollama)),
+            Plan = Harness.Plan(Harness.Cloud(Cloud), Path.Combine(_dir, "requests.jsonl"), Harness.Ollama(Ollama)),
             Duration = TimeSpan.FromSeconds(1.2),
             Interval = TimeSpan.FromMilliseconds(300),
             RecoveryTimeout = TimeSpan.FromSeconds(15),

@@ -8,23 +8,13 @@ using OllamaContinuity.TestSupport;
 
 namespace OllamaContinuity.Tests.Contingency;
 
-public sealed class ContingencyTests : IAsyncLifetime
+public sealed class ContingencyTests : StandInBackendsTest
 {
     private readonly string _dir = TestPaths.New("contingency-tests");
-    private FakeAiServer _cloud = null!;
-    private FakeAiServer _ollama = null!;
 
-    public Task InitializeAsync()
+    public override async Task DisposeAsync()
     {
-        _cloud = FakeAiServer.Start(FakeApi.OpenAI, "cloud");
-        _ollama = FakeAiServer.Start(FakeApi.Ollama, "ollama");
-        return Task.CompletedTask;
-    }
-
-    public async Task DisposeAsync()
-    {
-        await _cloud.DisposeAsync();
-        await _ollama.DisposeAsync();
+        await base.DisposeAsync();
         try { Directory.Delete(_dir, true); } catch (IOException) { }
     }
 
@@ -40,7 +30,7 @@ public sealed class ContingencyTests : IAsyncLifetime
         return (engine, service);
     }
 
-    private BackendPlan Plan() => Harness.Plan(Harness.Cloud(_cloud), Path.Combine(_dir, "requests.jsonl"), Harness.Ollama(_ollama));
+    private BackendPlan Plan() => Harness.Plan(Harness.Cloud(Cloud), Path.Combine(_dir, "requests.jsonl"), Harness.Ollama(Ollama));
 
     [Fact]
     public async Task Enabled_for_all_workflows_the_cloud_is_never_contacted()
@@ -58,8 +48,8 @@ public sealed class ContingencyTests : IAsyncLifetime
             Assert.Equal("User", r.ContingencySource);
         }
 
-        Assert.Equal(0, _cloud.Hits);
-        Assert.Equal(3, _ollama.Hits);
+        Assert.Equal(0, Cloud.Hits);
+        Assert.Equal(3, Ollama.Hits);
     }
 
     [Fact]
@@ -78,8 +68,8 @@ public sealed class ContingencyTests : IAsyncLifetime
         Assert.Equal("Ollama", legal.Backend);
         Assert.Equal("Cloud", marketing.Backend);
         Assert.Equal("Cloud", none.Backend);
-        Assert.Equal(2, _cloud.Hits);
-        Assert.DoesNotContain(_cloud.Requests, r => r.Body.Contains("payroll") || r.Body.Contains("contract"));
+        Assert.Equal(2, Cloud.Hits);
+        Assert.DoesNotContain(Cloud.Requests, r => r.Body.Contains("payroll") || r.Body.Contains("contract"));
     }
 
     [Fact]
@@ -246,7 +236,7 @@ public sealed class ContingencyTests : IAsyncLifetime
     {
         var (engine, _) = Create(circuit: new CircuitOptions { MinimumThroughput = 2, ProbeInterval = TimeSpan.FromMinutes(5) });
         using var __ = engine;
-        var plan = Harness.Plan(Harness.Cloud(FakeAiServer.RefusedUri()), Path.Combine(_dir, "requests.jsonl"), Harness.Ollama(_ollama));
+        var plan = Harness.Plan(Harness.Cloud(FakeAiServer.RefusedUri()), Path.Combine(_dir, "requests.jsonl"), Harness.Ollama(Ollama));
         for (var i = 0; i < 3; i++)
         {
             await engine.SendAsync(Harness.Request("during outage " + i), plan);
@@ -279,11 +269,11 @@ public sealed class ContingencyTests : IAsyncLifetime
             var e = await Assert.ThrowsAsync<AiRequestException>(() => engine.SendAsync(Harness.Request("q", workflow: "finance"), Plan(), observer));
             Assert.Equal(AiRequestFailure.FailoverNotApproved, e.Failure);
             Assert.Contains("Contingency is on (User)", e.Message);
-            Assert.Equal(0, _ollama.Hits);
+            Assert.Equal(0, Ollama.Hits);
         }
 
         Assert.Equal(1, observer.ApprovalsAsked);
-        Assert.Equal(0, _cloud.Hits);
+        Assert.Equal(0, Cloud.Hits);
     }
 
     [Fact]

@@ -11,25 +11,20 @@ namespace OllamaContinuity.Tests.Contingency;
 /// Issue 10, item 9: the contingency state is read once per version of its file (not on every request), and a
 /// changed or damaged file is still seen on the very next request, even when its size and mtime did not change.
 /// </summary>
-public sealed class StateCacheTests : IAsyncLifetime
+public sealed class StateCacheTests : StandInBackendsTest
 {
     private readonly string _dir = TestPaths.New("state-cache");
-    private FakeAiServer _cloud = null!;
-    private FakeAiServer _ollama = null!;
 
-    public Task InitializeAsync()
+    public override async Task InitializeAsync()
     {
-        _cloud = FakeAiServer.Start(FakeApi.OpenAI, "cloud");
-        _ollama = FakeAiServer.Start(FakeApi.Ollama, "ollama");
+        await base.InitializeAsync();
         Directory.CreateDirectory(Path.Combine(_dir, "User"));
         Directory.CreateDirectory(Path.Combine(_dir, "Machine"));
-        return Task.CompletedTask;
     }
 
-    public async Task DisposeAsync()
+    public override async Task DisposeAsync()
     {
-        await _cloud.DisposeAsync();
-        await _ollama.DisposeAsync();
+        await base.DisposeAsync();
         try { Directory.Delete(_dir, true); } catch (IOException) { }
     }
 
@@ -48,7 +43,7 @@ public sealed class StateCacheTests : IAsyncLifetime
         return (engine, service);
     }
 
-    private BackendPlan Plan() => Harness.Plan(Harness.Cloud(_cloud), Path.Combine(_dir, "requests.jsonl"), Harness.Ollama(_ollama));
+    private BackendPlan Plan() => Harness.Plan(Harness.Cloud(Cloud), Path.Combine(_dir, "requests.jsonl"), Harness.Ollama(Ollama));
 
     private static byte[] State(string workflow) =>
         Encoding.UTF8.GetBytes("{\"version\":1,\"entries\":[{\"workflow\":\"" + workflow + "\",\"since\":\"2026-01-01T00:00:00+00:00\"}]}");
@@ -102,7 +97,7 @@ public sealed class StateCacheTests : IAsyncLifetime
         File.WriteAllBytes(UserFile, State("hr-aaa"));
         Assert.True((await engine.SendAsync(Harness.Request("q", workflow: "hr-aaa"), Plan())).Contingency);
         Assert.False((await engine.SendAsync(Harness.Request("q", workflow: "sales"), Plan())).Contingency);
-        var cloudHits = _cloud.Hits;
+        var cloudHits = Cloud.Hits;
 
         Thread.Sleep(50); // past the kernel's timestamp tick, so that the write moves the ctime (which nobody can set back)
         var damaged = State("hr-aaa");
@@ -112,7 +107,7 @@ public sealed class StateCacheTests : IAsyncLifetime
         var e = await Assert.ThrowsAsync<AiRequestException>(() => engine.SendAsync(Harness.Request("q", workflow: "sales"), Plan()));
         Assert.Equal(AiRequestFailure.ContingencyStateUnreadable, e.Failure);
         Assert.Contains(UserFile, e.Message, StringComparison.Ordinal);
-        Assert.Equal(cloudHits, _cloud.Hits);
+        Assert.Equal(cloudHits, Cloud.Hits);
     }
 
     [Fact]

@@ -11,25 +11,20 @@ using OllamaContinuity.TestSupport;
 namespace OllamaContinuity.Tests.Contingency;
 
 /// <summary>Issue 9, items 1, 2 and 4: a contingency state that cannot be read fails closed, bounded, and says which file and field.</summary>
-public sealed class StateDamageTests : IAsyncLifetime
+public sealed class StateDamageTests : StandInBackendsTest
 {
     private readonly string _dir = TestPaths.New("state-damage");
-    private FakeAiServer _cloud = null!;
-    private FakeAiServer _ollama = null!;
 
-    public Task InitializeAsync()
+    public override async Task InitializeAsync()
     {
-        _cloud = FakeAiServer.Start(FakeApi.OpenAI, "cloud");
-        _ollama = FakeAiServer.Start(FakeApi.Ollama, "ollama");
+        await base.InitializeAsync();
         Directory.CreateDirectory(Path.Combine(_dir, "User"));
         Directory.CreateDirectory(Path.Combine(_dir, "Machine"));
-        return Task.CompletedTask;
     }
 
-    public async Task DisposeAsync()
+    public override async Task DisposeAsync()
     {
-        await _cloud.DisposeAsync();
-        await _ollama.DisposeAsync();
+        await base.DisposeAsync();
         try { Directory.Delete(_dir, true); } catch (IOException) { }
     }
 
@@ -43,7 +38,7 @@ public sealed class StateDamageTests : IAsyncLifetime
         return (engine, service);
     }
 
-    private BackendPlan Plan() => Harness.Plan(Harness.Cloud(_cloud), Path.Combine(_dir, "requests.jsonl"), Harness.Ollama(_ollama));
+    private BackendPlan Plan() => Harness.Plan(Harness.Cloud(Cloud), Path.Combine(_dir, "requests.jsonl"), Harness.Ollama(Ollama));
 
     private const string Since = "\"since\":\"2026-12-01T10:00:00+00:00\"";
 
@@ -93,8 +88,8 @@ public sealed class StateDamageTests : IAsyncLifetime
             Assert.Contains(PathOf(ContinuityScope.User), e.Message, StringComparison.Ordinal);
         }
 
-        Assert.Equal(0, _cloud.Hits);
-        Assert.Equal(0, _ollama.Hits);
+        Assert.Equal(0, Cloud.Hits);
+        Assert.Equal(0, Ollama.Hits);
         var problem = Assert.IsType<ContingencyStateException>(service.Read(ContinuityScope.User).Problem);
         Assert.Equal(field, problem.Field);
         Assert.Equal(PathOf(ContinuityScope.User), problem.Path);
@@ -132,7 +127,7 @@ public sealed class StateDamageTests : IAsyncLifetime
 
         Assert.Equal("Ollama", r.Backend);
         Assert.Equal("User", r.ContingencySource);
-        Assert.Equal(0, _cloud.Hits);
+        Assert.Equal(0, Cloud.Hits);
     }
 
     [Fact]
@@ -148,7 +143,7 @@ public sealed class StateDamageTests : IAsyncLifetime
 
         Assert.Equal("Ollama", r.Backend);
         Assert.True(r.Contingency);
-        Assert.Equal(0, _cloud.Hits);
+        Assert.Equal(0, Cloud.Hits);
         var warning = Assert.Single(observer.Warnings);
         Assert.Contains(PathOf(ContinuityScope.User), warning, StringComparison.Ordinal);
         Assert.Contains(ContingencyService.UnreadableStateVariable + "=Ollama", warning, StringComparison.Ordinal);
@@ -173,7 +168,7 @@ public sealed class StateDamageTests : IAsyncLifetime
         var e = await Assert.ThrowsAsync<AiRequestException>(() => engine.SendAsync(Harness.Request("q", workflow: "sales"), Plan()));
         Assert.Equal(AiRequestFailure.ContingencyStateUnreadable, e.Failure);
         Assert.Contains(lastGood, e.Message, StringComparison.Ordinal);
-        Assert.Equal(0, _cloud.Hits);
+        Assert.Equal(0, Cloud.Hits);
         Assert.Equal("hr-*", Assert.Single(service.Read(ContinuityScope.User).LastGood!.Entries).Workflow);
     }
 
@@ -246,7 +241,7 @@ public sealed class StateDamageTests : IAsyncLifetime
         Assert.True(GC.GetTotalMemory(false) - before < 64 * 1024 * 1024, "reading the state must not allocate its size");
         var problem = service.Read(ContinuityScope.User).Problem!;
         Assert.Contains(kind switch { "sparse-3GB" => "bytes a state file may have", "directory" => "directory", _ => "not a regular file" }, problem.Message, StringComparison.Ordinal);
-        Assert.Equal(0, _cloud.Hits);
+        Assert.Equal(0, Cloud.Hits);
     }
 
     [Fact]
@@ -278,12 +273,12 @@ public sealed class StateDamageTests : IAsyncLifetime
         var (engine, _) = Create();
         using var __ = engine;
         File.WriteAllText(PathOf(ContinuityScope.User), "garbage");
-        var plan = Harness.Plan(BackendEndpoint.Cloud(BackendKind.OpenAI, _cloud.ChatUri.ToString(), "m", null, Harness.Fast), Path.Combine(_dir, "r.jsonl"), Harness.Ollama(_ollama));
+        var plan = Harness.Plan(BackendEndpoint.Cloud(BackendKind.OpenAI, Cloud.ChatUri.ToString(), "m", null, Harness.Fast), Path.Combine(_dir, "r.jsonl"), Harness.Ollama(Ollama));
 
         var r = await engine.SendAsync(Harness.Request("q", workflow: "w"), plan);
 
         Assert.Equal("Ollama", r.Backend);
-        Assert.Equal(0, _cloud.Hits);
+        Assert.Equal(0, Cloud.Hits);
     }
 }
 

@@ -10,28 +10,23 @@ using OllamaContinuity.TestSupport;
 
 namespace OllamaContinuity.Tests.Drill;
 
-public sealed class DrillTests : IAsyncLifetime
+public sealed class DrillTests : StandInBackendsTest
 {
     private readonly string _dir = TestPaths.New("drill-tests");
-    private FakeAiServer _cloud = null!;
-    private FakeAiServer _ollama = null!;
     private WebhookListener _hook = null!;
 
     internal static readonly CircuitOptions QuickCircuit = new() { MinimumThroughput = 3, SamplingDuration = TimeSpan.FromSeconds(10), ProbeInterval = TimeSpan.FromMilliseconds(500) };
 
-    public Task InitializeAsync()
+    public override async Task InitializeAsync()
     {
-        _cloud = FakeAiServer.Start(FakeApi.OpenAI, "cloud");
-        _ollama = FakeAiServer.Start(FakeApi.Ollama, "ollama");
+        await base.InitializeAsync();
         _hook = WebhookListener.Start();
         Directory.CreateDirectory(_dir);
-        return Task.CompletedTask;
     }
 
-    public async Task DisposeAsync()
+    public override async Task DisposeAsync()
     {
-        await _cloud.DisposeAsync();
-        await _ollama.DisposeAsync();
+        await base.DisposeAsync();
         await _hook.DisposeAsync();
         try { Directory.Delete(_dir, true); } catch (IOException) { }
     }
@@ -49,7 +44,7 @@ public sealed class DrillTests : IAsyncLifetime
 
     private DrillOptions Options(TimeSpan? duration = null) => new()
     {
-        Plan = Harness.Plan(Harness.Cloud(_cloud), Path.Combine(_dir, "requests.jsonl"), Harness.Ollama(_ollama)),
+        Plan = Harness.Plan(Harness.Cloud(Cloud), Path.Combine(_dir, "requests.jsonl"), Harness.Ollama(Ollama)),
         Duration = duration ?? TimeSpan.FromSeconds(2.5),
         Interval = TimeSpan.FromMilliseconds(300),
         RecoveryTimeout = TimeSpan.FromSeconds(15),
@@ -80,8 +75,8 @@ public sealed class DrillTests : IAsyncLifetime
         Assert.Equal("ConnectionRefused", during[0].FailoverReason);
         Assert.Contains(during, p => p.FailoverReason == "CircuitOpen");
         // The preflight, the circuit's background probe that closed it, and the recovery prompt: nothing reached the cloud while blocked.
-        Assert.Equal(3, _cloud.Hits);
-        Assert.Single(_cloud.Requests, r => r.Body.Contains(CloudProber.Prompt, StringComparison.Ordinal));
+        Assert.Equal(3, Cloud.Hits);
+        Assert.Single(Cloud.Requests, r => r.Body.Contains(CloudProber.Prompt, StringComparison.Ordinal));
         Assert.NotNull(report.TimeToFailoverSeconds);
         Assert.NotNull(report.TimeToRecoverSeconds);
         // Recovery waits on the probe (every 0.5 s here), not on a break duration.
@@ -117,7 +112,7 @@ public sealed class DrillTests : IAsyncLifetime
     [Fact]
     public async Task Preflight_with_the_cloud_down_reports_why_and_blocks_nothing()
     {
-        _cloud.Fault = FaultSpec.Http(503);
+        Cloud.Fault = FaultSpec.Http(503);
         var (engine, _, drill) = Create();
         using var _ = engine;
 
@@ -194,7 +189,7 @@ public sealed class DrillTests : IAsyncLifetime
     {
         var (engine, _, drill) = Create();
         using var _ = engine;
-        var cloud = Harness.Cloud(_cloud);
+        var cloud = Harness.Cloud(Cloud);
         engine.HttpPool.Blocklist.Block(cloud.Uri); // as if a drill in this session had died mid-way
         new DrillMarker { DrillId = "dead1", CloudEndpoint = cloud.Display, BlockedOrigin = cloud.Uri.GetLeftPart(UriPartial.Authority), StartedAt = DateTimeOffset.UtcNow }.Write(Marker);
 
@@ -254,7 +249,7 @@ public sealed class DrillTests : IAsyncLifetime
         Assert.Empty(runner.Commands);
         Assert.Equal(["127.0.0.1"], plan.Addresses);
         Assert.Contains("reject with tcp reset", plan.ToString());
-        Assert.Equal(0, _cloud.Hits);
+        Assert.Equal(0, Cloud.Hits);
         Assert.False(File.Exists(Marker));
     }
 }

@@ -17,30 +17,25 @@ namespace OllamaContinuity.Tests.Drill;
 /// state directory, which the drill's contingency block is written to: the block reaches it the way it reaches a
 /// gateway of the same user.
 /// </summary>
-public sealed class GatewayDrillTests : IAsyncLifetime
+public sealed class GatewayDrillTests : StandInBackendsTest
 {
     private const string Token = "oc_drill_test_token_0123456789abcdef";
     private readonly string _dir = TestPaths.New("gateway-drill");
-    private FakeAiServer _cloud = null!;
-    private FakeAiServer _ollama = null!;
     private WebhookListener _hook = null!;
 
     private string State => Path.Combine(_dir, "state");
     private string Marker => Path.Combine(_dir, "drill-block.json");
 
-    public Task InitializeAsync()
+    public override async Task InitializeAsync()
     {
+        await base.InitializeAsync();
         Directory.CreateDirectory(_dir);
-        _cloud = FakeAiServer.Start(FakeApi.OpenAI, "cloud");
-        _ollama = FakeAiServer.Start(FakeApi.Ollama, "ollama");
         _hook = WebhookListener.Start();
-        return Task.CompletedTask;
     }
 
-    public async Task DisposeAsync()
+    public override async Task DisposeAsync()
     {
-        await _cloud.DisposeAsync();
-        await _ollama.DisposeAsync();
+        await base.DisposeAsync();
         await _hook.DisposeAsync();
         try { Directory.Delete(_dir, true); } catch (IOException) { }
     }
@@ -61,7 +56,7 @@ public sealed class GatewayDrillTests : IAsyncLifetime
 
     private DrillOptions Options(DrillGateway? gateway, ContingencyService contingency, DrillBlockMethod method = DrillBlockMethod.Contingency) => new()
     {
-        Plan = Harness.Plan(Harness.Cloud(_cloud), Path.Combine(_dir, "requests.jsonl"), Harness.Ollama(_ollama)),
+        Plan = Harness.Plan(Harness.Cloud(Cloud), Path.Combine(_dir, "requests.jsonl"), Harness.Ollama(Ollama)),
         BlockMethod = method,
         Duration = TimeSpan.FromSeconds(2),
         Interval = TimeSpan.FromMilliseconds(400),
@@ -76,10 +71,10 @@ public sealed class GatewayDrillTests : IAsyncLifetime
     [SkippableFact]
     public async Task Contingency_drill_through_the_gateway_process_fails_over_and_comes_back_on_both_paths()
     {
-        await using var gw = await GatewayProcess.StartAsync(_dir, State, _cloud, _ollama);
+        await using var gw = await GatewayProcess.StartAsync(_dir, State, Cloud, Ollama);
         var (engine, _, drill, contingency) = Create();
         using var _ = engine;
-        var cloudBefore = _cloud.Hits;
+        var cloudBefore = Cloud.Hits;
 
         var report = await drill.RunAsync(Options(new DrillGateway(gw.Uri, Token), contingency));
 
@@ -112,7 +107,7 @@ public sealed class GatewayDrillTests : IAsyncLifetime
         var after = Assert.Single(report.Probes, p => p.Phase == "Recovery" && p.Path == DrillPath.Gateway && p.Backend == "Cloud");
         Assert.True(after.Passed);
         Assert.NotNull(report.GatewayTimeToRecoverSeconds);
-        Assert.Equal(report.Probes.Count(p => p.Backend == "Cloud"), _cloud.Hits - cloudBefore);
+        Assert.Equal(report.Probes.Count(p => p.Backend == "Cloud"), Cloud.Hits - cloudBefore);
 
         // The contingency block is gone from the shared state; the alert was its being turned on.
         Assert.Empty(contingency.List(ContinuityScope.Machine).Concat(contingency.List(ContinuityScope.User)));
@@ -201,7 +196,7 @@ public sealed class GatewayDrillTests : IAsyncLifetime
     [SkippableFact]
     public async Task A_token_the_gateway_refuses_stops_the_drill_before_anything_is_blocked()
     {
-        await using var gw = await GatewayProcess.StartAsync(_dir, State, _cloud, _ollama);
+        await using var gw = await GatewayProcess.StartAsync(_dir, State, Cloud, Ollama);
         var (engine, _, drill, contingency) = Create();
         using var _ = engine;
         const string wrong = "oc_not_a_token_of_this_gateway_0000000";
@@ -250,7 +245,7 @@ public sealed class GatewayDrillTests : IAsyncLifetime
 
         Assert.Equal(errorId, plan.ParamName);
         Assert.Equal(errorId, run.ParamName);
-        Assert.Equal(0, _cloud.Hits);
+        Assert.Equal(0, Cloud.Hits);
         Assert.False(File.Exists(Marker));
         Assert.Empty(((RecordingCommandRunner)options.Runner).Commands);
     }

@@ -6,24 +6,9 @@ using OllamaContinuity.TestSupport;
 namespace OllamaContinuity.Tests.Failover.Circuit;
 
 /// <summary>The breaker against real faults on loopback sockets, in real time: outages cost little, recovery is fast.</summary>
-public sealed class BreakerFaultTests : IAsyncLifetime
+public sealed class BreakerFaultTests : StandInBackendsTest
 {
     private const string UserPrompt = "quarterly figures for ACME, confidential";
-    private FakeAiServer _cloud = null!;
-    private FakeAiServer _ollama = null!;
-
-    public Task InitializeAsync()
-    {
-        _cloud = FakeAiServer.Start(FakeApi.OpenAI, "cloud");
-        _ollama = FakeAiServer.Start(FakeApi.Ollama, "ollama");
-        return Task.CompletedTask;
-    }
-
-    public async Task DisposeAsync()
-    {
-        await _cloud.DisposeAsync();
-        await _ollama.DisposeAsync();
-    }
 
     private static BackendTimeouts OneSecond { get; } = new() { Connect = TimeSpan.FromSeconds(1), Total = TimeSpan.FromSeconds(1) };
 
@@ -31,14 +16,14 @@ public sealed class BreakerFaultTests : IAsyncLifetime
     public async Task A_blackhole_after_15_successes_costs_10_requests_under_4_s_and_at_most_3_cloud_attempts()
     {
         using var engine = new FailoverEngine();
-        var plan = Harness.Plan(Harness.Cloud(_cloud, OneSecond), Harness.TempLog(), Harness.Ollama(_ollama));
+        var plan = Harness.Plan(Harness.Cloud(Cloud, OneSecond), Harness.TempLog(), Harness.Ollama(Ollama));
         for (var i = 0; i < 15; i++)
         {
             Assert.Equal("Cloud", (await engine.SendAsync(Harness.Request(), plan)).Backend);
         }
 
-        _cloud.Fault = new FaultSpec(FaultKind.Blackhole);
-        var before = _cloud.Hits;
+        Cloud.Fault = new FaultSpec(FaultKind.Blackhole);
+        var before = Cloud.Hits;
         var sw = Stopwatch.StartNew();
         var served = new List<AiResponse>();
         for (var i = 0; i < 10; i++)
@@ -52,16 +37,16 @@ public sealed class BreakerFaultTests : IAsyncLifetime
         Assert.All(served.Skip(2), r => Assert.Equal("CircuitOpen", r.FailoverReason));
         Assert.True(sw.Elapsed < TimeSpan.FromSeconds(4), $"took {sw.Elapsed}");
         // The two timeouts (one may not even have reached the fake on a loaded machine) and at most one probe.
-        Assert.InRange(_cloud.Hits - before, 1, 3);
+        Assert.InRange(Cloud.Hits - before, 1, 3);
     }
 
     [Fact]
     public async Task After_an_outage_the_cloud_serves_again_within_3_s_of_its_return_and_no_user_prompt_reached_it_meanwhile()
     {
         using var engine = new FailoverEngine();
-        var plan = Harness.Plan(Harness.Cloud(_cloud, OneSecond), Harness.TempLog(), Harness.Ollama(_ollama));
+        var plan = Harness.Plan(Harness.Cloud(Cloud, OneSecond), Harness.TempLog(), Harness.Ollama(Ollama));
         var down = true;
-        _cloud.Script = _ => Volatile.Read(ref down) ? new FaultSpec(FaultKind.Blackhole) : FaultSpec.Ok;
+        Cloud.Script = _ => Volatile.Read(ref down) ? new FaultSpec(FaultKind.Blackhole) : FaultSpec.Ok;
 
         // 4 s of outage, one request every 250 ms.
         var outage = Stopwatch.StartNew();
@@ -74,7 +59,7 @@ public sealed class BreakerFaultTests : IAsyncLifetime
 
         Assert.Equal(["Timeout", "Timeout"], reasons.Take(2));
         Assert.All(reasons.Skip(2), r => Assert.Equal("CircuitOpen", r));
-        var userAttempts = _cloud.Requests.Count(r => r.Body.Contains(UserPrompt, StringComparison.Ordinal));
+        var userAttempts = Cloud.Requests.Count(r => r.Body.Contains(UserPrompt, StringComparison.Ordinal));
         Assert.InRange(userAttempts, 1, 2); // the two timeouts, as received (a timed-out one may not have arrived)
 
         Volatile.Write(ref down, false);
@@ -92,10 +77,10 @@ public sealed class BreakerFaultTests : IAsyncLifetime
         }
 
         Assert.True(back.Elapsed < TimeSpan.FromSeconds(3), $"back on the cloud after {back.Elapsed}");
-        var probes = _cloud.Requests.Where(r => r.Body.Contains(CloudProber.Prompt, StringComparison.Ordinal)).ToArray();
+        var probes = Cloud.Requests.Where(r => r.Body.Contains(CloudProber.Prompt, StringComparison.Ordinal)).ToArray();
         Assert.NotEmpty(probes);
         Assert.All(probes, p => Assert.DoesNotContain(UserPrompt, p.Body, StringComparison.Ordinal));
-        Assert.Equal(userAttempts + probes.Length + 1, _cloud.Hits);
+        Assert.Equal(userAttempts + probes.Length + 1, Cloud.Hits);
     }
 
     [Theory]
@@ -105,7 +90,7 @@ public sealed class BreakerFaultTests : IAsyncLifetime
     {
         await using var cloud = FakeAiServer.Start(api, "cloud");
         using var engine = new FailoverEngine();
-        var plan = Harness.Plan(Harness.Cloud(cloud, OneSecond), Harness.TempLog(), Harness.Ollama(_ollama)) with { ProbeInterval = TimeSpan.FromMilliseconds(200) };
+        var plan = Harness.Plan(Harness.Cloud(cloud, OneSecond), Harness.TempLog(), Harness.Ollama(Ollama)) with { ProbeInterval = TimeSpan.FromMilliseconds(200) };
         cloud.Fault = FaultSpec.Http(500);
         for (var i = 0; i < 2; i++)
         {
@@ -134,8 +119,8 @@ public sealed class BreakerFaultTests : IAsyncLifetime
     {
         using var engine = new FailoverEngine();
         // Probe interval 100 ms; every probe hangs until its 1 s timeout.
-        var plan = Harness.Plan(Harness.Cloud(_cloud, OneSecond), Harness.TempLog(), Harness.Ollama(_ollama)) with { ProbeInterval = TimeSpan.FromMilliseconds(100) };
-        _cloud.Fault = new FaultSpec(FaultKind.Blackhole);
+        var plan = Harness.Plan(Harness.Cloud(Cloud, OneSecond), Harness.TempLog(), Harness.Ollama(Ollama)) with { ProbeInterval = TimeSpan.FromMilliseconds(100) };
+        Cloud.Fault = new FaultSpec(FaultKind.Blackhole);
         await engine.SendAsync(Harness.Request(), plan);
         await engine.SendAsync(Harness.Request(), plan);
         Assert.Equal("Open", engine.GetCircuits()[0].State);
@@ -150,9 +135,9 @@ public sealed class BreakerFaultTests : IAsyncLifetime
             await Task.Delay(50);
         }
 
-        var probes = _cloud.Requests.Count(r => r.Body.Contains(CloudProber.Prompt, StringComparison.Ordinal));
+        var probes = Cloud.Requests.Count(r => r.Body.Contains(CloudProber.Prompt, StringComparison.Ordinal));
         // 2.6 s of 1 s probes, one after the other: 2 or 3, never the 26 the interval alone would allow.
         Assert.InRange(probes, 2, 3);
-        Assert.InRange(_cloud.Hits - probes, 1, 2); // besides the probes, only the two user requests that opened it
+        Assert.InRange(Cloud.Hits - probes, 1, 2); // besides the probes, only the two user requests that opened it
     }
 }

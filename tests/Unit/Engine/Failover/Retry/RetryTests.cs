@@ -5,30 +5,15 @@ using OllamaContinuity.TestSupport;
 namespace OllamaContinuity.Tests.Failover.Retry;
 
 /// <summary>Retry before failover, within budget, on real loopback sockets.</summary>
-public sealed class RetryTests : IAsyncLifetime
+public sealed class RetryTests : StandInBackendsTest
 {
-    private FakeAiServer _cloud = null!;
-    private FakeAiServer _ollama = null!;
     private readonly RecordingObserver _observer = new();
 
     /// <summary>A cloud budget that has room for a 2 s Retry-After.</summary>
     private static readonly BackendTimeouts Roomy = new() { Connect = TimeSpan.FromSeconds(2), FirstToken = TimeSpan.FromSeconds(3), Total = TimeSpan.FromSeconds(5) };
 
-    public Task InitializeAsync()
-    {
-        _cloud = FakeAiServer.Start(FakeApi.OpenAI, "cloud");
-        _ollama = FakeAiServer.Start(FakeApi.Ollama, "ollama");
-        return Task.CompletedTask;
-    }
-
-    public async Task DisposeAsync()
-    {
-        await _cloud.DisposeAsync();
-        await _ollama.DisposeAsync();
-    }
-
     private BackendPlan Plan(BackendTimeouts? t = null, CloudRetryOptions? retry = null) =>
-        Harness.Plan(Harness.Cloud(_cloud, t ?? Roomy), Harness.TempLog(), Harness.Ollama(_ollama)) with { Retry = retry };
+        Harness.Plan(Harness.Cloud(Cloud, t ?? Roomy), Harness.TempLog(), Harness.Ollama(Ollama)) with { Retry = retry };
 
     [Theory]
     [InlineData(429, "retry-after", "2", "RateLimited")]
@@ -37,15 +22,15 @@ public sealed class RetryTests : IAsyncLifetime
     public async Task A_retry_after_of_2_s_is_waited_for_and_the_cloud_serves_the_request(int status, string header, string value, string cls)
     {
         using var engine = new FailoverEngine();
-        _cloud.Script = n => n == 1 ? FaultSpec.Http(status, null, (header, value)) : FaultSpec.Ok;
+        Cloud.Script = n => n == 1 ? FaultSpec.Http(status, null, (header, value)) : FaultSpec.Ok;
         var sw = Stopwatch.StartNew();
 
         var r = await engine.SendAsync(Harness.Request("q"), Plan(), _observer);
 
         Assert.Equal("Cloud", r.Backend);
         Assert.Equal("", r.FailoverReason);
-        Assert.Equal(2, _cloud.Hits);
-        Assert.Equal(0, _ollama.Hits);
+        Assert.Equal(2, Cloud.Hits);
+        Assert.Equal(0, Ollama.Hits);
         Assert.InRange(sw.Elapsed.TotalSeconds, 1.9, 4);
         Assert.Collection(r.Attempts,
             a => { Assert.Equal("Failed", a.Outcome); Assert.Equal(cls, a.FailureClass); Assert.Equal(status, a.StatusCode); },
@@ -62,7 +47,7 @@ public sealed class RetryTests : IAsyncLifetime
     public async Task A_single_5xx_is_retried_at_once(int status)
     {
         using var engine = new FailoverEngine();
-        _cloud.Script = n => n == 1 ? FaultSpec.Http(status) : FaultSpec.Ok;
+        Cloud.Script = n => n == 1 ? FaultSpec.Http(status) : FaultSpec.Ok;
 
         var r = await engine.SendAsync(Harness.Request(), Plan(), _observer);
 
@@ -77,7 +62,7 @@ public sealed class RetryTests : IAsyncLifetime
     public async Task A_reset_connection_is_retried_at_once()
     {
         using var engine = new FailoverEngine();
-        _cloud.Script = n => n == 1 ? new FaultSpec(FaultKind.ResetBeforeHeaders) : FaultSpec.Ok;
+        Cloud.Script = n => n == 1 ? new FaultSpec(FaultKind.ResetBeforeHeaders) : FaultSpec.Ok;
 
         var r = await engine.SendAsync(Harness.Request(), Plan());
 
@@ -89,14 +74,14 @@ public sealed class RetryTests : IAsyncLifetime
     public async Task A_second_failure_fails_over_and_the_attempts_show_both_tries()
     {
         using var engine = new FailoverEngine();
-        _cloud.Fault = FaultSpec.Http(500);
+        Cloud.Fault = FaultSpec.Http(500);
 
         var r = await engine.SendAsync(Harness.Request(), Plan());
 
         Assert.Equal("Ollama", r.Backend);
         Assert.Equal("ServerError", r.FailoverReason);
         Assert.Equal(["Cloud", "Cloud", "Ollama"], r.Attempts.Select(a => a.Backend));
-        Assert.Equal(2, _cloud.Hits);
+        Assert.Equal(2, Cloud.Hits);
     }
 
     public static TheoryData<string, FaultSpec> NotRetried => new()
@@ -114,13 +99,13 @@ public sealed class RetryTests : IAsyncLifetime
     public async Task Fails_over_at_once_on(string why, FaultSpec fault)
     {
         using var engine = new FailoverEngine();
-        _cloud.Script = n => n == 1 ? fault : FaultSpec.Ok;
+        Cloud.Script = n => n == 1 ? fault : FaultSpec.Ok;
         var t = new BackendTimeouts { Connect = TimeSpan.FromSeconds(2), Total = TimeSpan.FromSeconds(1) };
 
         var r = await engine.SendAsync(Harness.Request(), Plan(t));
 
         Assert.True(r.Backend == "Ollama", why);
-        Assert.Equal(1, _cloud.Hits);
+        Assert.Equal(1, Cloud.Hits);
         Assert.Equal(["Cloud", "Ollama"], r.Attempts.Select(a => a.Backend));
     }
 
@@ -128,13 +113,13 @@ public sealed class RetryTests : IAsyncLifetime
     public async Task Never_waits_beyond_the_clouds_total_timeout()
     {
         using var engine = new FailoverEngine();
-        _cloud.Script = n => n == 1 ? FaultSpec.Http(503, null, ("retry-after", "2")) : FaultSpec.Ok;
+        Cloud.Script = n => n == 1 ? FaultSpec.Http(503, null, ("retry-after", "2")) : FaultSpec.Ok;
         var sw = Stopwatch.StartNew();
 
         var r = await engine.SendAsync(Harness.Request(), Plan(new BackendTimeouts { Connect = TimeSpan.FromSeconds(1), Total = TimeSpan.FromSeconds(2) }));
 
         Assert.Equal("Ollama", r.Backend);
-        Assert.Equal(1, _cloud.Hits);
+        Assert.Equal(1, Cloud.Hits);
         Assert.True(sw.Elapsed < TimeSpan.FromSeconds(1.5), $"took {sw.Elapsed}");
     }
 
@@ -143,7 +128,7 @@ public sealed class RetryTests : IAsyncLifetime
     {
         using var engine = new FailoverEngine();
         // Retry-After 1 s within a 2 s budget: the retry has about 1 s, and this retry is slower than that.
-        _cloud.Script = n => n == 1 ? FaultSpec.Http(503, null, ("retry-after", "1")) : new FaultSpec(FaultKind.SlowFirstByte) { Delay = TimeSpan.FromSeconds(3) };
+        Cloud.Script = n => n == 1 ? FaultSpec.Http(503, null, ("retry-after", "1")) : new FaultSpec(FaultKind.SlowFirstByte) { Delay = TimeSpan.FromSeconds(3) };
         var sw = Stopwatch.StartNew();
 
         var r = await engine.SendAsync(Harness.Request(), Plan(new BackendTimeouts { Connect = TimeSpan.FromSeconds(1), Total = TimeSpan.FromSeconds(2) }));
@@ -157,7 +142,7 @@ public sealed class RetryTests : IAsyncLifetime
     public async Task No_retry_when_the_failure_opened_the_circuit()
     {
         using var engine = new FailoverEngine();
-        _cloud.Fault = FaultSpec.Http(500);
+        Cloud.Fault = FaultSpec.Http(500);
         await engine.SendAsync(Harness.Request(), Plan(retry: CloudRetryOptions.None));
         await engine.SendAsync(Harness.Request(), Plan(retry: CloudRetryOptions.None));
 
@@ -172,11 +157,11 @@ public sealed class RetryTests : IAsyncLifetime
     public async Task MaxRetryAfter_of_zero_waits_only_for_an_immediate_retry_after()
     {
         using var engine = new FailoverEngine();
-        _cloud.Script = n => n == 1 ? FaultSpec.Http(429, null, ("retry-after", "1")) : FaultSpec.Ok;
+        Cloud.Script = n => n == 1 ? FaultSpec.Http(429, null, ("retry-after", "1")) : FaultSpec.Ok;
         var r = await engine.SendAsync(Harness.Request(), Plan(retry: new CloudRetryOptions { MaxRetryAfter = TimeSpan.Zero }));
         Assert.Equal("Ollama", r.Backend);
 
-        _cloud.Script = n => n == 2 ? FaultSpec.Http(429, null, ("retry-after", "0")) : FaultSpec.Ok;
+        Cloud.Script = n => n == 2 ? FaultSpec.Http(429, null, ("retry-after", "0")) : FaultSpec.Ok;
         engine.ResetCircuits();
         Assert.Equal("Cloud", (await engine.SendAsync(Harness.Request(), Plan(retry: new CloudRetryOptions { MaxRetryAfter = TimeSpan.Zero }))).Backend);
     }
