@@ -75,7 +75,7 @@ public static partial class GatewayServicePlanner
     public const int MaxEnvironmentFileBytes = 64 * 1024;
 
     /// <summary>The EnvironmentFile: one assignment a line, single-quoted (double-quoted with escapes when the value holds a quote).</summary>
-    internal static string RenderEnvironmentFile(IReadOnlyDictionary<string, string> environment, bool redact = false, string? header = null)
+    public static string RenderEnvironmentFile(IReadOnlyDictionary<string, string> environment, bool redact = false, string? header = null)
     {
         var sb = new StringBuilder(header ?? "# Managed by OllamaContinuity (Install-AiGateway): the gateway's backend settings. Owner-only (0600): it holds the cloud key.\n");
         foreach (var (name, value) in Ordered(environment))
