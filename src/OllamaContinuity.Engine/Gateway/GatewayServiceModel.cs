@@ -51,7 +51,7 @@ public sealed record GatewayServiceRequest
 
     /// <summary>
     /// The backend settings (CLOUD_PROVIDER, CLOUD_API_URL, CLOUD_API_KEY, CLOUD_MODEL, OLLAMA_URL...), written to an
-    /// owner-only file (Linux, macOS) or the service's registry environment (Windows), never to a unit or a command line.
+    /// owner-only file (Linux, macOS) or gateway.env in the ACL-limited data folder (Windows), never to a unit, a command line or the registry.
     /// </summary>
     public IReadOnlyDictionary<string, string> Environment { get; init; } = new Dictionary<string, string>();
 
