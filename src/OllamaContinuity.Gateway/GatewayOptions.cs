@@ -45,6 +45,13 @@ internal sealed record GatewayOptions
     /// <summary>Where the gateway's own console output goes (a detached gateway has no console); null: the console.</summary>
     public string? ConsoleLogFile { get; init; }
 
+    /// <summary>
+    /// A settings file (NAME='value' lines, as Install-AiGateway writes gateway.env) whose values win over the process
+    /// environment for the backends; null: the environment only. How the Windows service gets its settings and cloud key
+    /// (a file only SYSTEM, Administrators and LocalService may read, not the registry).
+    /// </summary>
+    public string? EnvironmentFile { get; init; }
+
     /// <summary>The request log path (null: the environment or the module's default).</summary>
     public string? LogPath { get; init; }
 
@@ -61,10 +68,11 @@ internal sealed record GatewayOptions
     public const string Usage = """
         OllamaContinuity.Gateway (--tokens-file PATH | --tokens-stdin | both) [--bind 127.0.0.1] [--port 11435] [--force]
             [--max-body-bytes N] [--max-concurrency N] [--rate-per-minute N] [--model NAME]... [--state-file PATH]
-            [--log-path PATH] [--console-log PATH] [--headers-timeout-sec N]
+            [--log-path PATH] [--console-log PATH] [--headers-timeout-sec N] [--environment-file PATH]
         --tokens-stdin reads {"tokens":[{"name":..,"token":..}]} from standard input once, until it is closed.
         Backends: CLOUD_PROVIDER, CLOUD_API_URL, CLOUD_API_KEY, CLOUD_MODEL, CLOUD_TIMEOUT, OLLAMA_URL, OLLAMA_MODEL,
-        OLLAMA_TIMEOUT, CONNECT_TIMEOUT, FIRST_TOKEN_TIMEOUT (as Invoke-AiRequest).
+        OLLAMA_TIMEOUT, CONNECT_TIMEOUT, FIRST_TOKEN_TIMEOUT (as Invoke-AiRequest), from the environment or from
+        --environment-file: NAME='value' lines (or NAME="value" with \" \\ \$ \` escapes), # comments; its values win.
         """;
 
     /// <summary>Reads the command line; throws <see cref="ArgumentException"/> with a message for the user.</summary>
@@ -111,6 +119,9 @@ internal sealed record GatewayOptions
                     break;
                 case "--console-log":
                     o = o with { ConsoleLogFile = Value() };
+                    break;
+                case "--environment-file":
+                    o = o with { EnvironmentFile = Value() };
                     break;
                 case "--log-path":
                     o = o with { LogPath = Value() };
@@ -162,6 +173,75 @@ internal sealed record GatewayOptions
         if (!IsLoopback && !Force)
         {
             throw new ArgumentException($"Binding {Bind} exposes the gateway beyond this machine; pass --force (Start-AiGateway -Force) to do it on purpose.");
+        }
+    }
+
+    /// <summary>
+    /// The backend settings: the <see cref="EnvironmentFile"/>'s values, then the process environment. Throws
+    /// <see cref="ArgumentException"/> when the file is missing, not a regular file, too large or malformed; the message
+    /// names the file and the line, never a value (one may be the cloud key).
+    /// </summary>
+    public Func<string, string?> Settings(Func<string, string?> environment)
+    {
+        if (EnvironmentFile is not { } path)
+        {
+            return environment;
+        }
+
+        var values = ReadEnvironmentFile(path);
+        return name => values.TryGetValue(name, out var v) ? v : environment(name);
+    }
+
+    internal static IReadOnlyDictionary<string, string> ReadEnvironmentFile(string path)
+    {
+        string text;
+        try
+        {
+            var info = new FileInfo(path);
+            if (!info.Exists)
+            {
+                throw new ArgumentException($"--environment-file '{path}' does not exist" + (Directory.Exists(path) ? " as a file (it is a folder)." : "."));
+            }
+
+            if (info.LinkTarget is not null || (info.Attributes & (FileAttributes.Device | FileAttributes.ReparsePoint)) != 0)
+            {
+                throw new ArgumentException($"--environment-file '{path}' is not a regular file.");
+            }
+
+            using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read);
+            if (stream.Length > GatewayServicePlanner.MaxEnvironmentFileBytes)
+            {
+                throw new ArgumentException($"--environment-file '{path}' is larger than {GatewayServicePlanner.MaxEnvironmentFileBytes / 1024} KiB: it is not a settings file.");
+            }
+
+            var buffer = new byte[GatewayServicePlanner.MaxEnvironmentFileBytes + 1];
+            var read = 0;
+            int n;
+            while (read < buffer.Length && (n = stream.Read(buffer, read, buffer.Length - read)) > 0)
+            {
+                read += n;
+            }
+
+            if (read > GatewayServicePlanner.MaxEnvironmentFileBytes)
+            {
+                throw new ArgumentException($"--environment-file '{path}' is larger than {GatewayServicePlanner.MaxEnvironmentFileBytes / 1024} KiB: it is not a settings file.");
+            }
+
+            text = new System.Text.UTF8Encoding(false, throwOnInvalidBytes: true).GetString(buffer, 0, read).TrimStart('\uFEFF');
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or System.Text.DecoderFallbackException)
+        {
+            // The system's message names the path only; a decoding error's message may quote bytes: not repeated.
+            throw new ArgumentException($"--environment-file '{path}' cannot be read: " + (e is System.Text.DecoderFallbackException ? "it is not UTF-8 text." : e.Message));
+        }
+
+        try
+        {
+            return GatewayServicePlanner.ParseEnvironmentFile(text);
+        }
+        catch (FormatException e)
+        {
+            throw new ArgumentException($"--environment-file '{path}' is not a settings file: {e.Message} Expected NAME='value' lines (values are not shown).");
         }
     }
 

@@ -22,7 +22,7 @@ internal static class GatewayProgram
             options = GatewayOptions.Parse(args);
             tokens = options.LoadTokens(Console.OpenStandardInput);
             options.Validate(tokens);
-            plan = BackendSettings.FromEnvironment(Environment.GetEnvironmentVariable, options.LogPath);
+            plan = BackendSettings.FromEnvironment(options.Settings(Environment.GetEnvironmentVariable), options.LogPath);
         }
         catch (Exception e) when (e is ArgumentException or InvalidOperationException or IOException or UnauthorizedAccessException or System.Text.Json.JsonException)
         {

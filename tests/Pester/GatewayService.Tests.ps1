@@ -50,7 +50,10 @@ Describe 'Install-AiGateway and Uninstall-AiGateway' {
     It 'shows the exact Windows and macOS plans here with -Platform -WhatIf, and refuses to apply them to this machine' {
         $windows = Invoke-Child 'Install-AiGateway -Platform Windows -CloudApiKey $k -WhatIf'
         $windows | Should -Match 'sc\.exe create OllamaContinuityGateway binPath= .*--port 11435 .* start= auto obj= .NT AUTHORITY\\LocalService'
-        $windows | Should -Match 'Set the service''s backend settings: .*CLOUD_API_KEY=\(redacted\)'
+        $windows | Should -Match 'Create gateway\.env \(ACL of the data folder: SYSTEM, Administrators, LocalService\)'
+        $windows | Should -Match "CLOUD_API_KEY='\(redacted\)'"
+        $windows | Should -Match 'binPath= .*--environment-file C:\\ProgramData\\OllamaContinuity\\Gateway\\gateway\.env'
+        $windows | Should -Not -Match 'registry environment|local users can read'
         $windows | Should -Match 'Start-Service -Name OllamaContinuityGateway'
         $windows | Should -Not -Match 'NOT-TO-BE-SHOWN'
         $mac = Invoke-Child 'Install-AiGateway -Platform MacOS -CloudApiKey $k -WhatIf'

@@ -6,7 +6,7 @@ namespace OllamaContinuity.Gateway;
 /// <summary>
 /// Performs one step of a <see cref="GatewayServicePlan"/>: files through the hardening executor (atomic, inside the
 /// root, never through a planted link, with the step's mode), commands through the runner, the Windows service's
-/// environment through <see cref="IServiceEnvironment"/>. Messages never hold a setting's value.
+/// environment (only to remove what an earlier version put there) through <see cref="IServiceEnvironment"/>. Messages never hold a setting's value.
 /// </summary>
 public sealed class GatewayServiceExecutor(ICommandRunner runner, IServiceEnvironment serviceEnvironment)
 {
@@ -21,9 +21,9 @@ public sealed class GatewayServiceExecutor(ICommandRunner runner, IServiceEnviro
             case RemoveFileStep f:
                 RemoveFile(f);
                 return $"Removed {f.Path}";
-            case SetServiceEnvironmentStep e:
-                serviceEnvironment.Write(e.ServiceName, e.Values);
-                return $"Set the environment of the service {e.ServiceName} ({e.Values.Count} settings)";
+            case RemoveServiceEnvironmentStep e:
+                serviceEnvironment.Remove(e.ServiceName, e.Names);
+                return $"Removed {e.Names.Count} settings from the environment of the service {e.ServiceName}";
             case RunCommandStep c:
                 var result = await runner.RunAsync(c.Command, cancellationToken).ConfigureAwait(false);
                 if (!result.Succeeded)

@@ -67,10 +67,17 @@ public static partial class GatewayServicePlanner
         return sb.ToString();
     }
 
+    /// <summary>The header of the Windows settings file (the Linux one says 0600).</summary>
+    internal const string WindowsEnvironmentHeader =
+        "# Managed by OllamaContinuity (Install-AiGateway): the gateway's backend settings, read with --environment-file. Only SYSTEM, Administrators and LocalService may read it (the data folder's ACL): it holds the cloud key.\n";
+
+    /// <summary>The largest settings file the gateway reads (<see cref="ParseEnvironmentFile"/>).</summary>
+    public const int MaxEnvironmentFileBytes = 64 * 1024;
+
     /// <summary>The EnvironmentFile: one assignment a line, single-quoted (double-quoted with escapes when the value holds a quote).</summary>
-    internal static string RenderEnvironmentFile(IReadOnlyDictionary<string, string> environment, bool redact = false)
+    public static string RenderEnvironmentFile(IReadOnlyDictionary<string, string> environment, bool redact = false, string? header = null)
     {
-        var sb = new StringBuilder("# Managed by OllamaContinuity (Install-AiGateway): the gateway's backend settings. Owner-only (0600): it holds the cloud key.\n");
+        var sb = new StringBuilder(header ?? "# Managed by OllamaContinuity (Install-AiGateway): the gateway's backend settings. Owner-only (0600): it holds the cloud key.\n");
         foreach (var (name, value) in Ordered(environment))
         {
             var v = redact ? Display(name, value) : value;
@@ -99,6 +106,79 @@ public static partial class GatewayServicePlanner
         }
 
         return sb.ToString();
+    }
+
+    /// <summary>
+    /// Reads what <see cref="RenderEnvironmentFile"/> writes, exactly inverting it: <c>NAME='value'</c> (taken as is), or
+    /// <c>NAME="value"</c> where a backslash escapes <c>" \ $ `</c>; lines starting with # and blank lines are skipped;
+    /// CRLF is accepted. Anything else throws <see cref="FormatException"/> naming the line and, when read, the name: never
+    /// the value (it may be the cloud key). A later line for the same name wins, as in systemd.
+    /// </summary>
+    public static IReadOnlyDictionary<string, string> ParseEnvironmentFile(string text)
+    {
+        var values = new Dictionary<string, string>(StringComparer.Ordinal);
+        var lines = text.Split('\n');
+        for (var n = 0; n < lines.Length; n++)
+        {
+            var line = lines[n].EndsWith('\r') ? lines[n][..^1] : lines[n];
+            if (line.Trim().Length == 0 || line.TrimStart().StartsWith('#'))
+            {
+                continue;
+            }
+
+            var where = $"line {n + 1}";
+            var eq = line.IndexOf('=');
+            var name = eq > 0 ? line[..eq] : "";
+            if (!IsVariableName(name))
+            {
+                throw new FormatException($"{where} is not a NAME='value' assignment.");
+            }
+
+            var quoted = line[(eq + 1)..];
+            if (quoted.Length < 2 || quoted[0] is not ('\'' or '"') || quoted[^1] != quoted[0])
+            {
+                throw new FormatException($"{where}: the value of {name} is not enclosed in matching quotes.");
+            }
+
+            var inner = quoted[1..^1];
+            if (quoted[0] == '\'')
+            {
+                if (inner.Contains('\''))
+                {
+                    throw new FormatException($"{where}: the single-quoted value of {name} holds a single quote.");
+                }
+
+                values[name] = inner;
+                continue;
+            }
+
+            var sb = new StringBuilder(inner.Length);
+            for (var i = 0; i < inner.Length; i++)
+            {
+                var c = inner[i];
+                if (c == '\\')
+                {
+                    if (i + 1 >= inner.Length || inner[i + 1] is not ('"' or '\\' or '$' or '`'))
+                    {
+                        throw new FormatException($"{where}: the value of {name} holds a backslash that escapes nothing (only \\\" \\\\ \\$ \\` are escapes).");
+                    }
+
+                    sb.Append(inner[++i]);
+                }
+                else if (c is '"' or '$' or '`')
+                {
+                    throw new FormatException($"{where}: the double-quoted value of {name} holds an unescaped {c}.");
+                }
+                else
+                {
+                    sb.Append(c);
+                }
+            }
+
+            values[name] = sb.ToString();
+        }
+
+        return values;
     }
 
     /// <summary>The launchd daemon: the gateway as <see cref="MacAccount"/>, restarted when it fails, with its settings.</summary>

@@ -51,7 +51,7 @@ public sealed record GatewayServiceRequest
 
     /// <summary>
     /// The backend settings (CLOUD_PROVIDER, CLOUD_API_URL, CLOUD_API_KEY, CLOUD_MODEL, OLLAMA_URL...), written to an
-    /// owner-only file (Linux, macOS) or the service's registry environment (Windows), never to a unit or a command line.
+    /// owner-only file (Linux, macOS) or gateway.env in the ACL-limited data folder (Windows), never to a unit, a command line or the registry.
     /// </summary>
     public IReadOnlyDictionary<string, string> Environment { get; init; } = new Dictionary<string, string>();
 
@@ -72,8 +72,12 @@ public sealed record RemoveFileStep(string Path, string Description) : Hardening
     public string? Root { get; init; }
 }
 
-/// <summary>Sets the Windows service's own environment (the REG_MULTI_SZ value Environment of its registry key).</summary>
-public sealed record SetServiceEnvironmentStep(string ServiceName, IReadOnlyList<string> Values, string Display)
+/// <summary>
+/// Removes the backend settings an earlier Install-AiGateway put in the Windows service's own environment (the
+/// REG_MULTI_SZ value Environment of its registry key, readable by local users): the entries named in
+/// <paramref name="Names"/>; the value itself goes when nothing else is left in it.
+/// </summary>
+public sealed record RemoveServiceEnvironmentStep(string ServiceName, IReadOnlyList<string> Names, string Display)
     : HardeningStep($@"HKLM\SYSTEM\CurrentControlSet\Services\{ServiceName}\Environment", Display);
 
 /// <summary>The plan: the ordered steps, the commands left for the target under -Root, the files and warnings.</summary>
@@ -152,16 +156,26 @@ public sealed class GatewayServiceResult
     public override string ToString() => $"{Name} ({Platform}): {Status}";
 }
 
-/// <summary>The Windows service's own environment (registry), behind a seam so plans are testable anywhere.</summary>
+/// <summary>
+/// What a Windows plan reads of the machine besides sc.exe, behind a seam so plans are testable anywhere: the
+/// settings file in the data folder, and the service's registry environment. The settings live in the file now
+/// (the registry value is readable by local users); the registry part stays only to find and remove what an earlier
+/// version put there, because a plan that left the cloud key readable after an upgrade would defeat the move. It is
+/// kept this small (read, remove names) on purpose: nothing writes settings to the registry any more.
+/// </summary>
 public interface IServiceEnvironment
 {
     /// <summary>The service's Environment value, or null when it has none (or the service does not exist).</summary>
     IReadOnlyList<string>? Read(string serviceName);
 
-    void Write(string serviceName, IReadOnlyList<string> values);
+    /// <summary>Removes the NAME=value entries with these names; the value is deleted when none is left.</summary>
+    void Remove(string serviceName, IReadOnlyCollection<string> names);
+
+    /// <summary>The text of a file on the Windows machine, or null when it does not exist.</summary>
+    string? ReadFile(string path);
 }
 
-/// <summary>HKLM\SYSTEM\CurrentControlSet\Services\&lt;name&gt;\Environment (REG_MULTI_SZ), read by the Service Control Manager at start.</summary>
+/// <summary>HKLM\SYSTEM\CurrentControlSet\Services\&lt;name&gt;\Environment (REG_MULTI_SZ) and the files of this Windows machine.</summary>
 public sealed class WindowsServiceEnvironment : IServiceEnvironment
 {
     public static WindowsServiceEnvironment Instance { get; } = new();
@@ -179,25 +193,57 @@ public sealed class WindowsServiceEnvironment : IServiceEnvironment
         return key?.GetValue("Environment") as string[];
     }
 
-    public void Write(string serviceName, IReadOnlyList<string> values)
+    public void Remove(string serviceName, IReadOnlyCollection<string> names)
     {
         if (!OperatingSystem.IsWindows())
         {
-            throw new PlatformNotSupportedException("A Windows service's environment is set on Windows only.");
+            throw new PlatformNotSupportedException("A Windows service's environment is changed on Windows only.");
         }
 
-        using var key = Microsoft.Win32.Registry.LocalMachine.OpenSubKey(Key(serviceName), writable: true)
-            ?? throw new InvalidOperationException($"The service {serviceName} does not exist (no registry key {Key(serviceName)}).");
-        key.SetValue("Environment", values.ToArray(), Microsoft.Win32.RegistryValueKind.MultiString);
+        using var key = Microsoft.Win32.Registry.LocalMachine.OpenSubKey(Key(serviceName), writable: true);
+        if (key?.GetValue("Environment") is not string[] values)
+        {
+            return;
+        }
+
+        var kept = GatewayServicePlanner.WithoutNames(values, names);
+        if (kept.Length == 0)
+        {
+            key.DeleteValue("Environment", throwOnMissingValue: false);
+        }
+        else
+        {
+            key.SetValue("Environment", kept, Microsoft.Win32.RegistryValueKind.MultiString);
+        }
     }
+
+    public string? ReadFile(string path) => File.Exists(path) ? File.ReadAllText(path) : null;
 }
 
-/// <summary>A dictionary standing in for the services' registry environment (tests and plans).</summary>
+/// <summary>Dictionaries standing in for the services' registry environment and the Windows machine's files (tests and plans).</summary>
 public sealed class InMemoryServiceEnvironment : IServiceEnvironment
 {
     public Dictionary<string, string[]> Values { get; } = new(StringComparer.OrdinalIgnoreCase);
 
+    public Dictionary<string, string> Files { get; } = new(StringComparer.OrdinalIgnoreCase);
+
     public IReadOnlyList<string>? Read(string serviceName) => Values.TryGetValue(serviceName, out var v) ? v : null;
 
-    public void Write(string serviceName, IReadOnlyList<string> values) => Values[serviceName] = values.ToArray();
+    public void Remove(string serviceName, IReadOnlyCollection<string> names)
+    {
+        if (Values.TryGetValue(serviceName, out var v))
+        {
+            var kept = GatewayServicePlanner.WithoutNames(v, names);
+            if (kept.Length == 0)
+            {
+                Values.Remove(serviceName);
+            }
+            else
+            {
+                Values[serviceName] = kept;
+            }
+        }
+    }
+
+    public string? ReadFile(string path) => Files.TryGetValue(path, out var text) ? text : null;
 }

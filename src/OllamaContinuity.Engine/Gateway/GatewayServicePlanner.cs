@@ -27,6 +27,7 @@ public static partial class GatewayServicePlanner
     public const string WindowsDataDirectory = @"C:\ProgramData\OllamaContinuity\Gateway";
     public const string WindowsAccount = @"NT AUTHORITY\LocalService";
     public const string WindowsDisplayName = "OllamaContinuity AI failover gateway";
+    public const string WindowsEnvironmentFile = WindowsDataDirectory + @"\gateway.env";
 
     public const string MacLabel = "com.ollamacontinuity.gateway";
     public const string MacPlist = "/Library/LaunchDaemons/" + MacLabel + ".plist";
@@ -191,7 +192,9 @@ public static partial class GatewayServicePlanner
     }
 
     /// <summary>Plans the removal of the gateway service: stop, disable, remove its files, reload. The tokens file and the state (request log) stay.</summary>
-    public static async Task<GatewayServicePlan> PlanUninstallAsync(HardeningPlatform platform, string? root, ICommandRunner runner, CancellationToken cancellationToken = default)
+    /// <param name="serviceEnvironment">On Windows: where the settings file is looked for (null: this machine).</param>
+    public static async Task<GatewayServicePlan> PlanUninstallAsync(HardeningPlatform platform, string? root, ICommandRunner runner, CancellationToken cancellationToken = default,
+        IServiceEnvironment? serviceEnvironment = null)
     {
         if (root is not null && !Directory.Exists(root))
         {
@@ -246,6 +249,13 @@ public static partial class GatewayServicePlanner
                     Command(CommandInvocation.Of("sc.exe", "delete", WindowsServiceName), "Delete the gateway service");
                 }
 
+                // The settings file goes with the service (the tokens, state and logs beside it stay).
+                if ((serviceEnvironment ?? WindowsServiceEnvironment.Instance).ReadFile(WindowsEnvironmentFile) is not null)
+                {
+                    files.Add(new GatewayServiceFile(WindowsEnvironmentFile, "ACL", ""));
+                    steps.Add(new RemoveFileStep(WindowsEnvironmentFile, "Remove the gateway's settings file (backend settings and cloud key)"));
+                }
+
                 break;
             case HardeningPlatform.MacOS:
                 var loaded = root is null && (await runner.RunAsync(CommandInvocation.Of("launchctl", "print", "system/" + MacLabel), cancellationToken).ConfigureAwait(false)).Succeeded;
@@ -278,7 +288,7 @@ public static partial class GatewayServicePlanner
         {
             warnings.Add(platform switch
             {
-                HardeningPlatform.Windows => $"Kept: the client tokens and the gateway's state in {WindowsDataDirectory} (remove them by hand when no application needs them).",
+                HardeningPlatform.Windows => $"Kept: the client tokens, the gateway's state and its logs in {WindowsDataDirectory} (remove them by hand when no application needs them).",
                 HardeningPlatform.MacOS => $"Kept: the client tokens and the gateway's state in {MacDataDirectory} (remove them by hand when no application needs them).",
                 _ => $"Kept: the client tokens ({LinuxTokensFile} when created by Install-AiGateway) and the gateway's state and request log (/var/lib/private/{LinuxStateDirectory}).",
             });
@@ -382,16 +392,22 @@ public static partial class GatewayServicePlanner
         var local = IsLocal(r.Platform, null);
         var binPath = WindowsCommandLine(new[] { r.DotnetPath, Path.Join(r.GatewayDirectory, GatewayControl.GatewayAssembly).Replace('/', '\\') }
             .Concat(GatewayArguments(r, tokens, WindowsDataDirectory + @"\gateway.json", r.LogPath ?? WindowsDataDirectory + @"\requests.jsonl"))
-            .Append("--console-log").Append(WindowsDataDirectory + @"\gateway.log"));
+            .Append("--console-log").Append(WindowsDataDirectory + @"\gateway.log")
+            .Append("--environment-file").Append(WindowsEnvironmentFile));
         var qc = await runner.RunAsync(CommandInvocation.Of("sc.exe", "qc", WindowsServiceName), ct).ConfigureAwait(false);
         var exists = qc.Succeeded;
         var config = exists ? ParseScQc(qc.StandardOutput) : new Dictionary<string, string>();
         // Planned from another system, the default tokens file is known only by the service: the first install created it.
         var tokensMissing = r.TokensFile is null && (local ? !File.Exists(tokens) : !exists);
-        var environment = Ordered(r.Environment).Select(kv => kv.Key + "=" + kv.Value).ToArray();
-        var environmentShown = string.Join("; ", Ordered(r.Environment).Select(kv => kv.Key + "=" + Display(kv.Key, kv.Value)));
-        var environmentChanged = !(serviceEnvironment.Read(WindowsServiceName) ?? []).SequenceEqual(environment, StringComparer.Ordinal);
-        var secured = r.Environment.Keys.Any(IsSecret);
+        // The settings (the cloud key among them) go to a file in the data folder, whose ACL lets only SYSTEM,
+        // Administrators and LocalService read it; the gateway reads it with --environment-file.
+        var settings = RenderEnvironmentFile(r.Environment, header: WindowsEnvironmentHeader);
+        var settingsShown = RenderEnvironmentFile(r.Environment, redact: true, header: WindowsEnvironmentHeader);
+        var settingsBefore = serviceEnvironment.ReadFile(WindowsEnvironmentFile);
+        // An earlier version put the settings in the service's registry environment, which local users can read: removed.
+        var leftInRegistry = (serviceEnvironment.Read(WindowsServiceName) ?? []).Select(EntryName)
+            .Where(n => EnvironmentOrder.Contains(n, StringComparer.OrdinalIgnoreCase) || r.Environment.Keys.Contains(n, StringComparer.OrdinalIgnoreCase) || IsSecret(n))
+            .Distinct(StringComparer.OrdinalIgnoreCase).ToArray();
 
         if (!exists || tokensMissing)
         {
@@ -407,6 +423,14 @@ public static partial class GatewayServicePlanner
             files.Add(new GatewayServiceFile(tokens, "ACL", Redacted));
         }
 
+        files.Add(new GatewayServiceFile(WindowsEnvironmentFile, "ACL", settingsShown));
+        if (settingsBefore != settings)
+        {
+            var verb = settingsBefore is null ? "Create" : "Replace";
+            steps.Add(new WriteFileStep(WindowsEnvironmentFile, settings, null,
+                $"{verb} gateway.env (ACL of the data folder: SYSTEM, Administrators, LocalService): Write the gateway's backend settings (read with --environment-file)\n{settingsShown.TrimEnd('\n')}"));
+        }
+
         if (!exists)
         {
             steps.Add(new RunCommandStep(CommandInvocation.Of("sc.exe", "create", WindowsServiceName, "binPath=", binPath, "start=", "auto", "obj=", WindowsAccount, "DisplayName=", WindowsDisplayName), "Create the gateway service"));
@@ -419,14 +443,10 @@ public static partial class GatewayServicePlanner
             steps.Add(new RunCommandStep(CommandInvocation.Of("sc.exe", "config", WindowsServiceName, "binPath=", binPath, "start=", "auto", "obj=", WindowsAccount), "Update the gateway service's command line"));
         }
 
-        if (environmentChanged)
+        if (exists && leftInRegistry.Length > 0)
         {
-            steps.Add(new SetServiceEnvironmentStep(WindowsServiceName, environment, "Set the service's backend settings: " + (environmentShown.Length == 0 ? "(none)" : environmentShown)));
-        }
-
-        if (secured)
-        {
-            warnings.Add($@"The cloud key is in the service's registry environment (HKLM\SYSTEM\CurrentControlSet\Services\{WindowsServiceName}), which local users can read by default; restrict that key to SYSTEM and Administrators, or run the gateway on a machine without interactive users.");
+            steps.Add(new RemoveServiceEnvironmentStep(WindowsServiceName, leftInRegistry,
+                "Remove the settings from the service's registry environment (readable by local users; they are in gateway.env now): " + string.Join(", ", leftInRegistry)));
         }
 
         var commands = new List<(CommandInvocation, string)>();
@@ -679,6 +699,12 @@ public static partial class GatewayServicePlanner
         var token = "oc_" + Convert.ToBase64String(System.Security.Cryptography.RandomNumberGenerator.GetBytes(32)).TrimEnd('=').Replace('+', '-').Replace('/', '_');
         return JsonSerializer.Serialize(new { tokens = new[] { new { name = "default", token } } }, new JsonSerializerOptions { WriteIndented = true }) + "\n";
     }
+
+    /// <summary>The entries of a NAME=value list without the given names (compared as Windows does, ignoring case).</summary>
+    internal static string[] WithoutNames(IEnumerable<string> entries, IReadOnlyCollection<string> names) =>
+        entries.Where(e => !names.Contains(EntryName(e), StringComparer.OrdinalIgnoreCase)).ToArray();
+
+    private static string EntryName(string entry) => entry.IndexOf('=') is var i and > 0 ? entry[..i] : entry;
 
     private static bool IsVariableName(string name) =>
         name.Length > 0 && (char.IsAsciiLetter(name[0]) || name[0] == '_') && name.All(c => char.IsAsciiLetterOrDigit(c) || c == '_');

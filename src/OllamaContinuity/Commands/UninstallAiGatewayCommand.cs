@@ -27,7 +27,8 @@ public sealed class UninstallAiGatewayCommand : AsyncCmdlet
         {
             var platform = GatewayServiceSupport.Platform(c.Platform);
             var root = c.Root is null ? null : c.GetUnresolvedProviderPathFromPSPath(c.Root);
-            GatewayServiceSupport.Apply(c, run, (runner, ct) => OllamaContinuity.Gateway.GatewayServicePlanner.PlanUninstallAsync(platform, root, runner, ct), platform, root);
+            GatewayServiceSupport.Apply(c, run, (runner, ct) => OllamaContinuity.Gateway.GatewayServicePlanner.PlanUninstallAsync(platform, root, runner, ct,
+                platform == OllamaContinuity.Hardening.HardeningPlatform.Windows && OperatingSystem.IsWindows() ? OllamaContinuity.Gateway.WindowsServiceEnvironment.Instance : new OllamaContinuity.Gateway.InMemoryServiceEnvironment()), platform, root);
         }
     }
 }

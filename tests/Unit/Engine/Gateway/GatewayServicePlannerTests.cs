@@ -318,33 +318,45 @@ public sealed class GatewayServicePlannerTests : IDisposable
         Assert.Empty(Directory.EnumerateFileSystemEntries(host));
     }
 
+    private const string WindowsEnv = @"C:\ProgramData\OllamaContinuity\Gateway\gateway.env";
+
+    private const string WindowsEnvContent =
+        "# Managed by OllamaContinuity (Install-AiGateway): the gateway's backend settings, read with --environment-file. Only SYSTEM, Administrators and LocalService may read it (the data folder's ACL): it holds the cloud key.\n" +
+        "CLOUD_API_URL='https://api.openai.com/v1/chat/completions'\n" +
+        "CLOUD_MODEL='gpt-4o-mini'\n" +
+        "CLOUD_API_KEY='" + Key + "'\n" +
+        "OLLAMA_URL='http://127.0.0.1:11434'\n";
+
     [Fact]
-    public async Task Windows_fresh_plan_is_exact_and_the_key_goes_to_the_service_environment_only()
+    public async Task Windows_fresh_plan_is_exact_and_the_key_goes_to_gateway_env_in_the_data_folder_never_the_registry()
     {
         _runner.Answer("sc.exe qc OllamaContinuityGateway", 1060, "[SC] OpenService FAILED 1060:\n\nThe specified service does not exist as an installed service.");
         var plan = await Install(Windows());
 
-        const string BinPath = "\"C:\\Program Files\\dotnet\\dotnet.exe\" \"C:\\Program Files\\PowerShell\\Modules\\OllamaContinuity\\Gateway\\OllamaContinuity.Gateway.dll\" --bind 127.0.0.1 --port 11435 --tokens-file C:\\ProgramData\\OllamaContinuity\\Gateway\\gateway-tokens.json --state-file C:\\ProgramData\\OllamaContinuity\\Gateway\\gateway.json --log-path C:\\ProgramData\\OllamaContinuity\\Gateway\\requests.jsonl --console-log C:\\ProgramData\\OllamaContinuity\\Gateway\\gateway.log";
+        const string BinPath = "\"C:\\Program Files\\dotnet\\dotnet.exe\" \"C:\\Program Files\\PowerShell\\Modules\\OllamaContinuity\\Gateway\\OllamaContinuity.Gateway.dll\" --bind 127.0.0.1 --port 11435 --tokens-file C:\\ProgramData\\OllamaContinuity\\Gateway\\gateway-tokens.json --state-file C:\\ProgramData\\OllamaContinuity\\Gateway\\gateway.json --log-path C:\\ProgramData\\OllamaContinuity\\Gateway\\requests.jsonl --console-log C:\\ProgramData\\OllamaContinuity\\Gateway\\gateway.log --environment-file C:\\ProgramData\\OllamaContinuity\\Gateway\\gateway.env";
         Assert.Equal("Installed", plan.Status);
         Assert.Equal(
         [
             "New-Item -ItemType Directory -Path C:\\ProgramData\\OllamaContinuity\\Gateway -Force",
             "icacls.exe C:\\ProgramData\\OllamaContinuity\\Gateway /inheritance:r /grant:r *S-1-5-18:(OI)(CI)F *S-1-5-32-544:(OI)(CI)F *S-1-5-19:(OI)(CI)M",
             "write C:\\ProgramData\\OllamaContinuity\\Gateway\\gateway-tokens.json",
+            "write C:\\ProgramData\\OllamaContinuity\\Gateway\\gateway.env",
             $"sc.exe create OllamaContinuityGateway binPath= {BinPath} start= auto obj= NT AUTHORITY\\LocalService DisplayName= OllamaContinuity AI failover gateway",
             "sc.exe description OllamaContinuityGateway OllamaContinuity AI failover gateway: OpenAI, Anthropic and Ollama APIs for applications, cloud AI first and local Ollama on failure",
             "sc.exe failure OllamaContinuityGateway reset= 86400 actions= restart/5000/restart/5000/restart/60000",
-            "environment OllamaContinuityGateway CLOUD_API_URL=https://api.openai.com/v1/chat/completions|CLOUD_MODEL=gpt-4o-mini|CLOUD_API_KEY=" + Key + "|OLLAMA_URL=http://127.0.0.1:11434",
             "Start-Service -Name OllamaContinuityGateway",
         ], plan.Steps.Select(Line));
-        var env = Assert.Single(plan.Steps.OfType<SetServiceEnvironmentStep>());
-        Assert.Equal("Set the service's backend settings: CLOUD_API_URL=https://api.openai.com/v1/chat/completions; CLOUD_MODEL=gpt-4o-mini; CLOUD_API_KEY=(redacted); OLLAMA_URL=http://127.0.0.1:11434", env.Action);
+        var env = plan.Steps.OfType<WriteFileStep>().Single(w => w.Path == WindowsEnv);
+        Assert.Equal(WindowsEnvContent, env.Content);
+        Assert.Equal(
+            "Create gateway.env (ACL of the data folder: SYSTEM, Administrators, LocalService): Write the gateway's backend settings (read with --environment-file)\n" +
+            WindowsEnvContent.Replace(Key, "(redacted)", StringComparison.Ordinal).TrimEnd('\n'), env.Action);
+        Assert.Equal(GatewayServicePlanner.ParseEnvironmentFile(env.Content), Settings());
+        Assert.DoesNotContain(plan.Steps, s => s is RemoveServiceEnvironmentStep);
         Assert.DoesNotContain(Key, Shown(plan));
-        Assert.Contains(plan.Warnings, w => w.Contains("local users can read", StringComparison.Ordinal));
-
-        // The environment step writes through the seam; the registry value holds the key, nothing shown does.
-        await new GatewayServiceExecutor(_runner, _registry).ExecuteAsync(env);
-        Assert.Contains("CLOUD_API_KEY=" + Key, _registry.Values[GatewayServicePlanner.WindowsServiceName]);
+        Assert.DoesNotContain(plan.Warnings, w => w.Contains("registry", StringComparison.OrdinalIgnoreCase));
+        Assert.Contains(plan.Files, f => f.Path == WindowsEnv && f.Mode == "ACL" && !f.DisplayContent.Contains(Key, StringComparison.Ordinal));
+        Assert.Empty(_registry.Values);
     }
 
     private static string ScQc(string binPath, string start = "2   AUTO_START") =>
@@ -358,7 +370,8 @@ public sealed class GatewayServicePlannerTests : IDisposable
     {
         var fresh = await GatewayServicePlanner.PlanInstallAsync(Windows(), new RecordingCommandRunner().Answer("sc.exe qc", 1060), _registry);
         var binPath = ((RunCommandStep)fresh.Steps.Single(s => s is RunCommandStep c && c.Command.Arguments[0] == "create")).Command.Arguments[3];
-        _registry.Values[GatewayServicePlanner.WindowsServiceName] = fresh.Steps.OfType<SetServiceEnvironmentStep>().Single().Values.ToArray();
+        _registry.Files[WindowsEnv] = fresh.Steps.OfType<WriteFileStep>().Single(w => w.Path == WindowsEnv).Content;
+        _registry.Files[@"C:\ProgramData\OllamaContinuity\Gateway\gateway-tokens.json"] = "{}";
         _runner.Answer("sc.exe qc OllamaContinuityGateway", 0, ScQc(binPath));
 
         var same = await Install(Windows());
@@ -374,20 +387,61 @@ public sealed class GatewayServicePlannerTests : IDisposable
         ], port.Steps.Select(Line));
 
         var key = await Install(Windows(key: "sk-test-ROTATED-9876543210"));
-        Assert.Equal(["environment", "Restart-Service"], key.Steps.Select(s => Line(s).Split(' ')[0]));
+        Assert.Equal(["write " + WindowsEnv, "Restart-Service -Name OllamaContinuityGateway -Force"], key.Steps.Select(Line));
+        var rewritten = key.Steps.OfType<WriteFileStep>().Single();
+        Assert.StartsWith("Replace gateway.env ", rewritten.Action);
+        Assert.Equal("sk-test-ROTATED-9876543210", GatewayServicePlanner.ParseEnvironmentFile(rewritten.Content)["CLOUD_API_KEY"]);
         Assert.DoesNotContain("sk-test-ROTATED-9876543210", Shown(key));
     }
 
     [Fact]
-    public async Task Windows_uninstall_stops_and_deletes_the_service_and_plans_nothing_when_there_is_none()
+    public async Task Windows_settings_an_earlier_install_left_in_the_registry_environment_are_removed_and_nothing_else()
+    {
+        var fresh = await GatewayServicePlanner.PlanInstallAsync(Windows(), new RecordingCommandRunner().Answer("sc.exe qc", 1060), _registry);
+        var binPath = ((RunCommandStep)fresh.Steps.Single(s => s is RunCommandStep c && c.Command.Arguments[0] == "create")).Command.Arguments[3];
+        // The earlier version: the same service, its settings (with the key) in the registry value, no gateway.env.
+        _registry.Values[GatewayServicePlanner.WindowsServiceName] =
+            ["CLOUD_API_URL=https://api.openai.com/v1/chat/completions", "CLOUD_API_KEY=" + Key, "HTTPS_PROXY=http://proxy:3128", "OLLAMA_URL=http://127.0.0.1:11434"];
+        _registry.Files[@"C:\ProgramData\OllamaContinuity\Gateway\gateway-tokens.json"] = "{}";
+        _runner.Answer("sc.exe qc OllamaContinuityGateway", 0, ScQc(binPath.Replace(" --environment-file C:\\ProgramData\\OllamaContinuity\\Gateway\\gateway.env", "", StringComparison.Ordinal)));
+
+        var plan = await Install(Windows());
+        Assert.Equal("Updated", plan.Status);
+        Assert.Equal(
+        [
+            "write " + WindowsEnv,
+            $"sc.exe config OllamaContinuityGateway binPath= {binPath} start= auto obj= NT AUTHORITY\\LocalService",
+            "registry-remove OllamaContinuityGateway CLOUD_API_URL|CLOUD_API_KEY|OLLAMA_URL",
+            "Restart-Service -Name OllamaContinuityGateway -Force",
+        ], plan.Steps.Select(Line));
+        var remove = plan.Steps.OfType<RemoveServiceEnvironmentStep>().Single();
+        Assert.StartsWith("Remove the settings from the service's registry environment", remove.Action);
+        Assert.DoesNotContain(Key, Shown(plan));
+
+        await new GatewayServiceExecutor(_runner, _registry).ExecuteAsync(remove);
+        Assert.Equal(["HTTPS_PROXY=http://proxy:3128"], _registry.Values[GatewayServicePlanner.WindowsServiceName]);
+        await new GatewayServiceExecutor(_runner, _registry).ExecuteAsync(new RemoveServiceEnvironmentStep(GatewayServicePlanner.WindowsServiceName, ["HTTPS_PROXY"], "all"));
+        Assert.False(_registry.Values.ContainsKey(GatewayServicePlanner.WindowsServiceName));
+
+        _registry.Files[WindowsEnv] = plan.Steps.OfType<WriteFileStep>().Single().Content;
+        var upgraded = new RecordingCommandRunner().Answer("sc.exe qc OllamaContinuityGateway", 0, ScQc(binPath));
+        Assert.Equal("Unchanged", (await GatewayServicePlanner.PlanInstallAsync(Windows(), upgraded, _registry)).Status);
+    }
+
+    [Fact]
+    public async Task Windows_uninstall_stops_and_deletes_the_service_removes_gateway_env_keeps_the_tokens_and_plans_nothing_when_there_is_none()
     {
         _runner.Answer("sc.exe qc OllamaContinuityGateway", 0, ScQc("x"));
-        var plan = await GatewayServicePlanner.PlanUninstallAsync(HardeningPlatform.Windows, null, _runner);
+        _registry.Files[WindowsEnv] = WindowsEnvContent;
+        _registry.Files[@"C:\ProgramData\OllamaContinuity\Gateway\gateway-tokens.json"] = "{}";
+        var plan = await GatewayServicePlanner.PlanUninstallAsync(HardeningPlatform.Windows, null, _runner, default, _registry);
         Assert.Equal("Removed", plan.Status);
-        Assert.Equal(["Stop-Service -Name OllamaContinuityGateway -Force", "sc.exe delete OllamaContinuityGateway"], plan.Steps.Select(Line));
+        Assert.Equal(["Stop-Service -Name OllamaContinuityGateway -Force", "sc.exe delete OllamaContinuityGateway", "remove " + WindowsEnv], plan.Steps.Select(Line));
+        Assert.Contains(plan.Warnings, w => w.StartsWith("Kept: the client tokens", StringComparison.Ordinal));
+        Assert.DoesNotContain(Key, Shown(plan));
 
         var none = new RecordingCommandRunner().Answer("sc.exe qc", 1060);
-        var nothing = await GatewayServicePlanner.PlanUninstallAsync(HardeningPlatform.Windows, null, none);
+        var nothing = await GatewayServicePlanner.PlanUninstallAsync(HardeningPlatform.Windows, null, none, default, new InMemoryServiceEnvironment());
         Assert.Equal("NotInstalled", nothing.Status);
         Assert.Empty(nothing.Steps);
     }
@@ -519,7 +573,8 @@ public sealed class GatewayServicePlannerTests : IDisposable
     {
         RunCommandStep c => RecordingCommandRunner.Line(c.Command),
         WriteFileStep w => "write " + w.Path,
-        SetServiceEnvironmentStep e => "environment " + e.ServiceName + " " + string.Join('|', e.Values),
+        RemoveServiceEnvironmentStep e => "registry-remove " + e.ServiceName + " " + string.Join('|', e.Names),
+        RemoveFileStep f => "remove " + f.Path,
         _ => s.ToString()!,
     };
 }
