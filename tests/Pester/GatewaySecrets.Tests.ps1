@@ -150,6 +150,18 @@ Describe 'Start-AiGateway -ClientTokenSecret (real SecretManagement)' {
         (Get-Content -Raw $log) | Should -Match 'hr-records'
         $scanned = Assert-NoFileHolds -Tokens $app, $hr -Folders $stateDir, $homeDir
         $scanned | Should -BeGreaterOrEqual 3   # gateway.json, gateway.log, requests.jsonl at least
+
+        # The drill tests the applications' path over TCP with an application token (never the control socket): with
+        # no tokens file to take one from, it asks for -GatewayToken before anything is blocked.
+        $e = { Start-FailoverDrill -Gateway -BlockMethod Contingency -Duration 00:00:02 -SkipAlertCheck @backends -Confirm:$false -ErrorAction Stop } |
+            Should -Throw -ErrorId 'GatewayTokenRequired,OllamaContinuity.Commands.StartFailoverDrillCommand' -PassThru
+        "$e $($e.Exception.Message)" | Should -Match 'secrets only'
+        "$e $($e.Exception.Message)" | Should -Match 'pass one of its client tokens with -GatewayToken'
+        "$e $($e.Exception.Message)" | Should -Not -Match '\(\)'
+
+        # Stop-AiGateway ends the process outright, so it removes the control socket itself.
+        Stop-AiGateway -Confirm:$false
+        Join-Path $stateDir 'User/gateway.sock' | Should -Not -Exist
     }
 
     It 'combines a tokens file and secrets' {
