@@ -31,7 +31,16 @@ internal static class GatewayApp
 
         if (controlSocket is not null && !OperatingSystem.IsWindows())
         {
-            ControlSocket.Prepare(controlSocket);
+            try
+            {
+                ControlSocket.Prepare(controlSocket);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                // The gateway serves without it (Get-AiGateway then reads the counts with a client token).
+                Console.Error.WriteLine($"OllamaContinuity.Gateway: no control socket at {controlSocket}: {e.Message}");
+                controlSocket = null;
+            }
         }
 
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [], ContentRootPath = AppContext.BaseDirectory });
@@ -325,7 +334,8 @@ internal static class GatewayApp
             ["bind"] = options.Bind.ToString(),
             ["port"] = uri.Port,
             ["tokensFile"] = options.TokensFile is null ? null : Path.GetFullPath(options.TokensFile),
-            ["controlSocket"] = controlSocket,
+            // Only when it listens (a gateway that could not make it serves without it).
+            ["controlSocket"] = controlSocket is not null && File.Exists(controlSocket) ? controlSocket : null,
             ["startedAt"] = DateTimeOffset.UtcNow,
             ["processStartTime"] = Process.GetCurrentProcess().StartTime.ToUniversalTime(),
         });

@@ -220,4 +220,33 @@ public sealed class ControlSocketTests
 
         Assert.False(File.Exists(socketPath));
     }
+
+    [SkippableFact]
+    [System.Runtime.Versioning.UnsupportedOSPlatform("windows")]
+    public async Task A_control_socket_it_cannot_make_leaves_the_gateway_serving_and_is_not_named_in_the_state_file()
+    {
+        Skip.If(OperatingSystem.IsWindows(), "The control socket is Linux and macOS only.");
+        var dir = TestPaths.New("ctlsock-blocked");
+        Directory.CreateDirectory(Path.Combine(dir, "gateway.sock"));   // a directory where the socket would go
+        await using var ollama = FakeAiServer.Start(FakeApi.Ollama, "ollama");
+        var g = await StartAsync(dir, ollama);
+        try
+        {
+            using (var doc = JsonDocument.Parse(await File.ReadAllBytesAsync(g.StateFile)))
+            {
+                Assert.Equal(JsonValueKind.Null, doc.RootElement.GetProperty("controlSocket").ValueKind);
+            }
+
+            using var tcp = new HttpClient { BaseAddress = new Uri(g.Url) };
+            using var m = new HttpRequestMessage(HttpMethod.Get, "/v1/gateway/status");
+            m.Headers.Authorization = new AuthenticationHeaderValue("Bearer", Token);
+            using var r = await tcp.SendAsync(m);
+            Assert.Equal(HttpStatusCode.OK, r.StatusCode);
+        }
+        finally
+        {
+            await StopAsync(g.Process);
+            g.Process.Dispose();
+        }
+    }
 }
