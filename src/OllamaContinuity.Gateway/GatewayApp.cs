@@ -19,9 +19,30 @@ internal static class GatewayApp
     public const string StartedKey = "oc.started";
     private static readonly string Version = typeof(GatewayApp).Assembly.GetName().Version?.ToString(3) ?? "0.0.0";
 
-    public static WebApplication Build(GatewayOptions options, ClientTokens tokens, FailoverEngine engine, BackendPlan plan, LogLevel logLevel = LogLevel.Warning)
+    /// <param name="controlSocket">The owner-only control socket to listen on as well (see <see cref="ControlSocket"/>), or null.</param>
+    public static WebApplication Build(GatewayOptions options, ClientTokens tokens, FailoverEngine engine, BackendPlan plan, LogLevel logLevel = LogLevel.Warning,
+        string? controlSocket = null)
     {
         options.Validate(tokens);
+        if (controlSocket is not null && OperatingSystem.IsWindows())
+        {
+            throw new PlatformNotSupportedException("The control socket is Linux and macOS only.");
+        }
+
+        if (controlSocket is not null && !OperatingSystem.IsWindows())
+        {
+            try
+            {
+                ControlSocket.Prepare(controlSocket);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                // The gateway serves without it (Get-AiGateway then reads the counts with a client token).
+                Console.Error.WriteLine($"OllamaContinuity.Gateway: no control socket at {controlSocket}: {e.Message}");
+                controlSocket = null;
+            }
+        }
+
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [], ContentRootPath = AppContext.BaseDirectory });
         builder.Logging.ClearProviders();
         builder.Logging.AddSimpleConsole(o => o.SingleLine = true).SetMinimumLevel(logLevel);
@@ -36,6 +57,14 @@ internal static class GatewayApp
             k.Limits.MaxRequestLineSize = 8 * 1024;
             k.Limits.KeepAliveTimeout = TimeSpan.FromMinutes(2);
             k.Listen(options.Bind, options.Port);
+            if (controlSocket is not null)
+            {
+                k.ListenUnixSocket(controlSocket, l => l.Use(next => connection =>
+                {
+                    connection.Items[ControlSocket.ConnectionKey] = true;
+                    return next(connection);
+                }));
+            }
         });
 
         // Started by systemd (Install-AiGateway's Type=notify unit) or the Windows Service Control Manager: tell it when
@@ -83,6 +112,13 @@ internal static class GatewayApp
         var logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("OllamaContinuity.Gateway");
         var handler = new ChatHandler(engine, plan, options, metrics, logger);
         var started = DateTimeOffset.UtcNow;
+        if (controlSocket is not null && !OperatingSystem.IsWindows())
+        {
+            // Bound in an owner-only directory; the file itself becomes owner-only at once, and goes with the gateway.
+            app.Lifetime.ApplicationStarted.Register(() => ControlSocket.Restrict(controlSocket));
+            app.Lifetime.ApplicationStopped.Register(() => ControlSocket.Remove(controlSocket));
+        }
+
         if (GatewayTimings.Current is { } timings)
         {
             app.Lifetime.ApplicationStopped.Register(timings.Write);
@@ -115,9 +151,24 @@ internal static class GatewayApp
             }
         });
 
-        // Client tokens: every request but /healthz.
+        // Client tokens: every request but /healthz. The control socket needs none, and serves only status.
         app.Use(async (ctx, next) =>
         {
+            if (controlSocket is not null && ControlSocket.IsControl(ctx))
+            {
+                if (ControlSocket.Allows(ctx.Request))
+                {
+                    await next(ctx).ConfigureAwait(false);
+                    return;
+                }
+
+                metrics.Rejected("control_socket");
+                await WriteErrorAsync(ctx, FormatFor(ctx.Request.Path), 403,
+                    "The control socket serves only GET /healthz, /v1/gateway/status and /metrics; applications use the gateway's TCP address with a client token.",
+                    "control_socket_read_only").ConfigureAwait(false);
+                return;
+            }
+
             if (ctx.Request.Path.Equals("/healthz", StringComparison.Ordinal))
             {
                 await next(ctx).ConfigureAwait(false);
@@ -218,7 +269,8 @@ internal static class GatewayApp
     /// <summary>The address Kestrel listens on once started (the real port when 0 was asked).</summary>
     public static Uri ListeningUri(WebApplication app)
     {
-        var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
+        var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses
+            .First(a => !a.Contains("://unix:", StringComparison.OrdinalIgnoreCase));
         return new Uri(address.Replace("[::]", "[::1]", StringComparison.Ordinal).Replace("0.0.0.0", "127.0.0.1", StringComparison.Ordinal));
     }
 
@@ -273,7 +325,7 @@ internal static class GatewayApp
     private static string Truncate(string? s) => s is null ? "" : s.Length <= 100 ? s : s[..100] + "...";
 
     /// <summary>Writes the state file Get-AiGateway reads; removed when the gateway stops.</summary>
-    public static void WriteStateFile(string path, Uri uri, GatewayOptions options)
+    public static void WriteStateFile(string path, Uri uri, GatewayOptions options, string? controlSocket = null)
     {
         var json = JsonSerializer.SerializeToUtf8Bytes(new Dictionary<string, object?>
         {
@@ -282,6 +334,8 @@ internal static class GatewayApp
             ["bind"] = options.Bind.ToString(),
             ["port"] = uri.Port,
             ["tokensFile"] = options.TokensFile is null ? null : Path.GetFullPath(options.TokensFile),
+            // Only when it listens (a gateway that could not make it serves without it).
+            ["controlSocket"] = controlSocket is not null && File.Exists(controlSocket) ? controlSocket : null,
             ["startedAt"] = DateTimeOffset.UtcNow,
             ["processStartTime"] = Process.GetCurrentProcess().StartTime.ToUniversalTime(),
         });

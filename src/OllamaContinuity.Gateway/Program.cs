@@ -41,7 +41,14 @@ internal static class GatewayProgram
         }
 
         // The session engine: persisted per-workflow contingency, the contingency log and alerts, as Invoke-AiRequest has.
-        var app = GatewayApp.Build(options, tokens, FailoverEngine.Shared, plan);
+        // The owner-only control socket beside the state file (Get-AiGateway reads the counts over it without a token).
+        var controlSocket = ControlSocket.PathFor(options.StateFile, out var noSocket);
+        if (noSocket is not null)
+        {
+            Console.Error.WriteLine("OllamaContinuity.Gateway: " + noSocket);
+        }
+
+        var app = GatewayApp.Build(options, tokens, FailoverEngine.Shared, plan, LogLevel.Warning, controlSocket);
         try
         {
             await app.StartAsync().ConfigureAwait(false);
@@ -55,7 +62,7 @@ internal static class GatewayProgram
         var uri = GatewayApp.ListeningUri(app);
         if (options.StateFile is { } stateFile)
         {
-            GatewayApp.WriteStateFile(stateFile, uri, options);
+            GatewayApp.WriteStateFile(stateFile, uri, options, controlSocket);
             app.Lifetime.ApplicationStopping.Register(() =>
             {
                 try

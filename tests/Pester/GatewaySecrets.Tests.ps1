@@ -70,7 +70,8 @@ BeforeAll {
     }
 
     function script:Assert-NoFileHolds([string[]] $Tokens, [string[]] $Folders) {
-        $files = $Folders | Where-Object { Test-Path -LiteralPath $_ } | ForEach-Object { Get-ChildItem -LiteralPath $_ -Recurse -File -Force }
+        $files = $Folders | Where-Object { Test-Path -LiteralPath $_ } | ForEach-Object { Get-ChildItem -LiteralPath $_ -Recurse -File -Force } |
+            Where-Object { $_.UnixMode -notlike 's*' }   # the gateway's control socket holds nothing and cannot be read as a file
         foreach ($file in $files) {
             $text = [System.Text.Encoding]::UTF8.GetString([System.IO.File]::ReadAllBytes($file.FullName))
             foreach ($t in $Tokens) { $text.Contains($t) | Should -BeFalse -Because "$($file.FullName) must not hold a plain client token" }
@@ -121,6 +122,15 @@ Describe 'Start-AiGateway -ClientTokenSecret (real SecretManagement)' {
 
         Invoke-Chat $g.Url $app | Should -Be 200
         Invoke-Chat $g.Url $hr | Should -Be 200
+
+        # Get-AiGateway has no tokens file to take a token from: it reads the counts over the gateway's owner-only
+        # control socket (gateway.sock beside gateway.json), which needs none.
+        $now = Get-AiGateway
+        $now.TokensFile | Should -BeNullOrEmpty
+        $now.ControlSocket | Should -Be (Join-Path $stateDir 'User/gateway.sock')
+        $now.Health | Should -Be 'Healthy'
+        $now.Requests | Should -Be 2
+        $now.InFlight | Should -Be 0
         Invoke-Chat $g.Url ($app.Substring(0, $app.Length - 1) + 'x') | Should -Be 401
         Invoke-Chat $g.Url (New-Token) | Should -Be 401
 
@@ -140,6 +150,18 @@ Describe 'Start-AiGateway -ClientTokenSecret (real SecretManagement)' {
         (Get-Content -Raw $log) | Should -Match 'hr-records'
         $scanned = Assert-NoFileHolds -Tokens $app, $hr -Folders $stateDir, $homeDir
         $scanned | Should -BeGreaterOrEqual 3   # gateway.json, gateway.log, requests.jsonl at least
+
+        # The drill tests the applications' path over TCP with an application token (never the control socket): with
+        # no tokens file to take one from, it asks for -GatewayToken before anything is blocked.
+        $e = { Start-FailoverDrill -Gateway -BlockMethod Contingency -Duration 00:00:02 -SkipAlertCheck @backends -Confirm:$false -ErrorAction Stop } |
+            Should -Throw -ErrorId 'GatewayTokenRequired,OllamaContinuity.Commands.StartFailoverDrillCommand' -PassThru
+        "$e $($e.Exception.Message)" | Should -Match 'secrets only'
+        "$e $($e.Exception.Message)" | Should -Match 'pass one of its client tokens with -GatewayToken'
+        "$e $($e.Exception.Message)" | Should -Not -Match '\(\)'
+
+        # Stop-AiGateway ends the process outright, so it removes the control socket itself.
+        Stop-AiGateway -Confirm:$false
+        Join-Path $stateDir 'User/gateway.sock' | Should -Not -Exist
     }
 
     It 'combines a tokens file and secrets' {

@@ -66,6 +66,8 @@ public sealed class GatewayStatus
     /// <summary>The cloud circuits the gateway knows, as "endpoint=State" separated by "; ".</summary>
     public string? Circuits { get; init; }
     public string? TokensFile { get; init; }
+    /// <summary>The gateway's owner-only control socket (Linux and macOS), where the counts are read without a client token.</summary>
+    public string? ControlSocket { get; init; }
     public required string StateFile { get; init; }
     /// <summary>Where the detached gateway writes its own console output.</summary>
     public string? ConsoleLog { get; init; }
@@ -346,6 +348,7 @@ public static class GatewayControl
                 ProcessId = pid,
                 StartedAt = root.TryGetProperty("startedAt", out var sa) && sa.TryGetDateTimeOffset(out var sat) ? sat : null,
                 TokensFile = Str(root, "tokensFile"),
+                ControlSocket = Str(root, "controlSocket"),
                 StateFile = StateFile,
                 ConsoleLog = ConsoleLogFile,
                 ProcessStartTime = processStart,
@@ -357,7 +360,31 @@ public static class GatewayControl
         }
     }
 
-    /// <summary>Adds health and counts: GET /healthz, then GET /v1/gateway/status with a client token.</summary>
+    /// <summary>An HTTP client over a Unix domain socket (the gateway's control socket); the URL's host is ignored.</summary>
+    public static HttpClient ControlSocketClient(string socketPath) => new(new SocketsHttpHandler
+    {
+        UseProxy = false,
+        ConnectTimeout = TimeSpan.FromSeconds(3),
+        ConnectCallback = async (_, ct) =>
+        {
+            var socket = new System.Net.Sockets.Socket(System.Net.Sockets.AddressFamily.Unix, System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Unspecified);
+            try
+            {
+                await socket.ConnectAsync(new System.Net.Sockets.UnixDomainSocketEndPoint(socketPath), ct).ConfigureAwait(false);
+                return new System.Net.Sockets.NetworkStream(socket, ownsSocket: true);
+            }
+            catch
+            {
+                socket.Dispose();
+                throw;
+            }
+        },
+    }) { Timeout = TimeSpan.FromSeconds(5), BaseAddress = new Uri("http://localhost") };
+
+    /// <summary>
+    /// Adds health and counts: GET /healthz on the gateway's address, then GET /v1/gateway/status over its owner-only
+    /// control socket when the state file names one (no token needed), else with a client token.
+    /// </summary>
     public static async Task<GatewayStatus> QueryAsync(GatewayStatus status, string? token, CancellationToken cancellationToken)
     {
         var http = Http.Value;
@@ -373,20 +400,26 @@ public static class GatewayControl
         {
             using var h = await http.GetAsync(status.Url + "/healthz", cancellationToken).ConfigureAwait(false);
             health = h.IsSuccessStatusCode ? "Healthy" : "Unhealthy";
-            if (token is not null)
+            var counts = await ReadCountsOverControlSocketAsync(status.ControlSocket, cancellationToken).ConfigureAwait(false);
+            if (counts is null && token is not null)
             {
                 using var m = new HttpRequestMessage(HttpMethod.Get, status.Url + "/v1/gateway/status");
                 m.Headers.Authorization = new AuthenticationHeaderValue("Bearer", token);
                 using var r = await http.SendAsync(m, cancellationToken).ConfigureAwait(false);
                 if (r.IsSuccessStatusCode)
                 {
-                    using var doc = JsonDocument.Parse(await r.Content.ReadAsByteArrayAsync(cancellationToken).ConfigureAwait(false));
-                    var root = doc.RootElement;
-                    requests = root.GetProperty("requests").GetInt64();
-                    failovers = root.GetProperty("failovers").GetInt64();
-                    inFlight = root.GetProperty("inFlight").GetInt64();
-                    circuits = string.Join("; ", root.GetProperty("circuits").EnumerateArray().Select(c => $"{Str(c, "endpoint")}={Str(c, "state")}"));
+                    counts = await r.Content.ReadAsByteArrayAsync(cancellationToken).ConfigureAwait(false);
                 }
+            }
+
+            if (counts is not null)
+            {
+                using var doc = JsonDocument.Parse(counts);
+                var root = doc.RootElement;
+                requests = root.GetProperty("requests").GetInt64();
+                failovers = root.GetProperty("failovers").GetInt64();
+                inFlight = root.GetProperty("inFlight").GetInt64();
+                circuits = string.Join("; ", root.GetProperty("circuits").EnumerateArray().Select(c => $"{Str(c, "endpoint")}={Str(c, "state")}"));
             }
         }
         catch (Exception e) when (e is HttpRequestException or TaskCanceledException or JsonException or KeyNotFoundException or InvalidOperationException)
@@ -398,8 +431,29 @@ public static class GatewayControl
         {
             Running = true, Url = status.Url, Bind = status.Bind, Port = status.Port, ProcessId = status.ProcessId, StartedAt = status.StartedAt,
             Health = health, Requests = requests, Failovers = failovers, InFlight = inFlight, Circuits = circuits,
-            TokensFile = status.TokensFile, StateFile = status.StateFile, ConsoleLog = status.ConsoleLog, ProcessStartTime = status.ProcessStartTime,
+            TokensFile = status.TokensFile, ControlSocket = status.ControlSocket, StateFile = status.StateFile, ConsoleLog = status.ConsoleLog, ProcessStartTime = status.ProcessStartTime,
         };
+    }
+
+    /// <summary>The body of GET /v1/gateway/status over the control socket, or null when there is none or it does not answer.</summary>
+    private static async Task<byte[]?> ReadCountsOverControlSocketAsync(string? socketPath, CancellationToken cancellationToken)
+    {
+        if (socketPath is null || OperatingSystem.IsWindows() || !File.Exists(socketPath))
+        {
+            return null;
+        }
+
+        try
+        {
+            using var client = ControlSocketClient(socketPath);
+            using var r = await client.GetAsync("/v1/gateway/status", cancellationToken).ConfigureAwait(false);
+            return r.IsSuccessStatusCode ? await r.Content.ReadAsByteArrayAsync(cancellationToken).ConfigureAwait(false) : null;
+        }
+        catch (Exception e) when (e is HttpRequestException or TaskCanceledException or IOException or System.Net.Sockets.SocketException or UnauthorizedAccessException)
+        {
+            // Not reachable (permissions, a gateway going away): the token path, as before.
+            return null;
+        }
     }
 
     /// <summary>Stops the gateway of the state file (only that process: its PID and start time must match); true when one was stopped.</summary>
@@ -421,6 +475,12 @@ public static class GatewayControl
         }
 
         TryDelete(StateFile);
+        if (status.ControlSocket is { } socket)
+        {
+            // A killed gateway cannot remove its control socket.
+            TryDelete(socket);
+        }
+
         return stopped;
     }
 

@@ -227,7 +227,9 @@ public sealed class StartFailoverDrillCommand : BackendCmdlet, IBackendParameter
                 token = same ? OllamaContinuity.Gateway.GatewayControl.FirstToken(running!.TokensFile) : null;
                 if (token is null)
                 {
-                    throw new GatewayNotUsable(new DrillGatewayProblem("GatewayTokenRequired", same
+                    throw new GatewayNotUsable(new DrillGatewayProblem("GatewayTokenRequired", same && running!.TokensFile is null
+                        ? $"The gateway at {uri.GetLeftPart(UriPartial.Authority)} was started with client tokens from secrets only (Start-AiGateway -ClientTokenSecret), so there is no tokens file to take one from: pass one of its client tokens with -GatewayToken."
+                        : same
                         ? $"The tokens file of the gateway at {uri.GetLeftPart(UriPartial.Authority)} ({running!.TokensFile}) holds no token this user can read: pass -GatewayToken."
                         : $"No client token for the gateway at {uri.GetLeftPart(UriPartial.Authority)}: it is not the gateway Start-AiGateway runs for this user, so pass -GatewayToken."));
                 }
