@@ -119,9 +119,9 @@ Describe 'Start-FailoverDrill -Verbose' {
     }
 
     It 'tells each probe''s result' {
-        $text | Should -Match "Probe #1 \(Preflight, 'preflight-cloud'\): served by Cloud in \d+ ms, passed\."
-        $text | Should -Match "Probe #\d+ \(Failover, 'default'\): served by Ollama in \d+ ms \(failover reason \w+\), passed\."
-        $text | Should -Match "Probe #\d+ \(Recovery, 'default'\): served by Cloud"
+        $text | Should -Match "Probe #1 \(Preflight, in process, 'preflight-cloud'\): served by Cloud in \d+ ms, passed\."
+        $text | Should -Match "Probe #\d+ \(Failover, in process, 'default'\): served by Ollama in \d+ ms \(failover reason \w+\), passed\."
+        $text | Should -Match "Probe #\d+ \(Recovery, in process, 'default'\): served by Cloud"
     }
 
     It 'ends with the outcome and the timings' {

@@ -206,7 +206,7 @@ Describe 'Every output type in Export-Csv and ConvertTo-Csv' {
             $text | Should -Not -Match $typeName
             $row = $text | ConvertFrom-Csv
             $row.Steps | Should -Be 'Preflight: Passed; Block: Passed; Failover: Passed; Alert: Skipped; Unblock: Passed; Recovery: Passed'
-            $row.Probes | Should -Match '^#1 Preflight preflight-cloud Cloud \d+ms Passed; #2 Preflight preflight-ollama Ollama \d+ms Passed; #3 Failover default Ollama \d+ms Passed'
+            $row.Probes | Should -Match '^#1 Preflight InProcess preflight-cloud Cloud \d+ms Passed; #2 Preflight InProcess preflight-ollama Ollama \d+ms Passed; #3 Failover InProcess default Ollama \d+ms Passed'
             $row.OllamaEndpoints | Should -Be ($f.Ollama.BaseUri.TrimEnd('/') + '/api/chat')
         }
 
