@@ -143,37 +143,42 @@ public static class GatewayControl
         }
 
         args.AddRange(["--state-file", StateFile, "--console-log", ConsoleLogFile]);
-        if (s.Force)
-        {
-            args.Add("--force");
-        }
-
-        if (s.MaxBodyBytes is long b)
-        {
-            args.AddRange(["--max-body-bytes", b.ToString(CultureInfo.InvariantCulture)]);
-        }
-
-        if (s.MaxConcurrentRequests is int c)
-        {
-            args.AddRange(["--max-concurrency", c.ToString(CultureInfo.InvariantCulture)]);
-        }
-
-        if (s.RatePerMinute is int r)
-        {
-            args.AddRange(["--rate-per-minute", r.ToString(CultureInfo.InvariantCulture)]);
-        }
-
-        foreach (var m in s.Models)
-        {
-            args.AddRange(["--model", m]);
-        }
-
+        AddLimitArguments(args, s.Force, s.MaxBodyBytes, s.MaxConcurrentRequests, s.RatePerMinute, s.Models);
         if (s.LogPath is { } log)
         {
             args.AddRange(["--log-path", Path.GetFullPath(log)]);
         }
 
         return args;
+    }
+
+    /// <summary>The options Start-AiGateway and Install-AiGateway pass alike: -Force, the limits and the model names.</summary>
+    internal static void AddLimitArguments(List<string> args, bool force, long? maxBodyBytes, int? maxConcurrentRequests, int? ratePerMinute, IEnumerable<string> models)
+    {
+        if (force)
+        {
+            args.Add("--force");
+        }
+
+        if (maxBodyBytes is long b)
+        {
+            args.AddRange(["--max-body-bytes", b.ToString(CultureInfo.InvariantCulture)]);
+        }
+
+        if (maxConcurrentRequests is int c)
+        {
+            args.AddRange(["--max-concurrency", c.ToString(CultureInfo.InvariantCulture)]);
+        }
+
+        if (ratePerMinute is int r)
+        {
+            args.AddRange(["--rate-per-minute", r.ToString(CultureInfo.InvariantCulture)]);
+        }
+
+        foreach (var m in models)
+        {
+            args.AddRange(["--model", m]);
+        }
     }
 
     /// <summary>

@@ -550,31 +550,7 @@ public static partial class GatewayServicePlanner
     internal static List<string> GatewayArguments(GatewayServiceRequest r, string tokensFile, string stateFile, string? logPath)
     {
         var args = new List<string> { "--bind", r.Bind, "--port", r.Port.ToString(CultureInfo.InvariantCulture), "--tokens-file", tokensFile, "--state-file", stateFile };
-        if (r.Force)
-        {
-            args.Add("--force");
-        }
-
-        if (r.MaxBodyBytes is long b)
-        {
-            args.AddRange(["--max-body-bytes", b.ToString(CultureInfo.InvariantCulture)]);
-        }
-
-        if (r.MaxConcurrentRequests is int c)
-        {
-            args.AddRange(["--max-concurrency", c.ToString(CultureInfo.InvariantCulture)]);
-        }
-
-        if (r.RatePerMinute is int rate)
-        {
-            args.AddRange(["--rate-per-minute", rate.ToString(CultureInfo.InvariantCulture)]);
-        }
-
-        foreach (var m in r.Models)
-        {
-            args.AddRange(["--model", m]);
-        }
-
+        GatewayControl.AddLimitArguments(args, r.Force, r.MaxBodyBytes, r.MaxConcurrentRequests, r.RatePerMinute, r.Models);
         if (logPath is not null)
         {
             args.AddRange(["--log-path", logPath]);

@@ -36,27 +36,7 @@ public sealed class ControlSocketTests
         psi.Environment["OLLAMA_URL"] = ollama.BaseUri.ToString().TrimEnd('/');
         psi.Environment.Remove("CLOUD_API_KEY");
         var p = Process.Start(psi)!;
-        var url = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
-        var said = new StringBuilder();
-        p.OutputDataReceived += (_, e) =>
-        {
-            if (e.Data is null)
-            {
-                url.TrySetException(new InvalidOperationException("The gateway exited before it listened: " + said));
-            }
-            else if (e.Data.StartsWith("LISTENING ", StringComparison.Ordinal))
-            {
-                url.TrySetResult(e.Data["LISTENING ".Length..]);
-            }
-            else
-            {
-                said.AppendLine(e.Data);
-            }
-        };
-        p.ErrorDataReceived += (_, e) => said.AppendLine(e.Data);
-        p.BeginOutputReadLine();
-        p.BeginErrorReadLine();
-        var listening = await url.Task.WaitAsync(TimeSpan.FromSeconds(60));
+        var listening = await GatewayProcess.Listening(p).WaitAsync(TimeSpan.FromSeconds(60));
         return new Running(p, listening, state, Path.Combine(dir, "gateway.sock"));
     }
 

@@ -55,7 +55,7 @@ public sealed class EnvironmentFileTests : IAsyncLifetime
         using var p = Start(["--environment-file", envFile], env => env["OLLAMA_URL"] = "http://127.0.0.1:9");
         try
         {
-            var url = await Listening(p).WaitAsync(TimeSpan.FromSeconds(60));
+            var url = await GatewayProcess.Listening(p).WaitAsync(TimeSpan.FromSeconds(60));
             using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(30) };
             using var request = new HttpRequestMessage(HttpMethod.Post, url + "/v1/chat/completions")
             {
@@ -165,43 +165,5 @@ public sealed class EnvironmentFileTests : IAsyncLifetime
         }
 
         return (p.ExitCode, await stdout + await stderr);
-    }
-
-    /// <summary>The URL of the gateway's "LISTENING url" line, printed once it listens.</summary>
-    private static Task<string> Listening(Process p)
-    {
-        var url = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
-        var said = new StringBuilder();
-        p.OutputDataReceived += (_, e) =>
-        {
-            if (e.Data is null)
-            {
-                url.TrySetException(new InvalidOperationException("The gateway exited before it listened: " + said));
-            }
-            else if (e.Data.StartsWith("LISTENING ", StringComparison.Ordinal))
-            {
-                url.TrySetResult(e.Data["LISTENING ".Length..]);
-            }
-            else
-            {
-                lock (said)
-                {
-                    said.AppendLine(e.Data);
-                }
-            }
-        };
-        p.ErrorDataReceived += (_, e) =>
-        {
-            if (e.Data is not null)
-            {
-                lock (said)
-                {
-                    said.AppendLine(e.Data);
-                }
-            }
-        };
-        p.BeginOutputReadLine();
-        p.BeginErrorReadLine();
-        return url.Task;
     }
 }

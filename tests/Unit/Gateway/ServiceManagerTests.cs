@@ -44,7 +44,7 @@ public sealed class ServiceManagerTests
             psi.Environment["NOTIFY_SOCKET"] = socketPath;
             psi.Environment["OLLAMA_URL"] = "http://127.0.0.1:9";
             using var p = Process.Start(psi)!;
-            var listening = Listening(p);
+            var listening = GatewayProcess.Listening(p);
             try
             {
                 using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(60));
@@ -106,7 +106,7 @@ public sealed class ServiceManagerTests
             using var p = Process.Start(psi)!;
             try
             {
-                await Listening(p).WaitAsync(TimeSpan.FromSeconds(60));
+                await GatewayProcess.Listening(p).WaitAsync(TimeSpan.FromSeconds(60));
                 Assert.Equal(0, notify.Available);
                 using var cts = new CancellationTokenSource(TimeSpan.FromMilliseconds(500));
                 await Assert.ThrowsAnyAsync<OperationCanceledException>(() => ReceiveAsync(notify, cts.Token));
@@ -128,30 +128,5 @@ public sealed class ServiceManagerTests
         var buffer = new byte[4096];
         var n = await socket.ReceiveAsync(buffer, SocketFlags.None, cancel);
         return Encoding.UTF8.GetString(buffer, 0, n);
-    }
-
-    /// <summary>The URL of the gateway's "LISTENING url" line, printed once it listens.</summary>
-    private static Task<string> Listening(Process p)
-    {
-        var url = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
-        var said = new StringBuilder();
-        p.OutputDataReceived += (_, e) =>
-        {
-            if (e.Data is null)
-            {
-                url.TrySetException(new InvalidOperationException("The gateway exited before it listened: " + said));
-            }
-            else if (e.Data.StartsWith("LISTENING ", StringComparison.Ordinal))
-            {
-                url.TrySetResult(e.Data["LISTENING ".Length..]);
-            }
-            else
-            {
-                said.AppendLine(e.Data);
-            }
-        };
-        p.BeginOutputReadLine();
-        p.BeginErrorReadLine();
-        return url.Task;
     }
 }
