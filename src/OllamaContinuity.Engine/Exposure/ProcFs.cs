@@ -95,7 +95,29 @@ public static class ProcFs
     }
 
     /// <summary>Running <c>ollama serve</c> processes (and the desktop app's server), with uid and, where readable, environment.</summary>
-    public static IReadOnlyList<ProcessInfo> OllamaServers(string procRoot)
+    public static IReadOnlyList<ProcessInfo> OllamaServers(string procRoot) => Find(procRoot, (dir, pid, cmdline) =>
+    {
+        var comm = File.Exists(Path.Combine(dir, "comm")) ? File.ReadAllText(Path.Combine(dir, "comm")).Trim() : "";
+        var exe = cmdline.Length > 0 ? Path.GetFileName(cmdline[0]) : comm;
+        return (exe == "ollama" || comm == "ollama") && cmdline.Contains("serve")
+            ? new ProcessInfo(pid, exe, cmdline, ReadUid(dir), ReadEnvironment(Path.Combine(dir, "environ")))
+            : null;
+    });
+
+    /// <summary>The file name of the gateway's assembly (<c>dotnet OllamaContinuity.Gateway.dll ...</c>).</summary>
+    public const string GatewayAssembly = Gateway.GatewayControl.GatewayAssembly;
+
+    /// <summary>
+    /// Running OllamaContinuity gateway processes: a command line that runs <c>OllamaContinuity.Gateway.dll</c> (through
+    /// dotnet) or the <c>OllamaContinuity.Gateway</c> host itself. <see cref="ProcessInfo.Arguments"/> is the whole command line.
+    /// </summary>
+    public static IReadOnlyList<ProcessInfo> GatewayProcesses(string procRoot) => Find(procRoot, (dir, pid, cmdline) =>
+        cmdline.Take(3).Any(a => Path.GetFileName(a) is GatewayAssembly or "OllamaContinuity.Gateway" or "OllamaContinuity.Gateway.exe")
+            ? new ProcessInfo(pid, Path.GetFileName(cmdline[0]), cmdline, ReadUid(dir), null)
+            : null);
+
+    /// <summary>The processes under <paramref name="procRoot"/> that <paramref name="match"/> makes a <see cref="ProcessInfo"/> of (it gets the folder, the PID and the command line).</summary>
+    private static IReadOnlyList<ProcessInfo> Find(string procRoot, Func<string, int, string[], ProcessInfo?> match)
     {
         var list = new List<ProcessInfo>();
         if (!Directory.Exists(procRoot))
@@ -112,27 +134,10 @@ public static class ProcFs
 
             try
             {
-                var cmdline = File.Exists(Path.Combine(dir, "cmdline")) ? File.ReadAllText(Path.Combine(dir, "cmdline")).Split('\0', StringSplitOptions.RemoveEmptyEntries) : [];
-                var comm = File.Exists(Path.Combine(dir, "comm")) ? File.ReadAllText(Path.Combine(dir, "comm")).Trim() : "";
-                var exe = cmdline.Length > 0 ? Path.GetFileName(cmdline[0]) : comm;
-                if (!(exe == "ollama" || comm == "ollama") || !cmdline.Contains("serve"))
+                if (match(dir, pid, ReadCommandLine(dir)) is { } found)
                 {
-                    continue;
+                    list.Add(found);
                 }
-
-                var uid = -1;
-                var status = Path.Combine(dir, "status");
-                if (File.Exists(status))
-                {
-                    var uidLine = File.ReadLines(status).FirstOrDefault(l => l.StartsWith("Uid:", StringComparison.Ordinal));
-                    var parts = uidLine?.Split(['\t', ' '], StringSplitOptions.RemoveEmptyEntries);
-                    if (parts is { Length: > 1 })
-                    {
-                        _ = int.TryParse(parts[1], out uid);
-                    }
-                }
-
-                list.Add(new ProcessInfo(pid, exe, cmdline, uid, ReadEnvironment(Path.Combine(dir, "environ"))));
             }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException)
             {
@@ -143,46 +148,10 @@ public static class ProcFs
         return list;
     }
 
-    /// <summary>The file name of the gateway's assembly (<c>dotnet OllamaContinuity.Gateway.dll ...</c>) and of its native host.</summary>
-    public const string GatewayAssembly = "OllamaContinuity.Gateway.dll";
-
-    /// <summary>
-    /// Running OllamaContinuity gateway processes: a command line that runs <c>OllamaContinuity.Gateway.dll</c> (through
-    /// dotnet) or the <c>OllamaContinuity.Gateway</c> host itself. <see cref="ProcessInfo.Arguments"/> is the whole command line.
-    /// </summary>
-    public static IReadOnlyList<ProcessInfo> GatewayProcesses(string procRoot)
+    private static string[] ReadCommandLine(string processDir)
     {
-        var list = new List<ProcessInfo>();
-        if (!Directory.Exists(procRoot))
-        {
-            return list;
-        }
-
-        foreach (var dir in Directory.EnumerateDirectories(procRoot))
-        {
-            if (!int.TryParse(Path.GetFileName(dir), out var pid))
-            {
-                continue;
-            }
-
-            try
-            {
-                var cmdlineFile = Path.Combine(dir, "cmdline");
-                var cmdline = File.Exists(cmdlineFile) ? File.ReadAllText(cmdlineFile).Split('\0', StringSplitOptions.RemoveEmptyEntries) : [];
-                if (!cmdline.Take(3).Any(a => Path.GetFileName(a) is GatewayAssembly or "OllamaContinuity.Gateway" or "OllamaContinuity.Gateway.exe"))
-                {
-                    continue;
-                }
-
-                list.Add(new ProcessInfo(pid, Path.GetFileName(cmdline[0]), cmdline, ReadUid(dir), null));
-            }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-            {
-                // The process ended or is not ours to read.
-            }
-        }
-
-        return list;
+        var file = Path.Combine(processDir, "cmdline");
+        return File.Exists(file) ? File.ReadAllText(file).Split('\0', StringSplitOptions.RemoveEmptyEntries) : [];
     }
 
     /// <summary>A process by its PID (null when &lt;proc&gt;/&lt;pid&gt; does not exist): its command line and uid, no environment.</summary>
@@ -196,8 +165,7 @@ public static class ProcFs
                 return null;
             }
 
-            var cmdlineFile = Path.Combine(dir, "cmdline");
-            var cmdline = File.Exists(cmdlineFile) ? File.ReadAllText(cmdlineFile).Split('\0', StringSplitOptions.RemoveEmptyEntries) : [];
+            var cmdline = ReadCommandLine(dir);
             return new ProcessInfo(pid, cmdline.Length > 0 ? Path.GetFileName(cmdline[0]) : "", cmdline, ReadUid(dir), null);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)

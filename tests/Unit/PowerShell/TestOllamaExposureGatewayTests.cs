@@ -12,28 +12,14 @@ namespace OllamaContinuity.PowerShellTests;
 /// OLLAMACONTINUITY_STATE_DIR, so they run in the serial collection.
 /// </summary>
 [Collection("Process environment")]
-public sealed class TestOllamaExposureGatewayTests : StandInBackendsTest
+public sealed class TestOllamaExposureGatewayTests : GatewaySessionTest
 {
-    private readonly string? _savedStateDir = Environment.GetEnvironmentVariable("OLLAMACONTINUITY_STATE_DIR");
-    private readonly string _state = TestPaths.New("ps-audit-gateway");
-    private ModuleSession _s = null!;
-
-    private string StateFile => Path.Combine(_state, "User", "gateway.json");
-
-    public override async Task InitializeAsync()
+    public TestOllamaExposureGatewayTests()
+        : base("ps-audit-gateway")
     {
-        await base.InitializeAsync();
-        Environment.SetEnvironmentVariable("OLLAMACONTINUITY_STATE_DIR", _state);
-        _s = new ModuleSession();
     }
 
-    public override async Task DisposeAsync()
-    {
-        _s.Invoke("Stop-AiGateway -Confirm:$false");
-        _s.Dispose();
-        Environment.SetEnvironmentVariable("OLLAMACONTINUITY_STATE_DIR", _savedStateDir);
-        await base.DisposeAsync();
-    }
+    private string StateFile => Path.Combine(StateDir, "User", "gateway.json");
 
     private static string P(PSObject o, string name) => o.Properties[name].Value?.ToString() ?? "";
 
@@ -42,29 +28,17 @@ public sealed class TestOllamaExposureGatewayTests : StandInBackendsTest
     /// <summary>The row of one gateway: this machine may run other gateways (other sessions' tests), each with its own rows.</summary>
     private static PSObject Row(IEnumerable<PSObject> rows, string check, int port) => Assert.Single(rows, r => P(r, "Check") == check && (int)r.Properties["Port"].Value == port);
 
-    private static System.Security.SecureString Secure(string value)
-    {
-        var s = new System.Security.SecureString();
-        foreach (var c in value)
-        {
-            s.AppendChar(c);
-        }
-
-        s.MakeReadOnly();
-        return s;
-    }
-
     [SkippableFact]
     public void The_live_audit_finds_the_real_gateway_by_its_process_and_the_scan_of_loopback_recognises_it()
     {
         Skip.IfNot(OperatingSystem.IsLinux(), "the local audit reads the gateway's sockets from Linux /proc");
-        var started = Assert.Single(_s.Invoke("Start-AiGateway -BindAddress 127.0.0.2 -Port 0 -CloudUri $cloud -CloudApiKey $k -OllamaUri $ollama",
+        var started = Assert.Single(Session.Invoke("Start-AiGateway -BindAddress 127.0.0.2 -Port 0 -CloudUri $cloud -CloudApiKey $k -OllamaUri $ollama",
             new Dictionary<string, object?> { ["cloud"] = Cloud.ChatUri.ToString(), ["ollama"] = Ollama.BaseUri.ToString(), ["k"] = Secure("sk-test") }));
-        Assert.False(_s.HadErrors, string.Join("; ", _s.Streams!.Error));
+        Assert.False(Session.HadErrors, string.Join("; ", Session.Streams!.Error));
         var pid = (int)started.Properties["ProcessId"].Value;
         var port = (int)started.Properties["Port"].Value;
 
-        var audit = _s.Invoke("Test-OllamaExposure");
+        var audit = Session.Invoke("Test-OllamaExposure");
         var bind = Row(audit, "GatewayBind", port);
         Assert.Equal("Pass", P(bind, "Status"));
         Assert.Contains($"loopback only (127.0.0.2:{port}; process {pid}, OllamaContinuity.Gateway.dll --bind 127.0.0.2 --port 0", P(bind, "Detail"), StringComparison.Ordinal);
@@ -76,11 +50,11 @@ public sealed class TestOllamaExposureGatewayTests : StandInBackendsTest
         Assert.Contains("gateway listens on loopback only", P(Row(audit, "Authentication"), "Detail"), StringComparison.Ordinal);
 
         // The network probe of 127.0.0.0/30: the gateway on .2 is recognised by its answers, and asks for a token.
-        var scan = _s.Invoke("Test-OllamaExposure 127.0.0.0/30 -Port $port -TimeoutMs 2000", new Dictionary<string, object?> { ["port"] = port });
+        var scan = Session.Invoke("Test-OllamaExposure 127.0.0.0/30 -Port $port -TimeoutMs 2000", new Dictionary<string, object?> { ["port"] = port });
         var found = Assert.Single(scan);
         Assert.Equal(("NetworkExposure", "Pass", "127.0.0.2"), (P(found, "Check"), P(found, "Status"), P(found, "Target")));
         Assert.Contains("An OllamaContinuity gateway answers on 127.0.0.2:" + port + " and asks for a client token (GET /api/tags without one: HTTP 401)", P(found, "Detail"), StringComparison.Ordinal);
-        Assert.True((bool)Assert.Single(_s.Invoke("Test-OllamaExposure 127.0.0.2 -Port $port -Quiet", new Dictionary<string, object?> { ["port"] = port })).BaseObject);
+        Assert.True((bool)Assert.Single(Session.Invoke("Test-OllamaExposure 127.0.0.2 -Port $port -Quiet", new Dictionary<string, object?> { ["port"] = port })).BaseObject);
     }
 
     [SkippableFact]
@@ -97,7 +71,7 @@ public sealed class TestOllamaExposureGatewayTests : StandInBackendsTest
             ["processStartTime"] = self.StartTime.ToUniversalTime(),
         }));
 
-        var audit = _s.Invoke("Test-OllamaExposure");
+        var audit = Session.Invoke("Test-OllamaExposure");
 
         var auth = Row(audit, "GatewayAuth", Ollama.Port);
         Assert.Equal("Fail", P(auth, "Status"));
@@ -118,7 +92,7 @@ public sealed class TestOllamaExposureGatewayTests : StandInBackendsTest
         var port = ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
         await File.WriteAllTextAsync(StateFile, $$"""{"pid":{{gone.Id}},"url":"http://127.0.0.1:{{port}}","bind":"127.0.0.1","port":{{port}},"processStartTime":"2026-01-01T00:00:00Z"}""");
 
-        var audit = _s.Invoke("Test-OllamaExposure");
+        var audit = Session.Invoke("Test-OllamaExposure");
 
         Assert.DoesNotContain(audit, r => P(r, "Check") is "GatewayAuth" or "GatewayFirewall" && (int)r.Properties["Port"].Value == port);
         var bind = Row(audit, "GatewayBind", port);
@@ -137,7 +111,7 @@ public sealed class TestOllamaExposureGatewayTests : StandInBackendsTest
         var root = TestPaths.New("ps-audit-gateway-root");
         Directory.CreateDirectory(Path.Combine(root, "proc/net"));
 
-        var audit = _s.Invoke("Test-OllamaExposure -Root $root", new Dictionary<string, object?> { ["root"] = root });
+        var audit = Session.Invoke("Test-OllamaExposure -Root $root", new Dictionary<string, object?> { ["root"] = root });
 
         Assert.Equal(["BindAddress", "Firewall", "Origins", "WebUI", "ServiceUser", "Authentication", "Logs", "DiskEncryption"], audit.Select(r => P(r, "Check")));
     }
