@@ -168,10 +168,12 @@ internal sealed class ChatHandler(FailoverEngine engine, BackendPlan plan, Gatew
     /// <summary>Streams the engine's tokens to the client as they arrive; headers go out with the first token.</summary>
     private async Task<(string Backend, string? Reason, int Status)> StreamAsync(HttpContext ctx, ApiFormat format, ChatCall call, AiRequest request)
     {
-        // Synchronous continuations: a token the engine hands over is written (and flushed) on the engine's own thread,
-        // inside OnToken, instead of waking this loop on another pool thread for every token. While a flush is pending
-        // (a slow client), this loop is not waiting on the channel, so tokens queue up and go out together afterwards.
-        var channel = Channel.CreateUnbounded<string>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true, AllowSynchronousContinuations = true });
+        // Synchronous continuations: a token the engine hands over is written on the engine's own thread, inside
+        // OnToken, instead of waking this loop on another pool thread for every token. It is flushed when the engine
+        // says nothing more is ready from the backend (a null item, OnStreamIdle): pieces that arrived together go out
+        // in one send, and none waits for the backend's next piece. While a flush is pending (a slow client), this loop
+        // is not waiting on the channel, so tokens queue up and go out together afterwards.
+        var channel = Channel.CreateUnbounded<string?>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true, AllowSynchronousContinuations = true });
         var observer = new GatewayObserver(channel.Writer, Warn);
         var timings = GatewayTimings.Current;
         var tSend = Stopwatch.GetTimestamp();
@@ -201,18 +203,28 @@ internal sealed class ChatHandler(FailoverEngine engine, BackendPlan plan, Gatew
 
         try
         {
+            var unflushed = false;
             await foreach (var token in channel.Reader.ReadAllAsync(ctx.RequestAborted).ConfigureAwait(false))
             {
+                if (token is null)
+                {
+                    // The backend has nothing more ready. More already queued (behind a slow flush) goes out with this.
+                    if (unflushed && !channel.Reader.TryPeek(out _))
+                    {
+                        unflushed = false;
+                        await output.FlushAsync(ctx.RequestAborted).ConfigureAwait(false);
+                    }
+
+                    continue;
+                }
+
                 if (!started)
                 {
                     Start(observer.Current?.Role.ToString() ?? "Cloud", observer.Reason);
                 }
 
                 format.StreamDelta(output, state, token);
-                if (!channel.Reader.TryPeek(out _))
-                {
-                    await output.FlushAsync(ctx.RequestAborted).ConfigureAwait(false);
-                }
+                unflushed = true;
             }
 
             var response = await send.ConfigureAwait(false);
@@ -254,7 +266,7 @@ internal sealed class ChatHandler(FailoverEngine engine, BackendPlan plan, Gatew
         }
     }
 
-    private async Task<AiResponse> SendThenCompleteAsync(AiRequest request, IFailoverObserver observer, ChannelWriter<string> writer, CancellationToken ct)
+    private async Task<AiResponse> SendThenCompleteAsync(AiRequest request, IFailoverObserver observer, ChannelWriter<string?> writer, CancellationToken ct)
     {
         try
         {

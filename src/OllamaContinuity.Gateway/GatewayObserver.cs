@@ -6,8 +6,9 @@ namespace OllamaContinuity.Gateway;
 /// <summary>
 /// Listens to one request inside the engine: which backend is answering now, why the cloud was passed over
 /// (from the engine's own failover and contingency lines), and the streamed text, handed to the response writer.
+/// A null item in <c>tokens</c> marks the end of a run of text that arrived together: the writer flushes there.
 /// </summary>
-internal sealed class GatewayObserver(ChannelWriter<string>? tokens, Action<string> warn) : IFailoverObserver
+internal sealed class GatewayObserver(ChannelWriter<string?>? tokens, Action<string> warn) : IFailoverObserver
 {
     private volatile BackendEndpoint? _current;
     private volatile string? _reason;
@@ -49,6 +50,9 @@ internal sealed class GatewayObserver(ChannelWriter<string>? tokens, Action<stri
             tokens?.TryWrite(text);
         }
     }
+
+    /// <summary>Nothing more is ready from the backend: what was written so far goes out now (see <see cref="ChatHandler"/>).</summary>
+    public void OnStreamIdle() => tokens?.TryWrite(null);
 
     public void OnStreamRescued(string notice)
     {

@@ -15,6 +15,15 @@ public interface IFailoverObserver
     /// <summary>A piece of streamed text, in order.</summary>
     void OnToken(string text);
 
+    /// <summary>
+    /// The backend has no more streamed text ready: the engine is about to wait for its next piece. Called once after
+    /// each run of <see cref="OnToken"/> calls whose text arrived together, before the wait. A relay that buffers what
+    /// it writes flushes here, so pieces that arrived together go out together and none waits for the next one.
+    /// </summary>
+    void OnStreamIdle()
+    {
+    }
+
     /// <summary>Asked before falling back when the request requires approval. False declines.</summary>
     ValueTask<bool> ApproveFailoverAsync(string question, CancellationToken cancellationToken);
 

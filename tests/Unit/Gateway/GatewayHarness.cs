@@ -48,7 +48,7 @@ internal sealed class GatewayHarness : IAsyncDisposable
     public string LogPath => Path.Combine(Directory, "requests.jsonl");
 
     public static async Task<GatewayHarness> StartAsync(FakeApi cloudApi = FakeApi.OpenAI, Func<GatewayOptions, GatewayOptions>? configure = null,
-        BackendTimeouts? cloudTimeouts = null, IContingencySource? contingency = null)
+        BackendTimeouts? cloudTimeouts = null, IContingencySource? contingency = null, Action<WebApplication>? beforeStart = null)
     {
         var dir = TestPaths.New("gateway");
         System.IO.Directory.CreateDirectory(dir);
@@ -75,6 +75,7 @@ internal sealed class GatewayHarness : IAsyncDisposable
         options = configure?.Invoke(options) ?? options;
         var tokens = ClientTokens.Load(options.TokensFile!);
         var app = GatewayApp.Build(options, tokens, engine, plan, Microsoft.Extensions.Logging.LogLevel.Error);
+        beforeStart?.Invoke(app);
         await app.StartAsync();
         return new GatewayHarness(app, cloud, ollama, engine, GatewayApp.ListeningUri(app), dir);
     }

@@ -31,7 +31,45 @@ internal static class ChatStreamReader
     public static async Task<FailureDecision?> ReadAsync(ChatProtocol protocol, Stream body, ResponseLimits limits, StreamProgress p, StreamWatchdog watchdog,
         IFailoverObserver? observer, CancellationToken ct)
     {
-        using var reader = new LineReader(body, limits.MaxLineBytes);
+        var idle = observer is null ? null : new IdleSignal(observer);
+        try
+        {
+            var failed = await ReadCoreAsync(protocol, body, limits, p, watchdog, observer, idle, ct).ConfigureAwait(false);
+            if (failed is not null)
+            {
+                // What the broken stream did deliver goes out now, not after the next backend's first piece.
+                idle?.Announce();
+            }
+
+            return failed;
+        }
+        catch
+        {
+            idle?.Announce();
+            throw;
+        }
+    }
+
+    /// <summary>Tells the observer once after each run of text that nothing more is ready (<see cref="IFailoverObserver.OnStreamIdle"/>).</summary>
+    private sealed class IdleSignal(IFailoverObserver observer)
+    {
+        /// <summary>Text was handed over since the observer was last told.</summary>
+        public bool Pending;
+
+        public void Announce()
+        {
+            if (Pending)
+            {
+                Pending = false;
+                observer.OnStreamIdle();
+            }
+        }
+    }
+
+    private static async Task<FailureDecision?> ReadCoreAsync(ChatProtocol protocol, Stream body, ResponseLimits limits, StreamProgress p, StreamWatchdog watchdog,
+        IFailoverObserver? observer, IdleSignal? idle, CancellationToken ct)
+    {
+        using var reader = new LineReader(body, limits.MaxLineBytes, idle is null ? null : idle.Announce);
         string? sseEvent = null;
         string? lastBad = null;
         while (await reader.ReadLineAsync(ct).ConfigureAwait(false) is { } line)
@@ -57,6 +95,10 @@ internal static class ChatStreamReader
                         watchdog.Alive();
                         p.Text.Append(chunk.Text);
                         observer?.OnToken(chunk.Text);
+                        if (idle is not null)
+                        {
+                            idle.Pending = true;
+                        }
                     }
 
                     if (chunk.Kind == ChunkKind.Done)

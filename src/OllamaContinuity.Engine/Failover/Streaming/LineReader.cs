@@ -5,21 +5,24 @@ namespace OllamaContinuity.Failover.Streaming;
 
 /// <summary>
 /// Reads UTF-8 lines (ending in LF or CRLF) from a stream, keeping at most <see cref="ResponseLimits.MaxLineBytes"/>
-/// of one line: an endless line is a failure, not a memory leak.
+/// of one line: an endless line is a failure, not a memory leak. <c>beforeWait</c> runs whenever the next read cannot
+/// complete at once (nothing more has arrived), just before the reader waits for it.
 /// </summary>
 internal sealed class LineReader : IDisposable
 {
     private readonly Stream _stream;
     private readonly int _maxLine;
+    private readonly Action? _beforeWait;
     private byte[] _buffer;
     private int _start;
     private int _end;
     private bool _eof;
 
-    public LineReader(Stream stream, int maxLineBytes)
+    public LineReader(Stream stream, int maxLineBytes, Action? beforeWait = null)
     {
         _stream = stream;
         _maxLine = maxLineBytes;
+        _beforeWait = beforeWait;
         _buffer = ArrayPool<byte>.Shared.Rent(16 * 1024);
     }
 
@@ -79,7 +82,13 @@ internal sealed class LineReader : IDisposable
                 _buffer = bigger;
             }
 
-            var n = await _stream.ReadAsync(_buffer.AsMemory(_end, Math.Min(_buffer.Length - _end, 64 * 1024)), ct).ConfigureAwait(false);
+            var read = _stream.ReadAsync(_buffer.AsMemory(_end, Math.Min(_buffer.Length - _end, 64 * 1024)), ct);
+            if (!read.IsCompleted)
+            {
+                _beforeWait?.Invoke();
+            }
+
+            var n = await read.ConfigureAwait(false);
             if (n == 0)
             {
                 _eof = true;
