@@ -6,6 +6,9 @@ namespace OllamaContinuity.Gateway;
 /// <summary>The gateway process: parse, refuse unsafe settings, serve until SIGTERM / Ctrl+C. Prints "LISTENING &lt;url&gt;" once ready.</summary>
 internal static class GatewayProgram
 {
+    /// <summary>The runtime's switch for running socket completions on its epoll threads (see <see cref="GatewayOptions.InlineIo"/>).</summary>
+    internal const string InlineCompletionsVariable = "DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS";
+
     public static async Task<int> Main(string[] args)
     {
         GatewayOptions options;
@@ -20,6 +23,11 @@ internal static class GatewayProgram
             }
 
             options = GatewayOptions.Parse(args);
+            if (options.InlineIo && Environment.GetEnvironmentVariable(InlineCompletionsVariable) is null)
+            {
+                // Read once, when the runtime's socket engine starts: before the first socket of this process.
+                Environment.SetEnvironmentVariable(InlineCompletionsVariable, "1");
+            }
             tokens = options.LoadTokens(Console.OpenStandardInput);
             options.Validate(tokens);
             plan = BackendSettings.FromEnvironment(options.Settings(Environment.GetEnvironmentVariable), options.LogPath);

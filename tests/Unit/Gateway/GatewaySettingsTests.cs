@@ -30,6 +30,23 @@ public sealed class GatewaySettingsTests
         Assert.Equal("InvalidCloudUri", Assert.ThrowsAny<ArgumentException>(() => BackendSettings.FromEnvironment(Env(("CLOUD_API_URL", "ftp://x")), null)).ParamName);
     }
 
+    [Fact]
+    public void Inline_io_is_on_by_default_on_Linux_and_set_by_its_option_or_variable()
+    {
+        Assert.Equal(OperatingSystem.IsLinux(), GatewayOptions.DefaultInlineIo(null));
+        Assert.Equal(OperatingSystem.IsLinux(), GatewayOptions.DefaultInlineIo(""));
+        Assert.False(GatewayOptions.DefaultInlineIo("0"));
+        Assert.False(GatewayOptions.DefaultInlineIo("false"));
+        Assert.True(GatewayOptions.DefaultInlineIo("1"));
+        Assert.True(GatewayOptions.DefaultInlineIo(" TRUE "));
+        Assert.Contains(GatewayOptions.InlineIoVariable, Assert.Throws<ArgumentException>(() => GatewayOptions.DefaultInlineIo("maybe")).Message);
+
+        Assert.False(GatewayOptions.Parse(["--inline-io", "false"]).InlineIo);
+        Assert.True(GatewayOptions.Parse(["--inline-io", "true"]).InlineIo);
+        Assert.Contains("--inline-io 'sometimes'", Assert.Throws<ArgumentException>(() => GatewayOptions.Parse(["--inline-io", "sometimes"])).Message);
+        Assert.Contains("--inline-io needs a value", Assert.Throws<ArgumentException>(() => GatewayOptions.Parse(["--inline-io"])).Message);
+    }
+
     private sealed class PlanComparer : IEqualityComparer<BackendPlan>
     {
         public bool Equals(BackendPlan? a, BackendPlan? b) =>
