@@ -9,6 +9,71 @@ namespace OllamaContinuity.Bench;
 /// <summary>One gateway build to measure: a label, the folder of its laid-out executable, extra environment variables.</summary>
 internal sealed record GatewayUnderTest(string Label, string Directory, IReadOnlyDictionary<string, string> Environment);
 
+/// <summary>Which CPUs each process of the gateway scenario may run on (set with taskset; the last CPU is the one set apart).</summary>
+internal enum CpuLayout
+{
+    /// <summary>Client, stand-ins and gateways share every CPU.</summary>
+    Shared,
+
+    /// <summary>The gateways get the last CPU to themselves; the client and the stand-ins share the others (a gateway host with a core to spare).</summary>
+    Gateway,
+
+    /// <summary>The stand-ins get the last CPU (the provider is another machine); the client and the gateways share the others (the application's host).</summary>
+    Cloud,
+}
+
+/// <summary>The CPU lists of a <see cref="CpuLayout"/> (taskset's -c syntax), or null for no pinning.</summary>
+internal sealed record CpuPins(string Client, string StandIns, string Gateways)
+{
+    public static CpuPins? For(CpuLayout layout)
+    {
+        var n = Environment.ProcessorCount;
+        if (layout == CpuLayout.Shared || n < 2)
+        {
+            return null;
+        }
+
+        var rest = n == 2 ? "0" : $"0-{n - 2}";
+        var last = (n - 1).ToString(CultureInfo.InvariantCulture);
+        return layout == CpuLayout.Gateway ? new CpuPins(rest, rest, last) : new CpuPins(rest, last, rest);
+    }
+
+    /// <summary>Pins every thread of this process (new threads inherit it, and so do child processes unless started pinned).</summary>
+    public void PinSelf() => Run("taskset", "-a", "-p", "-c", Client, Environment.ProcessId.ToString(CultureInfo.InvariantCulture));
+
+    /// <summary>A start for <paramref name="exe"/> on <paramref name="cpus"/>: taskset execs it, so the process id stays the program's.</summary>
+    public static ProcessStartInfo Start(string? cpus, string exe)
+    {
+        if (cpus is null)
+        {
+            return new ProcessStartInfo(exe);
+        }
+
+        var psi = new ProcessStartInfo("taskset");
+        psi.ArgumentList.Add("-c");
+        psi.ArgumentList.Add(cpus);
+        psi.ArgumentList.Add(exe);
+        return psi;
+    }
+
+    private static void Run(string exe, params string[] args)
+    {
+        var psi = new ProcessStartInfo(exe) { UseShellExecute = false, RedirectStandardOutput = true };
+        foreach (var a in args)
+        {
+            psi.ArgumentList.Add(a);
+        }
+
+        using var p = Process.Start(psi)!;
+        p.StandardOutput.ReadToEnd();
+        p.WaitForExit();
+        if (p.ExitCode != 0)
+        {
+            throw new InvalidOperationException($"{exe} {string.Join(' ', args)} failed ({p.ExitCode})");
+        }
+    }
+}
+
 /// <summary>
 /// Scenario 5: what the gateway adds. Three kinds of process: this one (the client), the stand-in servers
 /// (tests/FakeServer, one process per stand-in) and each gateway (the real laid-out executable, as Start-AiGateway runs
@@ -23,8 +88,9 @@ internal static class GatewayScenario
 
     private const string Token = "oc_bench_token_0123456789abcdefghij";
 
-    public static async Task RunAsync(bool quick, IReadOnlyList<GatewayUnderTest> gateways, bool timings)
+    public static async Task RunAsync(bool quick, IReadOnlyList<GatewayUnderTest> gateways, bool timings, CpuLayout layout = CpuLayout.Shared)
     {
+        var pins = CpuPins.For(layout);
         var root = RepoRoot();
         if (gateways.Count == 0)
         {
@@ -44,6 +110,10 @@ internal static class GatewayScenario
             Console.WriteLine($"- `{g.Label}`: {g.Directory}{(g.Environment.Count == 0 ? "" : " with " + string.Join(" ", g.Environment.Select(e => e.Key + "=" + e.Value)))}");
         }
 
+        Console.WriteLine(pins is null
+            ? $"CPUs: every process shares all {Environment.ProcessorCount}{(layout == CpuLayout.Shared ? "" : $" (--pin {layout.ToString().ToLowerInvariant()} needs at least 2 CPUs)")}."
+            : $"CPUs (--pin {layout.ToString().ToLowerInvariant()}, taskset): client {pins.Client}, stand-ins {pins.StandIns}, gateways {pins.Gateways}.");
+        pins?.PinSelf();
         Console.WriteLine();
         var dir = Directory.CreateTempSubdirectory("oc-bench-gw-");
         var tokens = Path.Combine(dir.FullName, "tokens.json");
@@ -51,14 +121,14 @@ internal static class GatewayScenario
         var fake = FakeServerDll(root);
         try
         {
-            await using var cloud = await StandIn.StartAsync(fake, "--api", "openai", "--name", "cloud");
-            await using var ollama = await StandIn.StartAsync(fake, "--api", "ollama", "--name", "ollama");
+            await using var cloud = await StandIn.StartAsync(pins?.StandIns, fake, "--api", "openai", "--name", "cloud");
+            await using var ollama = await StandIn.StartAsync(pins?.StandIns, fake, "--api", "ollama", "--name", "ollama");
             var running = new List<GatewayProcess>();
             try
             {
                 foreach (var g in gateways)
                 {
-                    running.Add(await GatewayProcess.StartAsync(g, dir.FullName, tokens, cloud.ChatUri, ollama.BaseUri, timings));
+                    running.Add(await GatewayProcess.StartAsync(pins?.Gateways, g, dir.FullName, tokens, cloud.ChatUri, ollama.BaseUri, timings));
                 }
 
                 using var http = RawPost.CreateClient();
@@ -66,7 +136,7 @@ internal static class GatewayScenario
                 sides.AddRange(running.Select(p => new Side($"client -> {p.Label} -> stand-in", new Uri(p.Uri, "/v1/chat/completions"), p.CpuTicks)));
                 await SequentialAsync(http, sides, quick);
                 Console.WriteLine();
-                await ThroughputAsync(http, sides, quick);
+                await ThroughputAsync(http, sides, cloud.CpuTicks, quick);
                 Console.WriteLine();
                 foreach (var p in running)
                 {
@@ -93,11 +163,11 @@ internal static class GatewayScenario
             }
 
             Console.WriteLine();
-            await using var slow = await StandIn.StartAsync(fake, "--api", "openai", "--name", "slow", "--words", "100", "--chunk-delay-ms", "20");
+            await using var slow = await StandIn.StartAsync(pins?.StandIns, fake, "--api", "openai", "--name", "slow", "--words", "100", "--chunk-delay-ms", "20");
             var table = new Table($"{(quick ? 50 : 200)} concurrent slow streams (49 chunks, 20 ms apart), twice", "s per wave", "VmRSS idle MiB", "VmHWM MiB");
             foreach (var g in gateways)
             {
-                await using var p = await GatewayProcess.StartAsync(g, dir.FullName, tokens, slow.ChatUri, ollama.BaseUri, timings: false);
+                await using var p = await GatewayProcess.StartAsync(pins?.Gateways, g, dir.FullName, tokens, slow.ChatUri, ollama.BaseUri, timings: false);
                 await ManyStreamsAsync(p, table, quick ? 50 : 200);
             }
 
@@ -134,6 +204,7 @@ internal static class GatewayScenario
             }
         }
 
+        var settled = await SettleAsync(sides, quick ? 2 : 15);
         for (var round = 0; round < rounds; round++)
         {
             var thisRound = sides.Select(_ => new Samples()).ToArray();
@@ -159,7 +230,7 @@ internal static class GatewayScenario
             }
         }
 
-        Console.WriteLine($"Sequential non-streaming requests over keep-alive: {rounds} rounds, each side a block of {block} per round in rotating order, after a warm-up of {warmup} requests, {(quick ? 0.5 : 3)} s of 64 streams and {warmup / 2} requests per side.");
+        Console.WriteLine($"Sequential non-streaming requests over keep-alive: {rounds} rounds, each side a block of {block} per round in rotating order, after a warm-up of {warmup} requests, {(quick ? 0.5 : 3)} s of 64 streams and {warmup / 2} requests per side, then {settled:0.0} s until every server process was idle (the runtime's background tier-1 compiles done).");
         Console.WriteLine();
         var table = new Table("sequential, non-streaming, keep-alive", "n", "p50 µs", "p99 µs", "mean µs", "added p50 µs", "added p99 µs", "p50 ratio", "added p50 per round, median (min..max)", "server CPU µs/req*");
         for (var s = 0; s < sides.Count; s++)
@@ -184,11 +255,35 @@ internal static class GatewayScenario
         }
     }
 
-    private static async Task ThroughputAsync(HttpClient http, List<Side> sides, bool quick)
+    /// <summary>
+    /// Waits, after the warm-up, until no server process uses CPU any more: the runtime compiles hot methods again
+    /// (tier 1) on a background thread after a delay, and that work must not land in the timed rounds. Returns the
+    /// seconds it took (at most <paramref name="maxSeconds"/>).
+    /// </summary>
+    private static async Task<double> SettleAsync(List<Side> sides, int maxSeconds)
+    {
+        var sw = Stopwatch.StartNew();
+        while (sw.Elapsed.TotalSeconds < maxSeconds)
+        {
+            var before = sides.Select(s => s.CpuTicks()).ToArray();
+            await Task.Delay(500);
+            // At most 2 clock ticks (20 ms) in 500 ms: idle, apart from timers.
+            if (sides.Select((s, i) => s.CpuTicks() - before[i]).All(d => d <= 2))
+            {
+                break;
+            }
+        }
+
+        return sw.Elapsed.TotalSeconds;
+    }
+
+    private static async Task ThroughputAsync(HttpClient http, List<Side> sides, Func<long> standInCpu, bool quick)
     {
         var (rounds, seconds) = quick ? (1, 1.0) : (6, 2.0);
         var rps = sides.Select(_ => new List<double>()).ToArray();
         var cpu = new double[sides.Count];
+        var clientCpu = new double[sides.Count];
+        var standCpu = new double[sides.Count];
         var count = new double[sides.Count];
         // Warm-up: one short burst per side (connections opened, code jitted).
         foreach (var side in sides)
@@ -201,9 +296,11 @@ internal static class GatewayScenario
             for (var k = 0; k < sides.Count; k++)
             {
                 var s = (round + k) % sides.Count;
-                var c0 = sides[s].CpuTicks();
+                var (c0, me0, st0) = (sides[s].CpuTicks(), CpuTicksOf(Environment.ProcessId), standInCpu());
                 var r = await BurstAsync(http, sides[s].Uri, TimeSpan.FromSeconds(seconds));
                 cpu[s] += sides[s].CpuTicks() - c0;
+                clientCpu[s] += CpuTicksOf(Environment.ProcessId) - me0;
+                standCpu[s] += standInCpu() - st0;
                 count[s] += r.Done;
                 rps[s].Add(r.PerSecond);
             }
@@ -211,16 +308,22 @@ internal static class GatewayScenario
 
         Console.WriteLine($"64 concurrent streaming clients (each POSTs, reads the whole SSE stream, repeats): {rounds} rounds of {seconds:0.#} s per side in rotating order.");
         Console.WriteLine();
-        var table = new Table("64 concurrent streams", "requests/s (median of rounds)", "ratio to direct (median of rounds)", "ratio per round min..max", "target >= 0.85", "server CPU µs/req*");
+        var table = new Table("64 concurrent streams", "requests/s (median of rounds)", "ratio to direct (median of rounds)", "ratio per round min..max", "target >= 0.85",
+            "CPU µs/req: client", "stand-in", "gateway", "all", "CPU ratio**");
+        double All(int i) => TicksToUs(clientCpu[i] + standCpu[i] + (i == 0 ? 0 : cpu[i])) / count[i];
         for (var s = 0; s < sides.Count; s++)
         {
             var ratios = rps[s].Zip(rps[0], (a, b) => a / b).Order().ToArray();
             var median = ratios[ratios.Length / 2];
             table.Row(sides[s].Name, Fmt.N(rps[s].Order().ElementAt(rps[s].Count / 2), "0"), Fmt.N(median),
-                $"{Fmt.N(ratios[0])}..{Fmt.N(ratios[^1])}", s == 0 ? "" : Fmt.Verdict(median >= 0.85), Fmt.Us(TicksToUs(cpu[s]) / count[s]));
+                $"{Fmt.N(ratios[0])}..{Fmt.N(ratios[^1])}", s == 0 ? "" : Fmt.Verdict(median >= 0.85),
+                Fmt.Us(TicksToUs(clientCpu[s]) / count[s]), Fmt.Us(TicksToUs(standCpu[s]) / count[s]), s == 0 ? "-" : Fmt.Us(TicksToUs(cpu[s]) / count[s]),
+                Fmt.Us(All(s)), s == 0 ? "-" : Fmt.N(All(0) / All(s)));
         }
 
         table.Print();
+        Console.WriteLine("**CPU ratio: the CPU time per request of every process on the direct side (client and stand-in) over that of this side (client, stand-in and gateway).");
+        Console.WriteLine("When the machine's CPUs are the bottleneck, this is the highest throughput ratio the side can reach: requests/s = CPUs / CPU per request.");
     }
 
     private static async Task<(double PerSecond, long Done)> BurstAsync(HttpClient http, Uri uri, TimeSpan duration)
@@ -334,9 +437,10 @@ internal static class GatewayScenario
 
         public long CpuTicks() => CpuTicksOf(_process.Id);
 
-        public static async Task<StandIn> StartAsync(string dll, params string[] args)
+        public static async Task<StandIn> StartAsync(string? cpus, string dll, params string[] args)
         {
-            var psi = new ProcessStartInfo("dotnet") { UseShellExecute = false, RedirectStandardInput = true, RedirectStandardOutput = true };
+            var psi = CpuPins.Start(cpus, "dotnet");
+            (psi.UseShellExecute, psi.RedirectStandardInput, psi.RedirectStandardOutput) = (false, true, true);
             psi.ArgumentList.Add(dll);
             foreach (var a in args)
             {
@@ -385,7 +489,7 @@ internal static class GatewayScenario
 
         public long CpuTicks() => CpuTicksOf(_process.Id);
 
-        public static async Task<GatewayProcess> StartAsync(GatewayUnderTest g, string dir, string tokens, Uri cloud, Uri ollama, bool timings)
+        public static async Task<GatewayProcess> StartAsync(string? cpus, GatewayUnderTest g, string dir, string tokens, Uri cloud, Uri ollama, bool timings)
         {
             var exe = Path.Combine(g.Directory, "OllamaContinuity.Gateway");
             if (!File.Exists(exe))
@@ -395,7 +499,8 @@ internal static class GatewayScenario
 
             var state = Path.Combine(dir, g.Label + "-" + Guid.NewGuid().ToString("n")[..8]);
             Directory.CreateDirectory(state);
-            var psi = new ProcessStartInfo(exe) { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
+            var psi = CpuPins.Start(cpus, exe);
+            (psi.UseShellExecute, psi.RedirectStandardOutput, psi.RedirectStandardError) = (false, true, true);
             foreach (var a in new[] { "--tokens-file", tokens, "--port", "0", "--max-concurrency", "1000", "--rate-per-minute", "10000000", "--log-path", Path.Combine(state, "requests.jsonl") })
             {
                 psi.ArgumentList.Add(a);

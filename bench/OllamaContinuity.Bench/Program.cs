@@ -8,6 +8,7 @@ var scenarios = new List<string>();
 var quick = false;
 var gateways = new List<GatewayUnderTest>();
 var gatewayTimings = false;
+var cpuLayout = CpuLayout.Shared;
 for (var ai = 0; ai < args.Length; ai++)
 {
     var a = args[ai];
@@ -27,11 +28,16 @@ for (var ai = 0; ai < args.Length; ai++)
         case "--gateway-timings":
             gatewayTimings = true;
             break;
+        case "--pin" when ai + 1 < args.Length && Enum.TryParse<CpuLayout>(args[ai + 1], ignoreCase: true, out var layout):
+            // --pin shared|gateway|cloud: which CPUs the client, the stand-ins and the gateways may use (gateway scenario).
+            cpuLayout = layout;
+            ai++;
+            break;
         case "--quick":
             quick = true;
             break;
         case "-h" or "--help" or "/?":
-            Console.WriteLine("OllamaContinuity.Bench [all|overhead|blackhole|throughput|rescue|gateway|flap|allocs ...] [--quick] [--gateway LABEL=DIR]... [--gateway-env LABEL=NAME=VALUE]... [--gateway-timings]");
+            Console.WriteLine("OllamaContinuity.Bench [all|overhead|blackhole|throughput|rescue|gateway|flap|allocs ...] [--quick] [--gateway LABEL=DIR]... [--gateway-env LABEL=NAME=VALUE]... [--gateway-timings] [--pin shared|gateway|cloud]");
             Console.WriteLine("  overhead    the failover core vs a raw HttpClient POST, per request (p50/p95/mean)");
             Console.WriteLine("  blackhole   50 requests with a blackholed cloud: the seed's strategy vs the circuit breaker");
             Console.WriteLine("  throughput  requests/s at 1, 16 and 64 concurrent requests vs raw HttpClient");
@@ -47,6 +53,9 @@ for (var ai = 0; ai < args.Length; ai++)
             Console.WriteLine("                              (default: out/OllamaContinuity/Gateway, from dotnet build src/OllamaContinuity -c Release)");
             Console.WriteLine("  --gateway-env LABEL=NAME=VALUE  (gateway) an environment variable for that gateway's process (after its --gateway)");
             Console.WriteLine("  --gateway-timings           (gateway) print the gateway's own section timings (OLLAMACONTINUITY_GATEWAY_TIMINGS)");
+            Console.WriteLine("  --pin shared|gateway|cloud  (gateway) CPUs per process (taskset): shared (default) lets all share every CPU;");
+            Console.WriteLine("                              gateway gives the gateways the last CPU and the client and stand-ins the others;");
+            Console.WriteLine("                              cloud gives the stand-ins (the remote provider) the last CPU and the client and gateways the others");
             return 0;
         case "all" or "overhead" or "blackhole" or "throughput" or "rescue" or "gateway" or "allocs" or "cmdlet" or "flap":
             scenarios.Add(a.ToLowerInvariant());
@@ -96,7 +105,7 @@ foreach (var s in scenarios)
             await RescueScenario.RunAsync(quick);
             break;
         case "gateway":
-            await GatewayScenario.RunAsync(quick, gateways, gatewayTimings);
+            await GatewayScenario.RunAsync(quick, gateways, gatewayTimings, cpuLayout);
             break;
         case "flap":
             await FlapScenario.RunAsync(quick);
