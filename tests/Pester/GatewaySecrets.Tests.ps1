@@ -13,12 +13,7 @@ BeforeAll {
     Import-Module -Force (Join-Path $PSScriptRoot 'TestHelpers.psm1')
 
     # The vendored module, built on demand (as tests/FakeServer is).
-    $project = Join-Path $PSScriptRoot '../vendor/SecretManagement/SecretManagement.csproj'
-    $script:smManifest = Join-Path $PSScriptRoot '../vendor/SecretManagement/bin/Release/module/Microsoft.PowerShell.SecretManagement/Microsoft.PowerShell.SecretManagement.psd1'
-    if (-not (Test-Path -LiteralPath $smManifest)) {
-        & dotnet build $project -c Release --nologo --verbosity quiet | Out-Null
-        if ($LASTEXITCODE -ne 0) { throw 'Could not build tests/vendor/SecretManagement.' }
-    }
+    $script:smManifest = Get-VendoredSecretManagement
 
     $script:work = Join-Path ([IO.Path]::GetTempPath()) "oc-pester-secrets-$([guid]::NewGuid().ToString('n'))"
     $script:homeDir = Join-Path $work 'home'

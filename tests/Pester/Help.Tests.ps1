@@ -28,6 +28,7 @@ Describe 'Help examples' {
         $script:ollama = Start-FakeServer -Api Ollama -Name help-ollama
 
         $runnable = @($all | Where-Object { -not $_.Skip -and ($_.Needs -ne 'Root' -or $isRoot) -and ($_.Needs -ne 'Linux' -or $IsLinux) })
+        if ($runnable | Where-Object Needs -eq 'Vault') { $null = Get-VendoredSecretManagement }   # built before the runner imports it
         $runnable | ForEach-Object { [pscustomobject]$_ } | ConvertTo-Json -Depth 5 | Set-Content (Join-Path $work 'examples.json')
         $runner = @'
 param($Work, $Manifest)

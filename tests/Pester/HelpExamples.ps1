@@ -11,6 +11,8 @@
 #   Shows      a pattern its output must match (what the remarks promise);
 #   Needs      Root: it reads the host firewall or systemd, which needs root on Linux (skipped elsewhere);
 #              Linux: it names a Linux path;
+#              Vault: it reads SecretManagement; the runner imports the real module (tests/vendor, built by
+#              Help.Tests.ps1) and Setup registers the test vault as Company with the secrets the example names;
 #   Skip       why it cannot run here (reported as skipped).
 
 function Get-HelpExample {
@@ -21,13 +23,26 @@ New-Item -ItemType Directory -Path ./image/etc/systemd/system -Force | Out-Null
 Set-Content -Path ./image/etc/systemd/system/ollama.service -Value "[Service]`nExecStart=/usr/local/bin/ollama serve`nUser=ollama`nEnvironment=`"OLLAMA_HOST=0.0.0.0`"`n"
 '@
     $root = 'Root'
+    # The company's vault, stood in for by the test vault (its file in the example's folder; the registry in the runner's
+    # temporary HOME): the cloud key as OpenAIKey, and a second gateway client token as gw-reports.
+    $testVault = Join-Path $PSScriptRoot 'TestVault/OcTestVault'
+    $secretManagement = Join-Path $PSScriptRoot '../vendor/SecretManagement/bin/Release/module/Microsoft.PowerShell.SecretManagement/Microsoft.PowerShell.SecretManagement.psd1'
+    $vault = @"
+Import-Module '$secretManagement'
+Register-SecretVault -Name Company -ModuleName '$testVault' -VaultParameters @{ Path = (New-Item -ItemType Directory ./vault -Force).FullName } -DefaultVault -AllowClobber
+Set-Secret -Name OpenAIKey -Secret (ConvertTo-SecureString `$env:CLOUD_API_KEY -AsPlainText -Force)
+Set-Secret -Name gw-reports -Secret @{ name = 'reports-app'; token = 'oc_reports_app_token_0123456789abcdef' }
+"@
+    $stopGateway = "`nStop-AiGateway -Confirm:`$false | Out-Null   # the test stops the gateway it started"
     $plan = @{
         'Get-AiContinuityAlert #2'     = @{ Setup = "`$env:OLLAMACONTINUITY_ALERT_WEBHOOK = 'http://127.0.0.1:9/alerts'   # alerts configured (nothing is sent)" }
         'Get-OllamaFirewallRule #1'    = @{ Needs = $root }
         'Get-OllamaFirewallRule #2'    = @{ Needs = $root; Setup = "function logger { `$args -join ' ' | Set-Content ./syslog.txt }   # a stand-in for the system log" }
         'Get-OllamaFirewallRule #3'    = @{ Needs = $root }
         'Invoke-AiRequest #1'          = @{ Shows = 'help-cloud: reply to Summarise' }
-        'Invoke-AiRequest #2'          = @{ Skip = 'needs Microsoft.PowerShell.SecretManagement (Get-Secret) with a vault holding OpenAIKey' }
+        'Invoke-AiRequest #2'          = @{ Needs = 'Vault'; Setup = $vault + "`nSet-Content ./tickets.txt 'ticket 1', 'ticket 2'"
+            Replace = @{ 'http://gpu01:11434, http://gpu02:11434' = '$env:OLLAMA_URL, http://127.0.0.1:9'; 'Export-Csv ./triage.csv -NoTypeInformation' = "Export-Csv ./triage.csv -NoTypeInformation`nImport-Csv ./triage.csv | Format-Table Text, Backend" }
+            Shows = 'reply to ticket 2\s+Cloud' }
         'Invoke-AiRequest #3'          = @{ Needs = 'Linux'; Shows = 'Cloud'; Setup = "'ticket 1', 'ticket 2' | Invoke-AiRequest -Workflow ticket-triage | Export-Csv ./triage.csv -NoTypeInformation   # Example 2's output" }
         'Invoke-AiRequest #4'          = @{ Setup = "Set-Content ./contract.txt 'The supplier delivers monthly. The customer pays within 30 days.'" }
         'Invoke-AiRequest #5'          = @{ Shows = 'reply to second prompt'; Setup = "Set-Content ./prompts.txt 'first prompt', 'second prompt'" }
@@ -47,11 +62,14 @@ Set-Content -Path ./image/etc/systemd/system/ollama.service -Value "[Service]`nE
             Replace = @{ '/mnt/image' = './image' }
             Setup = $image + "`nNew-Item -ItemType SymbolicLink -Path ./image/etc/systemd/system/ollama.service.d -Target ([System.IO.Path]::GetTempPath()) | Out-Null   # a link in the image that leads outside it" }
         'Get-AiRequestLog #4'          = @{ Setup = "New-Item -ItemType Directory ./collected | Out-Null; Invoke-AiRequest 'collected from a server' -LogPath ./collected/requests.jsonl | Out-Null   # a log collected from a server" }
-        'Start-AiGateway #1'           = @{ Skip = 'needs Microsoft.PowerShell.SecretManagement (Get-Secret) with a vault holding OpenAIKey' }
-        'Start-AiGateway #2'           = @{ Skip = 'needs Microsoft.PowerShell.SecretManagement (Get-Secret) with a vault holding OpenAIKey' }
+        'Start-AiGateway #1'           = @{ Needs = 'Vault'; Setup = $vault; Shows = '127\.0\.0\.1'
+            Replace = @{ '-OllamaUri http://localhost:11434' = '-OllamaUri $env:OLLAMA_URL -Port 0' + $stopGateway } }
+        'Start-AiGateway #2'           = @{ Needs = 'Vault'; Setup = $vault; Shows = '127\.0\.0\.1'
+            Replace = @{ 'Start-AiGateway -CloudApiKey (Get-Secret OpenAIKey) }' = 'Start-AiGateway -Port 0 -CloudApiKey (Get-Secret OpenAIKey) }' + $stopGateway } }
         'Start-AiGateway #3'           = @{ Skip = 'binds every interface of the machine and reads a tokens file in /etc: a gateway for a team network, not for a test' }
         'Start-AiGateway #4'           = @{ WhatIf = $true }
-        'Start-AiGateway #5'           = @{ Skip = 'needs Microsoft.PowerShell.SecretManagement with a registered vault named Company (GatewaySecrets.Tests.ps1 runs the same with the real module and a test vault)' }
+        'Start-AiGateway #5'           = @{ Needs = 'Vault'; Setup = $vault; Shows = '127\.0\.0\.1'
+            Replace = @{ '-ClientTokenSecret gw-billing, gw-reports -Vault Company' = '-ClientTokenSecret gw-billing, gw-reports -Vault Company -Port 0' + $stopGateway } }
         'Stop-AiGateway #2'            = @{ Skip = 'Update-Module needs the module installed from a repository (Install-PSResource), not imported from a build folder' }
         'Install-AiGateway #1'         = @{ WhatIf = $true }
         'Install-AiGateway #2'         = @{ WhatIf = $true }

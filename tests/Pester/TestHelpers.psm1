@@ -30,6 +30,17 @@ function Get-FakeServerDll {
     $dll.FullName
 }
 
+# The real Microsoft.PowerShell.SecretManagement 1.1.2, built from the vendored upstream source (tests/vendor, test
+# only) on first use; returns its manifest. Its test extension vault is tests/Pester/TestVault/OcTestVault.
+function Get-VendoredSecretManagement {
+    $manifest = Join-Path $script:RepoRoot 'tests/vendor/SecretManagement/bin/Release/module/Microsoft.PowerShell.SecretManagement/Microsoft.PowerShell.SecretManagement.psd1'
+    if (-not (Test-Path -LiteralPath $manifest)) {
+        & dotnet build (Join-Path $script:RepoRoot 'tests/vendor/SecretManagement/SecretManagement.csproj') -c Release --nologo --verbosity quiet | Out-Null
+        if ($LASTEXITCODE -ne 0) { throw 'Could not build tests/vendor/SecretManagement.' }
+    }
+    $manifest
+}
+
 function Start-FakeServer {
     <#
     .SYNOPSIS
@@ -109,4 +120,4 @@ function Stop-FailoverFixture {
     process { if ($Fixture) { $Fixture.Cloud, $Fixture.Ollama | Stop-FakeServer } }
 }
 
-Export-ModuleMember -Function Get-WireFixturePath, Get-ModuleManifestPath, Start-FakeServer, Stop-FakeServer, Get-FakeServerHits, New-TestLogPath, Start-FailoverFixture, Stop-FailoverFixture
+Export-ModuleMember -Function Get-WireFixturePath, Get-ModuleManifestPath, Get-VendoredSecretManagement, Start-FakeServer, Stop-FakeServer, Get-FakeServerHits, New-TestLogPath, Start-FailoverFixture, Stop-FailoverFixture
