@@ -67,10 +67,11 @@ internal static class GatewayApp
             }
         });
 
-        // Started by systemd (Install-AiGateway's Type=notify unit) or the Windows Service Control Manager: tell it when
-        // the gateway listens and when it stops. Both detect their manager and do nothing otherwise.
         // Kestrel's half of GatewayOptions.InlineIo (the runtime's half is set by the gateway process before any socket).
         builder.WebHost.UseSockets(o => o.UnsafePreferInlineScheduling = options.InlineIo);
+
+        // Started by systemd (Install-AiGateway's Type=notify unit) or the Windows Service Control Manager: tell it when
+        // the gateway listens and when it stops. Both detect their manager and do nothing otherwise.
         builder.Services.AddSystemd();
         builder.Services.AddWindowsService(o => o.ServiceName = GatewayServicePlanner.WindowsServiceName);
 

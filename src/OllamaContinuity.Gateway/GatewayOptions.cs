@@ -66,9 +66,11 @@ internal sealed record GatewayOptions
     /// <summary>
     /// Run socket completions and the request's own code on the socket engine's thread instead of handing each to a
     /// thread-pool thread (Kestrel's UnsafePreferInlineScheduling and the runtime's inline socket completions). On by
-    /// default on Linux, where it was measured (bench/README.md, scenario 5): it halves the gateway's CPU per answer and
-    /// about 100 µs of its added latency. A request's code never blocks there except for the request log's local file
-    /// append. Off: <c>--inline-io false</c> (or OLLAMACONTINUITY_GATEWAY_INLINE_IO=0), for a log on a slow network share.
+    /// default on Linux, where it was measured (bench/README.md, scenario 5): it halves the gateway's CPU per whole answer
+    /// and takes 55 to 155 µs off its added latency. Code that blocks there would hold up the other connections of that
+    /// thread; a request waits on nothing but local files (the request log's append, the contingency log's, the
+    /// contingency state's stat). Off: <c>--inline-io false</c> (or OLLAMACONTINUITY_GATEWAY_INLINE_IO=0), for a log on a
+    /// slow network share.
     /// </summary>
     public bool InlineIo { get; init; } = DefaultInlineIo(Environment.GetEnvironmentVariable(InlineIoVariable));
 

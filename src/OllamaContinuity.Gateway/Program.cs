@@ -28,6 +28,7 @@ internal static class GatewayProgram
                 // Read once, when the runtime's socket engine starts: before the first socket of this process.
                 Environment.SetEnvironmentVariable(InlineCompletionsVariable, "1");
             }
+
             tokens = options.LoadTokens(Console.OpenStandardInput);
             options.Validate(tokens);
             plan = BackendSettings.FromEnvironment(options.Settings(Environment.GetEnvironmentVariable), options.LogPath);
