@@ -185,7 +185,18 @@ public sealed class DrillSignalTests
             Assert.Equal(0, NetNs.RunProcess(["kill", "-" + signal, pid.ToString(System.Globalization.CultureInfo.InvariantCulture)]).ExitCode);
             using (var exit = new CancellationTokenSource(TimeSpan.FromSeconds(20)))
             {
-                await child.WaitForExitAsync(exit.Token);
+                try
+                {
+                    await child.WaitForExitAsync(exit.Token);
+                }
+                catch (OperationCanceledException)
+                {
+                    // Say what the child was doing: its own output, and its threads' kernel wait channels.
+                    var threads = string.Join(", ", Directory.EnumerateDirectories($"/proc/{pid}/task").Select(t =>
+                        File.ReadAllText(Path.Combine(t, "comm")).Trim() + ":" + (File.Exists(Path.Combine(t, "wchan")) ? File.ReadAllText(Path.Combine(t, "wchan")) : "?")));
+                    NetNs.RunProcess(["kill", "-KILL", pid.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
+                    Assert.Fail($"SIGHUP/SIGTERM did not end the drill within 20 s. Threads: {threads}. Output: {await stdout} {await stderr}");
+                }
             }
 
             Assert.True(child.HasExited, "the signal did not end the process");
@@ -216,6 +227,8 @@ public sealed class DrillSignalTests
         var said = false;
         var progress = new SyncProgress<DrillProgress>(p =>
         {
+            Console.Out.WriteLine($"{DateTime.UtcNow:HH:mm:ss.fff} {p.Phase}: {p.Status}");
+            Console.Out.Flush();
             if (p.Phase == "Failover" && !said)
             {
                 said = true;
