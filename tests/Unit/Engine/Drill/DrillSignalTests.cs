@@ -158,7 +158,9 @@ public sealed class DrillSignalTests
             // The engine-level drill in a child process inside the client namespace (its firewall tools run there too).
             var self = typeof(DrillSignalTests).Assembly.Location;
             var psi = new ProcessStartInfo("ip") { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
-            foreach (var a in new[] { "netns", "exec", client.Name, "dotnet", self, "firewall-drill", cloud.ChatUri.ToString(), ollama.BaseUri.ToString(), marker, fw.ToString() })
+            // env --default-signal: a test run started under nohup (or by anything else that ignores SIGHUP) passes the
+            // ignored SIGHUP down to the drill, where it rightly does nothing; the drill here starts as a login session would.
+            foreach (var a in new[] { "netns", "exec", client.Name, "env", "--default-signal=HUP,TERM", "dotnet", self, "firewall-drill", cloud.ChatUri.ToString(), ollama.BaseUri.ToString(), marker, fw.ToString() })
             {
                 psi.ArgumentList.Add(a);
             }
