@@ -97,6 +97,21 @@ internal sealed class GatewayHarness : IAsyncDisposable
         return (r, await r.Content.ReadAsStringAsync());
     }
 
+    /// <summary>
+    /// The text pieces of an OpenAI-format SSE body, in order: the delta content of each complete event (one ended by a
+    /// blank line; a body read half-way may end in part of one).
+    /// </summary>
+    public static List<string> OpenAIDeltas(string body)
+    {
+        var complete = body[..(body.LastIndexOf("\n\n", StringComparison.Ordinal) + 1)];
+        return complete.Split("\n\n", StringSplitOptions.RemoveEmptyEntries)
+            .Where(e => e.StartsWith("data: {", StringComparison.Ordinal))
+            .Select(e => (string?)System.Text.Json.Nodes.JsonNode.Parse(e[6..])!["choices"]!.AsArray().FirstOrDefault()?["delta"]?["content"])
+            .Where(t => !string.IsNullOrEmpty(t))
+            .Select(t => t!)
+            .ToList();
+    }
+
     public static string Header(HttpResponseMessage r, string name) =>
         r.Headers.TryGetValues(name, out var v) ? string.Join(",", v) : "";
 

@@ -111,9 +111,7 @@ public sealed class GatewayHotPathTests
         Assert.All(results, t => Assert.Equal(answer, t));
     }
 
-    private static string OpenAIText(string body) => string.Concat(body.Split("\n\n", StringSplitOptions.RemoveEmptyEntries)
-        .Where(e => e.StartsWith("data: {", StringComparison.Ordinal))
-        .Select(e => (string?)JsonNode.Parse(e[6..])!["choices"]!.AsArray().FirstOrDefault()?["delta"]?["content"] ?? ""));
+    private static string OpenAIText(string body) => string.Concat(GatewayHarness.OpenAIDeltas(body));
 
     private static string AnthropicText(string body) => string.Concat(body.Split("\n\n", StringSplitOptions.RemoveEmptyEntries)
         .Select(e => e.Split('\n').FirstOrDefault(l => l.StartsWith("data: ", StringComparison.Ordinal)))

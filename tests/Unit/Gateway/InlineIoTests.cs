@@ -1,7 +1,6 @@
 using System.Diagnostics;
 using System.Net.Http.Headers;
 using System.Text;
-using System.Text.Json.Nodes;
 using OllamaContinuity.TestSupport;
 
 namespace OllamaContinuity.Gateway.Tests;
@@ -53,9 +52,7 @@ public sealed class InlineIoTests : StandInBackendsTest
             }));
             Assert.All(answers.Where((_, i) => i % 2 == 0), b => Assert.Contains("data: [DONE]", b, StringComparison.Ordinal));
             var expected = string.Join(" ", Enumerable.Range(1, 200).Select(i => "w" + i));
-            Assert.All(answers.Where((_, i) => i % 2 == 0), b => Assert.Equal(expected, string.Concat(b.Split("\n\n", StringSplitOptions.RemoveEmptyEntries)
-                .Where(e => e.StartsWith("data: {", StringComparison.Ordinal))
-                .Select(e => (string?)JsonNode.Parse(e[6..])!["choices"]!.AsArray().FirstOrDefault()?["delta"]?["content"] ?? ""))));
+            Assert.All(answers.Where((_, i) => i % 2 == 0), b => Assert.Equal(expected, string.Concat(GatewayHarness.OpenAIDeltas(b))));
             Assert.All(answers.Where((_, i) => i % 2 == 1), b => Assert.Contains("w200", b, StringComparison.Ordinal));
         }
         finally

@@ -2,7 +2,6 @@ using System.Collections.Concurrent;
 using System.IO.Pipelines;
 using System.Net;
 using System.Text;
-using System.Text.Json.Nodes;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
@@ -31,7 +30,7 @@ public sealed class StreamFlushTests
         var (r, body) = await g.SendAsync(g.Post("/v1/chat/completions", StreamRequest));
 
         Assert.Equal(HttpStatusCode.OK, r.StatusCode);
-        var deltas = Deltas(body);
+        var deltas = GatewayHarness.OpenAIDeltas(body);
         Assert.True(deltas.Count >= 5, body);
         // Before: one flush per piece (as many as deltas). Now the pieces and the end go out together.
         Assert.InRange(flushes.Of("/v1/chat/completions"), 1, 2);
@@ -53,7 +52,7 @@ public sealed class StreamFlushTests
         var seen = new StringBuilder();
         var buffer = new byte[4096];
         using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(20));
-        while (!string.Concat(Deltas(seen.ToString())).StartsWith("one two three", StringComparison.Ordinal))
+        while (!string.Concat(GatewayHarness.OpenAIDeltas(seen.ToString())).StartsWith("one two three", StringComparison.Ordinal))
         {
             var n = await s.ReadAsync(buffer, cts.Token);
             Assert.True(n > 0, "the stream ended before the first three words: " + seen);
@@ -64,13 +63,6 @@ public sealed class StreamFlushTests
         Assert.Equal(0, g.Ollama.Hits);
         Assert.True(flushes.Of("/v1/chat/completions") >= 1);
     }
-
-    private static List<string> Deltas(string body) => body.Split("\n\n", StringSplitOptions.RemoveEmptyEntries)
-        .Where(e => e.StartsWith("data: {", StringComparison.Ordinal))
-        .Select(e => (string?)JsonNode.Parse(e[6..])!["choices"]!.AsArray().FirstOrDefault()?["delta"]?["content"])
-        .Where(t => !string.IsNullOrEmpty(t))
-        .Select(t => t!)
-        .ToList();
 
     /// <summary>Counts the FlushAsync calls on each request's response body writer, by path.</summary>
     private sealed class FlushCounter
